@@ -1,0 +1,273 @@
+"""Reading request bodies: JSON, plain HTML forms, and multipart forms, all streamed and bounded.
+
+Forms carry the same fields as JSON, flattened with dots (`reporter.relationship`), lists as
+repeated fields (`platforms`), identifiers as repeated fields named after their type (`mtcn`),
+and one payment as `payment.*` (repeat them in order for more). Empty form fields are absent
+fields, as a browser sends every input whether it was filled in or not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from service.api.problems import ProblemError, validation_problem
+from service.domain.identifiers import IdentifierType
+
+JSON = "application/json"
+URLENCODED = "application/x-www-form-urlencoded"
+MULTIPART = "multipart/form-data"
+FORM_MEDIA_TYPES = (JSON, URLENCODED, MULTIPART)
+
+_IDENTIFIER_FIELDS = {kind.value for kind in IdentifierType}
+_NESTED_OBJECTS = {"reporter", "victim"}
+_LIST_FIELDS = {"platforms"}
+
+
+def media_type_of(request: Request) -> str:
+    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
+    return content_type.decode("latin-1").lower()
+
+
+def unsupported_media_type(accepted: tuple[str, ...]) -> ProblemError:
+    return ProblemError(415, f"Send the body as one of: {', '.join(accepted)}.", headers={"Accept-Post": ", ".join(accepted)})
+
+
+async def read_bounded(request: Request, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> ProblemError:
+    return ProblemError(413, f"The request is too large: the limit is {limit} bytes.")
+
+
+def parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise validation_problem([{"field": "body", "message": "The body is empty: send a JSON object."}])
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as error:
+        message = f"The body is not valid JSON: {error}." if isinstance(error, json.JSONDecodeError) else "The body is not valid UTF-8 JSON."
+        raise validation_problem([{"field": "body", "message": message}]) from None
+    except RecursionError:
+        raise validation_problem([{"field": "body", "message": "The JSON is nested too deeply."}]) from None
+
+
+def parse_urlencoded(raw: bytes, max_fields: int) -> list[tuple[str, str]]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise validation_problem([{"field": "body", "message": "The form is not valid UTF-8."}]) from None
+    try:
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=max_fields)
+    except ValueError:
+        raise ProblemError(413, f"The form has too many fields: the limit is {max_fields}.") from None
+
+
+# --- multipart --------------------------------------------------------------------------------
+
+
+@dataclass
+class FilePart:
+    field_name: str
+    filename: str
+    declared_content_type: str
+
+
+class FileSink:
+    """Where a file part's bytes go as they arrive. Implementations must not keep them whole."""
+
+    async def write(self, chunk: bytes) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def finish(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    async def abort(self) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+FileHandler = Callable[[FilePart], Awaitable[FileSink]]
+
+
+@dataclass
+class _Part:
+    headers: dict[str, str] = field(default_factory=dict)
+    data: bytearray = field(default_factory=bytearray)
+    sink: FileSink | None = None
+    name: str = ""
+    filename: str | None = None
+
+
+async def parse_multipart(
+    request: Request, *, max_field_bytes: int, max_fields: int, on_file: FileHandler
+) -> list[tuple[str, str]]:
+    """Fields of a multipart body, with each file part streamed to the sink `on_file` gives.
+
+    Nothing of a file is held beyond one network chunk; if anything fails, every sink opened so
+    far is aborted before the error goes up.
+    """
+    _, options = parse_options_header(request.headers.get("content-type", ""))
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise validation_problem([{"field": "body", "message": "The multipart body has no boundary."}])
+
+    events: list[tuple[str, Any]] = []
+    header_field = bytearray()
+    header_value = bytearray()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_field.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        events.append(("header", (bytes(header_field).decode("latin-1").lower(), bytes(header_value).decode("utf-8", "replace"))))
+        header_field.clear()
+        header_value.clear()
+
+    callbacks = {
+        "on_part_begin": lambda: events.append(("begin", None)),
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_headers_finished": lambda: events.append(("headers_done", None)),
+        "on_part_data": lambda data, start, end: events.append(("data", data[start:end])),
+        "on_part_end": lambda: events.append(("end", None)),
+    }
+    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    fields: list[tuple[str, str]] = []
+    sinks: list[FileSink] = []
+    part = _Part()
+    field_bytes = 0
+    completed = False
+    try:
+        async for chunk in _body_chunks(request):
+            try:
+                parser.write(chunk)
+            except MultipartParseError:
+                raise validation_problem([{"field": "body", "message": "The multipart body is malformed."}]) from None
+            for kind, payload in events:
+                if kind == "begin":
+                    part = _Part()
+                elif kind == "header":
+                    part.headers[payload[0]] = payload[1]
+                elif kind == "headers_done":
+                    part.name, part.filename = _disposition(part.headers)
+                    if part.filename is not None:
+                        declared = part.headers.get("content-type", "application/octet-stream")
+                        part.sink = await on_file(FilePart(part.name, part.filename, declared))
+                        sinks.append(part.sink)
+                    elif len(fields) >= max_fields:
+                        raise ProblemError(413, f"The form has too many fields: the limit is {max_fields}.")
+                elif kind == "data":
+                    if part.sink is not None:
+                        await part.sink.write(payload)
+                    else:
+                        field_bytes += len(payload)
+                        if field_bytes > max_field_bytes:
+                            raise too_large(max_field_bytes)
+                        part.data.extend(payload)
+                elif kind == "end":
+                    if part.sink is not None:
+                        await part.sink.finish()
+                    else:
+                        fields.append((part.name, _utf8(part.name, bytes(part.data))))
+            events.clear()
+        parser.finalize()
+        completed = True
+    finally:
+        if not completed:
+            for sink in sinks:
+                await sink.abort()
+    return fields
+
+
+async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+def _disposition(headers: dict[str, str]) -> tuple[str, str | None]:
+    disposition, options = parse_options_header(headers.get("content-disposition", ""))
+    if disposition != b"form-data" or b"name" not in options:
+        raise validation_problem([{"field": "body", "message": "A multipart part has no form-data name."}])
+    name = options[b"name"].decode("utf-8", "replace")
+    filename = options.get(b"filename")
+    return name, (filename.decode("utf-8", "replace") if filename is not None else None)
+
+
+def _utf8(name: str, raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise validation_problem([{"field": name, "message": "This is not valid UTF-8 text."}]) from None
+
+
+# --- form fields to the JSON shape --------------------------------------------------------------
+
+
+def case_from_form_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:
+    """The JSON-shaped case a flat form describes. Unknown names are kept, so that validation
+    names them as unknown fields rather than dropping what someone typed."""
+    case: dict[str, Any] = {}
+    payments: list[dict[str, str]] = []
+    identifiers: list[dict[str, str]] = []
+    username_platforms: list[str] = []
+    for name, value in fields:
+        value = value.strip()
+        if value == "":
+            continue
+        head, _, rest = name.partition(".")
+        if head in _NESTED_OBJECTS and rest:
+            _set_once(case.setdefault(head, {}), rest, value)
+        elif head == "payment" and rest:
+            target = next((payment for payment in payments if rest not in payment), None)
+            if target is None:
+                target = {}
+                payments.append(target)
+            target[rest] = value
+        elif name == "username.platform":
+            username_platforms.append(value)
+        elif name in _IDENTIFIER_FIELDS:
+            identifiers.append({"type": name, "value": value})
+        elif name in _LIST_FIELDS:
+            case.setdefault(name, []).append(value)
+        else:
+            _set_once(case, name, value)
+    usernames = [identifier for identifier in identifiers if identifier["type"] == "username"]
+    for identifier, platform in zip(usernames, username_platforms, strict=False):
+        identifier["platform"] = platform
+    if payments:
+        case["payments"] = payments
+    if identifiers:
+        case["identifiers"] = identifiers
+    return case
+
+
+def _set_once(target: dict[str, Any], name: str, value: str) -> None:
+    if name in target:
+        existing = target[name]
+        target[name] = (existing if isinstance(existing, list) else [existing]) + [value]
+    else:
+        target[name] = value

@@ -1,0 +1,214 @@
+"""Creating a case and reading it back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from service.api.bodies import (
+    FORM_MEDIA_TYPES,
+    JSON,
+    MULTIPART,
+    URLENCODED,
+    FilePart,
+    FileSink,
+    case_from_form_fields,
+    media_type_of,
+    parse_json,
+    parse_multipart,
+    parse_urlencoded,
+    read_bounded,
+    unsupported_media_type,
+)
+from service.api.deps import (
+    AccessReason,
+    Caller,
+    CurrentCaller,
+    DatabaseSession,
+    RequestId,
+    Role,
+    require_role,
+)
+from service.api.idempotency import IdempotencyKey, respond_once
+from service.api.problems import ProblemError, field_errors, problem_responses, validation_problem
+from service.api.schemas import (
+    CaseCreated,
+    CaseForAnalyst,
+    CaseForReporter,
+    FlagOut,
+    StoredIdentifier,
+    case_for_analyst,
+    case_for_reporter,
+)
+from service.domain.cases import CaseSubmission
+from service.domain.reference import canonical_reference
+from service.domain.urgency import UrgencyPolicy
+from service.settings import Settings
+from service.storage.audit import record_access
+from service.storage.cases import create_case, find_case, identifiers_of
+from service.storage.idempotency import request_fingerprint
+from service.storage.models import Case, utc_now
+
+router = APIRouter(tags=["cases"])
+
+CaseReference = Annotated[
+    str,
+    Path(max_length=40, description="The case reference, with or without dashes.", examples=["7KQM-X4TR-9PZC"]),
+]
+
+
+@dataclass(frozen=True)
+class SubmittedCase:
+    submission: CaseSubmission
+
+
+async def submitted_case(request: Request) -> SubmittedCase:
+    """The report in the body, whichever of JSON, form or multipart form it came as."""
+    settings: Settings = request.app.state.settings
+    media_type = media_type_of(request)
+    if media_type == JSON:
+        data = parse_json(await read_bounded(request, settings.max_body_bytes))
+    elif media_type == URLENCODED:
+        raw = await read_bounded(request, settings.max_body_bytes)
+        data = case_from_form_fields(parse_urlencoded(raw, settings.max_form_fields))
+    elif media_type == MULTIPART:
+        fields = await parse_multipart(
+            request,
+            max_field_bytes=settings.max_body_bytes,
+            max_fields=settings.max_form_fields,
+            on_file=_refuse_files,
+        )
+        data = case_from_form_fields(fields)
+    else:
+        raise unsupported_media_type(FORM_MEDIA_TYPES)
+    if not isinstance(data, dict):
+        raise validation_problem([{"field": "body", "message": "The body should be a JSON object."}])
+    try:
+        return SubmittedCase(CaseSubmission.model_validate(data))
+    except ValidationError as error:
+        raise validation_problem(field_errors(list(error.errors()), drop_prefix=())) from None
+
+
+async def _refuse_files(part: FilePart) -> FileSink:
+    raise validation_problem([{
+        "field": part.field_name,
+        "message": "Files can't be attached to this request; add them to the case's evidence instead.",
+    }])
+
+
+@router.post(
+    "/v1/cases",
+    summary="Report a case",
+    description=(
+        "Creates a case from JSON, a plain HTML form (`application/x-www-form-urlencoded`) or a "
+        "multipart form. Forms use the JSON names flattened with dots (`reporter.relationship`), "
+        "repeat a field for a list (`platforms`), and give identifiers as repeated fields named "
+        "after their type (`mtcn`, `skype_id`, `profile_url`, ...). The reporter token in the answer "
+        "is shown once."
+    ),
+    status_code=201,
+    response_model=CaseCreated,
+    responses={
+        201: {"headers": {"Location": {"schema": {"type": "string"}, "description": "The new case."}}},
+        **problem_responses(401, 403, 413, 415, 422, 503),
+    },
+    openapi_extra={"requestBody": {"required": True, "content": {
+        JSON: {
+            "schema": {"$ref": "#/components/schemas/CaseSubmission"},
+            "examples": {"minimal": {"summary": "The least a report needs", "value": {
+                "reporter": {"relationship": "self"},
+                "account": "Someone I met on a dating app recorded a video call and is asking for money.",
+            }}, "full": {"summary": "A report with payment and identifiers", "value": {
+                "reporter": {"relationship": "parent_or_carer", "email": "carer@example.org",
+                             "preferred_contact": "email"},
+                "victim": {"age_band": "13_15"},
+                "police_force": "north-yorkshire",
+                "platforms": ["instagram", "skype"],
+                "account": "My son was asked to go on a video call and is now being threatened.",
+                "threats": "To send the video to his school friends.",
+                "deadline_at": "2026-11-26T18:00:00Z",
+                "payments": [{"amount": "100.00", "currency": "GBP", "method": "western_union",
+                              "collected": "unknown", "reference": "1234567890"}],
+                "identifiers": [{"type": "mtcn", "value": "123-456-7890"},
+                                {"type": "skype_id", "value": "live:.cid.1a2b3c4d5e6f7a8b"}],
+            }}},
+        },
+        URLENCODED: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
+        MULTIPART: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
+    }}},
+)
+def post_case(
+    request: Request,
+    session: DatabaseSession,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey = None,
+    caller: Caller = require_role(Role.submitter),
+    body: SubmittedCase = Depends(submitted_case),
+) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    policy = UrgencyPolicy(recall_window=settings.recall_window, deadline_window=settings.deadline_window)
+    submission = body.submission
+
+    def work():
+        now = utc_now()
+        created = create_case(session, submission, submitted_by_key_id=caller.key_id, now=now, policy=policy)
+        case = created.case
+        record_access(session, actor=caller.actor, action="case.create", case_id=case.id, request_id=request_id)
+        answer = CaseCreated(
+            reference=case.reference,
+            reporter_token=created.reporter_token,
+            status=case.status,
+            priority=case.priority,
+            flags=[FlagOut(**flag) for flag in case.flags],
+            next_steps=case.next_steps,
+            identifiers=[StoredIdentifier.of(row) for row in created.identifiers],
+            created_at=case.created_at,
+        )
+        return 201, answer, {"Location": f"/v1/cases/{case.reference}"}
+
+    fingerprint = request_fingerprint("POST", "/v1/cases", submission.model_dump(mode="json"))
+    return respond_once(session, caller, idempotency_key, fingerprint, work)
+
+
+@router.get(
+    "/v1/cases/{reference}",
+    summary="Read a case",
+    description=(
+        "An analyst sees everything; the case's own reporter token sees its status and what was "
+        "submitted. Anyone else gets 404, whether or not the case exists. Every read is audited; "
+        "say why in `X-Access-Reason`."
+    ),
+    response_model=CaseForAnalyst | CaseForReporter,
+    responses=problem_responses(401, 404, 503),
+)
+def get_case(
+    reference: CaseReference,
+    caller: CurrentCaller,
+    session: DatabaseSession,
+    request_id: RequestId,
+    reason: AccessReason,
+) -> CaseForAnalyst | CaseForReporter:
+    case = visible_case(session, reference, caller)
+    identifiers = identifiers_of(session, case.id)
+    record_access(session, actor=caller.actor, action="case.read", case_id=case.id, reason=reason, request_id=request_id)
+    session.commit()
+    if caller.role is Role.analyst:
+        return case_for_analyst(case, identifiers)
+    return case_for_reporter(case, identifiers)
+
+
+def visible_case(session, reference: str, caller: Caller) -> Case:
+    """The case if this caller may see it; otherwise the same 404 whether it exists or not."""
+    canonical = canonical_reference(reference)
+    case = find_case(session, canonical) if canonical else None
+    if case is None or not (caller.role is Role.analyst or caller.reporter_case_id == case.id):
+        raise case_not_found()
+    return case
+
+
+def case_not_found() -> ProblemError:
+    return ProblemError(404, "No case with this reference is available to you. Check the reference for typing mistakes.")

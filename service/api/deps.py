@@ -1,0 +1,108 @@
+"""Request-scoped dependencies: the database session, the caller, and the request's context."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlmodel import Session
+
+from service.api.problems import ProblemError
+from service.settings import Settings
+from service.storage.cases import find_case_id_by_reporter_token
+from service.storage.database import session_scope
+from service.storage.keys import API_KEY_PREFIX, REPORTER_TOKEN_PREFIX, find_active_key
+
+
+class Role(StrEnum):
+    submitter = "submitter"
+    analyst = "analyst"
+    admin = "admin"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: an API key with a role, or the reporter token of one case."""
+
+    token: str  # the presented secret: used only to seal idempotent responses, never logged
+    key_id: str | None = None
+    role: Role | None = None
+    reporter_case_id: int | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}" if self.key_id else f"reporter:{self.reporter_case_id}"
+
+    def may_act_on(self, case) -> bool:
+        """The reporter of this case, or the key that submitted it."""
+        if self.reporter_case_id is not None:
+            return self.reporter_case_id == case.id
+        return self.key_id is not None and self.key_id == case.submitted_by_key_id
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with session_scope(request.app.state.engine) as session:
+        yield session
+
+
+DatabaseSession = Annotated[Session, Depends(get_session)]
+
+
+def get_request_id(request: Request) -> str:
+    return request.state.request_id
+
+
+RequestId = Annotated[str, Depends(get_request_id)]
+
+
+def access_reason(
+    x_access_reason: Annotated[
+        str | None,
+        Header(max_length=500, description="Why the case is being read; kept in the audit log."),
+    ] = None,
+) -> str | None:
+    return x_access_reason
+
+
+AccessReason = Annotated[str | None, Depends(access_reason)]
+
+_UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="intake"'}
+
+
+def get_caller(request: Request, session: DatabaseSession) -> Caller:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ProblemError(401, "Send your API key or reporter token as 'Authorization: Bearer <token>'.",
+                           headers=_UNAUTHENTICATED)
+    if token.startswith(API_KEY_PREFIX + "_"):
+        key = find_active_key(session, token)
+        if key is not None:
+            request.state.key_id = key.id
+            return Caller(token=token, key_id=key.id, role=Role(key.role))
+    elif token.startswith(REPORTER_TOKEN_PREFIX + "_") and len(token) < 100:
+        case_id = find_case_id_by_reporter_token(session, token)
+        if case_id is not None:
+            return Caller(token=token, reporter_case_id=case_id)
+    raise ProblemError(401, "This token is not valid, or has been revoked.", headers=_UNAUTHENTICATED)
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+
+def require_role(*roles: Role):
+    def check(caller: CurrentCaller) -> Caller:
+        if caller.role not in roles:
+            allowed = " or ".join(role.value for role in roles)
+            raise ProblemError(403, f"This needs an API key with the {allowed} role.")
+        return caller
+
+    return Depends(check)

@@ -1,0 +1,63 @@
+"""The `Idempotency-Key` header, shared by every creating POST."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Header
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlmodel import Session
+
+from service.api.deps import Caller
+from service.api.problems import ProblemError
+from service.storage.idempotency import IdempotencyKeyReused, IdempotencyRecordUnreadable, run_once
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique string (a UUID is ideal). A retry with the same key and body returns "
+        "the first response instead of creating a second record.",
+        examples=["4f1e7c1a-5d7b-4a8e-9a57-1f7e0a3c2b9d"],
+    ),
+]
+
+
+def respond_once(
+    session: Session,
+    caller: Caller,
+    idempotency_key: str | None,
+    fingerprint: str,
+    work: Callable[[], tuple[int, object, dict[str, str]]],
+) -> JSONResponse:
+    """Run `work` (status, body, headers) once per key, or just once when no key is given."""
+    headers: dict[str, str] = {}
+
+    def encoded_work() -> tuple[int, dict]:
+        status, body, extra_headers = work()
+        headers.update(extra_headers)
+        return status, {"body": jsonable_encoder(body), "headers": extra_headers}
+
+    if idempotency_key is None:
+        status, stored = encoded_work()
+        session.commit()
+        return JSONResponse(stored["body"], status_code=status, headers=headers)
+    try:
+        outcome = run_once(
+            session, scope=caller.actor, idempotency_key=idempotency_key, fingerprint=fingerprint,
+            caller_secret=caller.token, work=encoded_work,
+        )
+    except (IdempotencyKeyReused, IdempotencyRecordUnreadable):
+        raise ProblemError(
+            422,
+            "This Idempotency-Key was already used for a different request. Use a new key for a new request.",
+            kind="idempotency-key-reused",
+            errors=[{"field": "Idempotency-Key", "message": "Already used with a different body."}],
+        ) from None
+    replay_headers = {**outcome.body["headers"], "Idempotent-Replayed": "true" if outcome.replayed else "false"}
+    return JSONResponse(outcome.body["body"], status_code=outcome.status_code, headers=replay_headers)

@@ -1,0 +1,47 @@
+"""Liveness, readiness and metrics, for whoever runs the service."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from service.storage.database import is_reachable
+
+router = APIRouter(tags=["ops"])
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = {}
+
+
+@router.get("/healthz", summary="Is the process up", response_model=Health)
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    summary="Can the service take reports now",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A dependency is unreachable."}},
+)
+async def readyz(request: Request) -> JSONResponse:
+    database_ok = await run_in_threadpool(is_reachable, request.app.state.engine)
+    checks = {"database": "ok" if database_ok else "unreachable"}
+    ready = all(value == "ok" for value in checks.values())
+    body = Health(status="ready" if ready else "not ready", checks=checks).model_dump()
+    return JSONResponse(body, status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "5"})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,201 @@
+"""RFC 9457 problem details: every error the API gives, in one shape, built in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://intake.example/problems/"
+
+_TITLES = {
+    400: "Bad request",
+    401: "Authentication needed",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Too large",
+    415: "Unsupported media type",
+    422: "Some details need fixing",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+    503: "Temporarily unavailable",
+}
+
+
+class FieldProblem(BaseModel):
+    field: str = Field(examples=["reporter.relationship"])
+    message: str = Field(examples=["This is required."])
+
+
+class Problem(BaseModel):
+    type: str = Field(examples=[PROBLEM_TYPE_BASE + "validation"])
+    title: str = Field(examples=["Some details need fixing"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["1 field needs fixing: reporter.relationship."])
+    errors: list[FieldProblem] | None = None
+
+
+class ProblemError(Exception):
+    """Raise anywhere below a router to answer with a problem."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind or _TITLES.get(status, "error").lower().replace(" ", "-")
+        self.errors = errors
+        self.headers = headers
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    kind: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (kind or _TITLES.get(status, "error").lower().replace(" ", "-")),
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def validation_problem(errors: list[dict[str, str]]) -> ProblemError:
+    names = ", ".join(dict.fromkeys(error["field"] for error in errors))
+    count = len({error["field"] for error in errors})
+    noun = "field needs" if count == 1 else "fields need"
+    return ProblemError(422, f"{count} {noun} fixing: {names}.", kind="validation", errors=errors)
+
+
+def field_errors(pydantic_errors: list[dict[str, Any]], drop_prefix: tuple[str, ...] = ("body",)) -> list[dict[str, str]]:
+    """Pydantic's errors, with dotted field paths and messages a person understands."""
+    return [
+        {"field": _field_path(error["loc"], drop_prefix), "message": _plain_message(error)}
+        for error in pydantic_errors
+    ]
+
+
+def _field_path(loc: tuple, drop_prefix: tuple[str, ...]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in drop_prefix:
+        parts = parts[1:]
+    # Pydantic adds the name of the type it tried inside unions (`str`, `function-after[...]`).
+    parts = [part for part in parts if not (isinstance(part, str) and ("[" in part or part in {"str", "int", "list"}))]
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "body"
+
+
+def _plain_message(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return "This is required."
+    if kind == "extra_forbidden":
+        return "This is not a field we know. Check the spelling against the API documentation."
+    if kind == "enum":
+        return f"Choose one of: {ctx.get('expected', '').replace(chr(39), '')}."
+    if kind == "value_error":
+        return str(ctx.get("error", error.get("msg", ""))).strip()
+    if kind in ("string_too_long", "too_long"):
+        limit = ctx.get("max_length")
+        return f"This is too long: at most {limit} {'characters' if kind == 'string_too_long' else 'items'}."
+    if kind in ("string_too_short", "too_short"):
+        return "This can't be empty." if ctx.get("min_length") == 1 else str(error.get("msg"))
+    if kind in ("datetime_from_date_parsing", "datetime_parsing", "datetime_type"):
+        return "Give a date and time like 2026-11-20T18:30:00Z."
+    if kind in ("date_from_datetime_parsing", "date_parsing", "date_type", "date_from_datetime_inexact"):
+        return "Give a date like 2010-04-23."
+    if kind in ("bool_parsing", "bool_type"):
+        return "Answer true or false."
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "Give a whole number."
+    if kind in ("greater_than_equal", "less_than_equal"):
+        return f"This should be between {ctx.get('ge', 0)} and 120." if "ge" in ctx or "le" in ctx else str(error.get("msg"))
+    if kind == "string_pattern_mismatch":
+        return "Use lower-case letters, numbers and dashes only, like north-yorkshire."
+    if kind in ("list_type", "model_type", "dict_type", "model_attributes_type"):
+        return {"list_type": "This should be a list.", "string_type": "This should be text."}.get(
+            kind, "This should be an object with named fields."
+        )
+    if kind == "string_type":
+        return "This should be text."
+    if kind == "json_invalid":
+        return f"The body is not valid JSON: {ctx.get('error', 'check the syntax')}."
+    return str(error.get("msg", "This value is not valid."))
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def _problem(_: Request, error: ProblemError) -> JSONResponse:
+        return problem_response(error.status, error.detail, kind=error.kind, errors=error.errors, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(_: Request, error: RequestValidationError) -> JSONResponse:
+        problem = validation_problem(field_errors(list(error.errors()), drop_prefix=("body", "query", "path", "header")))
+        return problem_response(422, problem.detail, kind="validation", errors=problem.errors)
+
+    @app.exception_handler(ValidationError)
+    async def _validation(_: Request, error: ValidationError) -> JSONResponse:
+        problem = validation_problem(field_errors(list(error.errors())))
+        return problem_response(422, problem.detail, kind="validation", errors=problem.errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = error.detail if isinstance(error.detail, str) else _TITLES.get(error.status_code, "Error")
+        if error.status_code == 404 and detail == "Not Found":
+            detail = "There is nothing at this address."
+        if error.status_code == 405 and detail == "Method Not Allowed":
+            detail = "This address does not accept that method."
+        return problem_response(error.status_code, detail, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database_down(_: Request, __: Exception) -> JSONResponse:
+        return problem_response(
+            503, "The case database is unreachable for a moment. Please try again shortly; nothing was saved.",
+            kind="database-unavailable", headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, __: Exception) -> JSONResponse:
+        # The traceback is logged by the server without request data; the caller learns nothing.
+        return problem_response(500, "Something went wrong on our side. Please try again.", kind="internal")
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the problems an operation can answer with."""
+    return {
+        status: {
+            "description": _TITLES.get(status, "Error"),
+            "model": Problem,
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,120 @@
+"""The app factory: `create_app(settings)` builds a complete service; tests build their own."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from service.api import cases, guidance, identifiers, ops
+from service.api.middleware import Metrics, RequestContextMiddleware
+from service.api.problems import install_problem_handlers
+from service.domain.cases import CaseSubmission, IdentifierInput
+from service.domain.identifiers import IdentifierType
+from service.settings import Settings
+from service.storage.content import load_content
+from service.storage.database import create_database_engine
+
+API_VERSION = "1.0.0"
+DESCRIPTION = """\
+Where reports of sextortion land. Police force websites post their report forms here, partner
+apps integrate through this document, and analysts read cases and link them.
+
+Errors are RFC 9457 problem details (`application/problem+json`); validation problems name every
+bad field in `errors`. Authenticate with `Authorization: Bearer <token>`: an API key made with
+`intake keys create`, or the reporter token returned when a case is created.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    app = FastAPI(
+        title="Sextortion case intake",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "guidance", "description": "Public advice and helplines."},
+            {"name": "cases", "description": "Reporting a case and reading it."},
+            {"name": "identifiers", "description": "Offender identifiers, normalised to link cases."},
+            {"name": "ops", "description": "Health, readiness and metrics."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.engine = create_database_engine(settings.resolved_database_url, settings.database_pool_size)
+    app.state.content = load_content(settings.content_dir)
+    app.state.guidance_cache = {}
+    app.state.metrics = Metrics()
+    install_problem_handlers(app)
+    for module in (guidance, cases, identifiers, ops):
+        app.include_router(module.router)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (CaseSubmission, IdentifierInput):
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components[model.__name__] = model_schema
+    components["CaseForm"] = case_form_schema()
+    schema["components"]["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer", "description": "An API key or a reporter token."}
+    }
+    for path, operations in schema["paths"].items():
+        if path.startswith("/v1/") and not path.startswith(("/v1/guidance", "/v1/support-services")):
+            for operation in operations.values():
+                operation["security"] = [{"bearer": []}]
+    app.openapi_schema = schema
+    return schema
+
+
+def case_form_schema() -> dict[str, Any]:
+    """The flat form fields that map onto CaseSubmission (see service.api.bodies)."""
+    text = {"type": "string"}
+    many = {"type": "array", "items": {"type": "string"}}
+    properties: dict[str, Any] = {
+        "reporter.relationship": {"type": "string", "enum": ["self", "parent_or_carer", "other"]},
+        "reporter.name": text, "reporter.email": text, "reporter.phone": text,
+        "reporter.preferred_contact": {"type": "string", "enum": ["email", "phone", "none"]},
+        "reporter.safe_to_contact": text,
+        "victim.age": {"type": "integer", "minimum": 0, "maximum": 120},
+        "victim.age_band": {"type": "string", "enum": ["under_13", "13_15", "16_17", "18_24", "25_plus"]},
+        "victim.date_of_birth": {"type": "string", "format": "date"},
+        "police_force": text, "platforms": many,
+        "first_contact_at": {"type": "string", "format": "date-time"},
+        "account": {"type": "string", "minLength": 1},
+        "threats": text,
+        "deadline_at": {"type": "string", "format": "date-time"},
+        "images_shared": {"type": "boolean"}, "feels_unsafe": {"type": "boolean"},
+        "consent_to_share": {"type": "boolean"},
+        "payment.amount": text, "payment.currency": text,
+        "payment.method": {"type": "string", "enum": [
+            "western_union", "moneygram", "bank_transfer", "gift_card", "crypto", "paypal", "other"]},
+        "payment.paid_at": {"type": "string", "format": "date-time"},
+        "payment.collected": {"type": "string", "enum": ["yes", "no", "unknown"]},
+        "payment.reference": text,
+        "username.platform": {**many, "description": "The platform of each `username`, in the same order."},
+    }
+    for kind in IdentifierType:
+        properties[kind.value] = {**many, "description": f"Identifiers of type {kind.value}; repeat the field."}
+    return {
+        "title": "CaseForm",
+        "type": "object",
+        "description": "The case as form fields: dotted names for nested fields, repeated names for lists.",
+        "properties": properties,
+        "required": ["reporter.relationship", "account"],
+        "additionalProperties": False,
+    }
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(message)s")

@@ -1,0 +1,213 @@
+"""What a report holds, as the victim (or someone for them) tells it.
+
+Every field is optional except `account` and `reporter.relationship`: a frightened person must be
+able to report with the least they can manage. Unknown fields are refused, never kept or dropped
+silently, so a partner app's typo is caught at once instead of losing what the victim said.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from service.domain.identifiers import (
+    IdentifierError,
+    MAX_IDENTIFIER_LENGTH,
+    IdentifierType,
+    NormalizedIdentifier,
+    normalize_identifier,
+)
+
+MAX_TEXT = 20_000
+MAX_SHORT_TEXT = 200
+MAX_LIST = 50
+
+ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT)]
+
+
+def _assume_utc(moment: datetime) -> datetime:
+    # HTML forms send local times without an offset; without one we read UTC rather than fail.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+Moment = Annotated[datetime, AfterValidator(_assume_utc)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Relationship(StrEnum):
+    self = "self"
+    parent_or_carer = "parent_or_carer"
+    other = "other"
+
+
+class PreferredContact(StrEnum):
+    email = "email"
+    phone = "phone"
+    none = "none"
+
+
+class AgeBand(StrEnum):
+    under_13 = "under_13"
+    age_13_15 = "13_15"
+    age_16_17 = "16_17"
+    age_18_24 = "18_24"
+    age_25_plus = "25_plus"
+
+
+class PaymentMethod(StrEnum):
+    western_union = "western_union"
+    moneygram = "moneygram"
+    bank_transfer = "bank_transfer"
+    gift_card = "gift_card"
+    crypto = "crypto"
+    paypal = "paypal"
+    other = "other"
+
+
+class Collected(StrEnum):
+    yes = "yes"
+    no = "no"
+    unknown = "unknown"
+
+
+class Reporter(Strict):
+    relationship: Relationship = Field(description="Who is reporting: the victim, a parent or carer, or someone else.")
+    name: ShortText | None = None
+    email: ShortText | None = None
+    phone: ShortText | None = None
+    preferred_contact: PreferredContact | None = None
+    safe_to_contact: Annotated[str, Field(max_length=1000)] | None = Field(
+        default=None, description="When and how it is safe to contact the reporter, in their words."
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email_is_an_address(cls, email: str | None) -> str | None:
+        return _checked(IdentifierType.email, email)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone_is_a_number(cls, phone: str | None) -> str | None:
+        return _checked(IdentifierType.phone, phone)
+
+
+class Victim(Strict):
+    age: int | None = Field(default=None, ge=0, le=120, description="Age in whole years.")
+    age_band: AgeBand | None = None
+    date_of_birth: date | None = None
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _born_in_a_plausible_year(cls, born: date | None) -> date | None:
+        if born is not None and born.year < 1900:
+            raise ValueError("Please check the year of birth.")
+        return born
+
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+class Payment(Strict):
+    amount: str | None = Field(default=None, description="Decimal string, e.g. \"250.00\".", examples=["250.00"])
+    currency: str | None = Field(default=None, description="ISO 4217 code, e.g. GBP.", examples=["GBP"])
+    method: PaymentMethod | None = None
+    paid_at: Moment | None = None
+    collected: Collected | None = Field(default=None, description="Whether the money has been collected.")
+    reference: ShortText | None = Field(default=None, description="The MTCN or transfer reference.")
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_is_money(cls, amount: str | None) -> str | None:
+        if amount is None or amount == "":
+            return None
+        cleaned = amount.replace(",", "").lstrip("£$€")
+        try:
+            value = Decimal(cleaned)
+        except InvalidOperation:
+            raise ValueError("Please give the amount as a number, like 250 or 250.00.") from None
+        if not value.is_finite() or value < 0 or value > Decimal("1e12"):
+            raise ValueError("Please give the amount as a positive number, like 250 or 250.00.")
+        if value.as_tuple().exponent < -8:  # type: ignore[operator]
+            raise ValueError("The amount has too many decimal places.")
+        return str(value)
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_is_iso_4217(cls, currency: str | None) -> str | None:
+        if currency is None or currency == "":
+            return None
+        code = currency.upper()
+        if not _CURRENCY.fullmatch(code):
+            raise ValueError("Use the three-letter currency code, like GBP, USD or EUR.")
+        return code
+
+
+class IdentifierInput(Strict):
+    type: IdentifierType
+    # Declared before `value` so that the value's validator can see it.
+    platform: ShortText | None = Field(default=None, description="For a username: the app or website it is on.")
+    value: Annotated[str, Field(max_length=MAX_IDENTIFIER_LENGTH)]
+
+    @field_validator("value")
+    @classmethod
+    def _value_is_valid_for_its_type(cls, value: str, info: ValidationInfo) -> str:
+        if "type" not in info.data:
+            return value  # the type itself is wrong, and is reported on its own
+        try:
+            normalize_identifier(info.data["type"], value, info.data.get("platform"))
+        except IdentifierError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    def normalized(self) -> NormalizedIdentifier:
+        return normalize_identifier(self.type, self.value, self.platform)
+
+
+class CaseSubmission(Strict):
+    """A report as submitted. `account` and `reporter.relationship` are the only required fields."""
+
+    reporter: Reporter
+    victim: Victim | None = None
+    police_force: Annotated[str, Field(max_length=80, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")] | None = Field(
+        default=None, description="The force area as a slug, e.g. north-yorkshire.", examples=["north-yorkshire"]
+    )
+    platforms: Annotated[list[ShortText], Field(max_length=MAX_LIST)] = Field(
+        default_factory=list, description="Where contact happened (instagram, snapchat, skype, ...)."
+    )
+    first_contact_at: Moment | None = None
+    account: Annotated[str, Field(min_length=1, max_length=MAX_TEXT)] = Field(
+        description="What happened, in the reporter's words."
+    )
+    threats: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
+    deadline_at: Moment | None = Field(default=None, description="When they said they would act.")
+    images_shared: bool | None = None
+    feels_unsafe: bool | None = Field(
+        default=None, description="True if the victim feels unsafe or is thinking of harming themselves."
+    )
+    payments: Annotated[list[Payment], Field(max_length=MAX_LIST)] = Field(default_factory=list)
+    consent_to_share: bool | None = None
+    identifiers: Annotated[list[IdentifierInput], Field(max_length=MAX_LIST)] = Field(default_factory=list)
+
+    @field_validator("platforms")
+    @classmethod
+    def _platforms_are_lower_case(cls, platforms: list[str]) -> list[str]:
+        return [platform.lower() for platform in platforms if platform]
+
+
+def _checked(identifier_type: IdentifierType, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    try:
+        normalize_identifier(identifier_type, value)
+    except IdentifierError as error:
+        raise ValueError(str(error)) from None
+    return value
+

@@ -1,0 +1,192 @@
+"""Which reports need someone now, and which advice fits each one.
+
+Every flag carries its reason in words, because an analyst triaging fifty reports needs to see
+at a glance why this one is urgent, and a victim's next steps follow from the same facts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from enum import IntEnum, StrEnum
+
+from service.domain.cases import AgeBand, CaseSubmission, Collected, PaymentMethod
+
+
+class Priority(IntEnum):
+    normal = 0
+    high = 1
+    urgent = 2
+
+
+class FlagCode(StrEnum):
+    under_18 = "under_18"
+    self_harm_risk = "self_harm_risk"
+    payment_recallable = "payment_recallable"
+    deadline_imminent = "deadline_imminent"
+    images_released = "images_released"
+    repeat_identifier = "repeat_identifier"
+    already_paid = "already_paid"
+
+
+@dataclass(frozen=True)
+class Flag:
+    code: FlagCode
+    reason: str
+    priority: Priority
+
+
+@dataclass(frozen=True)
+class UrgencyPolicy:
+    """Time windows that are policy, not law: deployments set them."""
+
+    recall_window: timedelta = timedelta(days=30)
+    deadline_window: timedelta = timedelta(hours=72)
+
+
+@dataclass(frozen=True)
+class Urgency:
+    priority: Priority
+    flags: list[Flag]
+    next_steps: list[str]
+
+    @property
+    def flag_codes(self) -> list[str]:
+        return [flag.code.value for flag in self.flags]
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What urgency depends on: the submission, plus what storage knows about other cases."""
+
+    submission: CaseSubmission
+    shared_identifiers: list[str] = field(default_factory=list)  # normalized values seen elsewhere
+
+
+# Guidance slugs, in the order a calm person would read them.
+BASE_NEXT_STEPS = [
+    "dont-panic",
+    "stop-communicating",
+    "dont-pay",
+    "preserve-evidence",
+    "what-to-save",
+    "report-it",
+    "support-services",
+]
+UNDER_18_GUIDANCE = "under-18"
+CANCEL_PAYMENT_GUIDANCE = "cancel-a-payment"
+IMAGES_REMOVAL_GUIDANCE = "getting-images-removed"
+SUPPORT_GUIDANCE = "support-services"
+
+_UNDER_18_BANDS = {AgeBand.under_13, AgeBand.age_13_15, AgeBand.age_16_17}
+# Money sent by these can still be stopped or reversed while it is uncollected or pending.
+_RECALLABLE_METHODS = {
+    PaymentMethod.western_union,
+    PaymentMethod.moneygram,
+    PaymentMethod.bank_transfer,
+    PaymentMethod.paypal,
+    PaymentMethod.gift_card,
+    PaymentMethod.other,
+    None,
+}
+
+
+def age_on(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def is_under_18(submission: CaseSubmission, today: date) -> bool:
+    """Under 18 by any of age, age band or date of birth: safeguarding errs towards the child."""
+    victim = submission.victim
+    if victim is None:
+        return False
+    by_age = victim.age is not None and victim.age < 18
+    by_band = victim.age_band in _UNDER_18_BANDS
+    by_birth = victim.date_of_birth is not None and age_on(victim.date_of_birth, today) < 18
+    return by_age or by_band or by_birth
+
+
+def flag_urgency(facts: CaseFacts, now: datetime, policy: UrgencyPolicy | None = None) -> Urgency:
+    """Priority, flags with reasons, and the guidance slugs that fit, for a case at time `now`."""
+    policy = policy or UrgencyPolicy()
+    submission = facts.submission
+    flags: list[Flag] = []
+
+    if is_under_18(submission, now.date()):
+        flags.append(Flag(
+            FlagCode.under_18,
+            "The victim is under 18: this is child sexual exploitation and needs a safeguarding "
+            "response now; CEOP can also take the report.",
+            Priority.urgent,
+        ))
+    if submission.feels_unsafe:
+        flags.append(Flag(
+            FlagCode.self_harm_risk,
+            "The reporter says the victim feels unsafe or is thinking of harming themselves: "
+            "contact them and share support services straight away.",
+            Priority.urgent,
+        ))
+    recallable = [payment for payment in submission.payments if _may_be_recalled(payment, now, policy)]
+    if recallable:
+        flags.append(Flag(
+            FlagCode.payment_recallable,
+            f"{len(recallable)} payment(s) sent recently may not have been collected yet: the "
+            "victim should ask the provider to cancel the transfer now.",
+            Priority.high,
+        ))
+    if submission.payments:
+        flags.append(Flag(
+            FlagCode.already_paid,
+            "The victim has already paid; people who pay are often asked for more.",
+            Priority.high,
+        ))
+    if submission.deadline_at is not None and submission.deadline_at <= now + policy.deadline_window:
+        when = "has passed" if submission.deadline_at <= now else "is less than " + _hours(policy.deadline_window) + " away"
+        flags.append(Flag(
+            FlagCode.deadline_imminent,
+            f"The deadline the offender gave {when}.",
+            Priority.high,
+        ))
+    if submission.images_shared:
+        flags.append(Flag(
+            FlagCode.images_released,
+            "Images have already been sent to others: help to get them taken down is needed.",
+            Priority.high,
+        ))
+    if facts.shared_identifiers:
+        flags.append(Flag(
+            FlagCode.repeat_identifier,
+            f"{len(facts.shared_identifiers)} identifier(s) in this report were already seen in other "
+            "cases: the same offender may be behind them.",
+            Priority.high,
+        ))
+
+    priority = max((flag.priority for flag in flags), default=Priority.normal)
+    return Urgency(priority=priority, flags=flags, next_steps=_next_steps({flag.code for flag in flags}))
+
+
+def _may_be_recalled(payment, now: datetime, policy: UrgencyPolicy) -> bool:
+    if payment.collected not in (Collected.no, Collected.unknown):
+        return False
+    if payment.method not in _RECALLABLE_METHODS:
+        return False
+    # With no date given, assume recent: asking the provider costs nothing, missing it costs money.
+    return payment.paid_at is None or now - payment.paid_at <= policy.recall_window
+
+
+def _next_steps(codes: set[FlagCode]) -> list[str]:
+    first: list[str] = []
+    if FlagCode.self_harm_risk in codes:
+        first.append(SUPPORT_GUIDANCE)
+    if FlagCode.under_18 in codes:
+        first.append(UNDER_18_GUIDANCE)
+    if FlagCode.payment_recallable in codes:
+        first.append(CANCEL_PAYMENT_GUIDANCE)
+    if FlagCode.images_released in codes:
+        first.append(IMAGES_REMOVAL_GUIDANCE)
+    return first + [slug for slug in BASE_NEXT_STEPS if slug not in first]
+
+
+def _hours(window: timedelta) -> str:
+    hours = int(window.total_seconds() // 3600)
+    return f"{hours} hours"

@@ -1,0 +1,140 @@
+"""Cases and their identifiers: written and read here, with urgency decided by the domain."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from service.domain.cases import CaseSubmission, IdentifierInput
+from service.domain.identifiers import NormalizedIdentifier
+from service.domain.reference import RANDOM_LENGTH, reference_from_random
+from service.domain.urgency import CaseFacts, Urgency, UrgencyPolicy, flag_urgency
+from service.storage.keys import new_reporter_token, sha256_hex
+from service.storage.models import Case, Identifier
+
+
+@dataclass(frozen=True)
+class NewCase:
+    case: Case
+    reporter_token: str
+    identifiers: list[Identifier]
+
+
+def create_case(
+    session: Session,
+    submission: CaseSubmission,
+    *,
+    submitted_by_key_id: str | None,
+    now: datetime,
+    policy: UrgencyPolicy,
+) -> NewCase:
+    """Add the case and its identifiers to the session's transaction (the caller commits)."""
+    normalized = _unique_normalized(submission.identifiers)
+    shared = shared_identifier_values(session, [item.normalized for item in normalized])
+    urgency = flag_urgency(CaseFacts(submission, shared_identifiers=shared), now, policy)
+    reporter_token = new_reporter_token()
+    case = Case(
+        reference=reference_from_random(secrets.token_bytes(RANDOM_LENGTH)),
+        reporter_token_sha256=sha256_hex(reporter_token),
+        submitted_by_key_id=submitted_by_key_id,
+        police_force=submission.police_force,
+        submission=submission.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
+        created_at=now,
+        updated_at=now,
+        **_urgency_columns(urgency),
+    )
+    session.add(case)
+    # 55 random bits: a clash is vanishingly rare, and the unique constraint refuses it if it comes.
+    session.flush()
+    identifiers = [_identifier_row(case.id, item, now) for item in normalized]
+    session.add_all(identifiers)
+    session.flush()
+    return NewCase(case=case, reporter_token=reporter_token, identifiers=identifiers)
+
+
+def add_identifiers(
+    session: Session, case: Case, inputs: list[IdentifierInput], *, now: datetime, policy: UrgencyPolicy
+) -> list[Identifier]:
+    """Store new identifiers on a case (a repeat of one it has is returned, not duplicated) and
+    re-decide its urgency, since a shared identifier may make it a repeat case."""
+    existing = {(row.type, row.normalized): row for row in identifiers_of(session, case.id)}
+    stored: list[Identifier] = []
+    for item in _unique_normalized(inputs):
+        row = existing.get((item.type.value, item.normalized))
+        if row is None:
+            row = _identifier_row(case.id, item, now)
+            session.add(row)
+            existing[(row.type, row.normalized)] = row
+        stored.append(row)
+    session.flush()
+    shared = shared_identifier_values(session, [normalized for _, normalized in existing], exclude_case_id=case.id)
+    urgency = flag_urgency(CaseFacts(CaseSubmission.model_validate(case.submission), shared), now, policy)
+    for column, value in _urgency_columns(urgency).items():
+        setattr(case, column, value)
+    case.updated_at = now
+    session.add(case)
+    session.flush()
+    return stored
+
+
+def shared_identifier_values(session: Session, normalized_values: list[str], exclude_case_id: int | None = None) -> list[str]:
+    """Which of these normalized identifiers another case already has."""
+    if not normalized_values:
+        return []
+    query = select(Identifier.normalized).where(Identifier.normalized.in_(normalized_values)).distinct()
+    if exclude_case_id is not None:
+        query = query.where(Identifier.case_id != exclude_case_id)
+    return sorted(session.exec(query))
+
+
+def find_case(session: Session, reference: str) -> Case | None:
+    return session.exec(select(Case).where(Case.reference == reference)).first()
+
+
+def find_case_id_by_reporter_token(session: Session, reporter_token: str) -> int | None:
+    return session.exec(select(Case.id).where(Case.reporter_token_sha256 == sha256_hex(reporter_token))).first()
+
+
+def identifiers_of(session: Session, case_id: int) -> list[Identifier]:
+    return list(session.exec(select(Identifier).where(Identifier.case_id == case_id).order_by(Identifier.id)))
+
+
+def cases_sharing(session: Session, normalized: str) -> list[tuple[Case, Identifier]]:
+    query = (
+        select(Case, Identifier)
+        .join(Identifier, Identifier.case_id == Case.id)
+        .where(Identifier.normalized == normalized)
+        .order_by(Case.created_at, Case.id)
+    )
+    return list(session.exec(query))
+
+
+def _urgency_columns(urgency: Urgency) -> dict:
+    return {
+        "priority": urgency.priority.name,
+        "flags": [{"code": flag.code.value, "reason": flag.reason} for flag in urgency.flags],
+        "next_steps": urgency.next_steps,
+    }
+
+
+def _unique_normalized(inputs: list[IdentifierInput]) -> list[NormalizedIdentifier]:
+    seen: dict[tuple[str, str], NormalizedIdentifier] = {}
+    for item in inputs:
+        normalized = item.normalized()
+        seen.setdefault((normalized.type.value, normalized.normalized), normalized)
+    return list(seen.values())
+
+
+def _identifier_row(case_id: int | None, item: NormalizedIdentifier, now: datetime) -> Identifier:
+    return Identifier(
+        case_id=case_id,
+        type=item.type.value,
+        value=item.value,
+        normalized=item.normalized,
+        platform=item.platform,
+        handle=item.handle,
+        created_at=now,
+    )

@@ -1,0 +1,103 @@
+"""Guidance and helplines, read once from the repository's content folder and a deployment's own.
+
+A force overrides a section by putting a Markdown file with the same slug in its folder, and a
+helpline by giving an entry with the same slug (`disabled: true` hides one); new slugs are added.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from service.domain.guidance import GuidanceSection, SupportService
+
+BUILTIN_CONTENT = Path(__file__).resolve().parent.parent / "content"
+
+
+class ContentError(RuntimeError):
+    """The content folder has a file that cannot be served; raised at start-up, never per request."""
+
+
+@dataclass(frozen=True)
+class Content:
+    sections: list[GuidanceSection]
+    support_services: list[SupportService]
+
+    def section(self, slug: str) -> GuidanceSection | None:
+        return next((section for section in self.sections if section.slug == slug), None)
+
+    @property
+    def fingerprint(self) -> str:
+        payload = json.dumps(
+            [s.model_dump(mode="json") for s in self.sections]
+            + [s.model_dump(mode="json") for s in self.support_services],
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def load_content(override_dir: Path | None = None) -> Content:
+    folders = [BUILTIN_CONTENT] + ([override_dir] if override_dir else [])
+    sections: dict[str, GuidanceSection] = {}
+    services: dict[str, SupportService] = {}
+    for folder in folders:
+        if not folder.is_dir():
+            raise ContentError(f"content folder {folder} does not exist")
+        for path in sorted((folder / "guidance").glob("*.md")):
+            section = _read_section(path)
+            sections[section.slug] = section
+        services_file = folder / "support-services.yaml"
+        if services_file.exists():
+            for entry in _read_yaml(services_file) or []:
+                slug = entry.get("slug")
+                if entry.get("disabled"):
+                    services.pop(slug, None)
+                    continue
+                merged = {**services[slug].model_dump(mode="json"), **entry} if slug in services else entry
+                services[slug] = _validated(SupportService, merged, services_file)
+    return Content(sections=_in_reading_order(sections), support_services=list(services.values()))
+
+
+_READING_ORDER = [
+    "dont-panic", "stop-communicating", "dont-pay", "preserve-evidence", "what-to-save",
+    "report-it", "support-services", "under-18", "cancel-a-payment", "getting-images-removed",
+    "for-parents-and-carers",
+]
+
+
+def _in_reading_order(sections: dict[str, GuidanceSection]) -> list[GuidanceSection]:
+    known = [sections[slug] for slug in _READING_ORDER if slug in sections]
+    extra = sorted((s for slug, s in sections.items() if slug not in _READING_ORDER), key=lambda s: s.slug)
+    return known + extra
+
+
+def _read_section(path: Path) -> GuidanceSection:
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith("---\n") or "\n---\n" not in text[4:]:
+        raise ContentError(f"{path}: a guidance file starts with a '---' front matter block")
+    front, body = text[4:].split("\n---\n", 1)
+    metadata = _parse_yaml(front, path) or {}
+    return _validated(GuidanceSection, {**metadata, "body": body.strip() + "\n"}, path)
+
+
+def _read_yaml(path: Path):
+    return _parse_yaml(path.read_text(encoding="utf-8"), path)
+
+
+def _parse_yaml(text: str, path: Path):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ContentError(f"{path}: {error}") from None
+
+
+def _validated(model, data: dict, path: Path):
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise ContentError(f"{path}: {error}") from None

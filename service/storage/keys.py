@@ -1,0 +1,63 @@
+"""API keys: made by the CLI, shown once, stored as SHA-256 of a 256-bit secret."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from sqlmodel import Session, select
+
+from service.storage.models import ApiKey, utc_now
+
+API_KEY_PREFIX = "isk"
+REPORTER_TOKEN_PREFIX = "irt"
+ROLES = ("submitter", "analyst", "admin")
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_reporter_token() -> str:
+    return f"{REPORTER_TOKEN_PREFIX}_{secrets.token_urlsafe(32)}"
+
+
+def create_api_key(session: Session, role: str, name: str) -> tuple[ApiKey, str]:
+    """Make a key; returns the row and the only copy of the plaintext key."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    key_id = secrets.token_hex(6)
+    secret = secrets.token_urlsafe(32)
+    key = ApiKey(id=key_id, name=name, role=role, secret_sha256=sha256_hex(secret))
+    session.add(key)
+    session.commit()
+    return key, f"{API_KEY_PREFIX}_{key_id}_{secret}"
+
+
+def find_active_key(session: Session, presented: str) -> ApiKey | None:
+    """The live key this bearer token names, compared in constant time; None for anything else."""
+    prefix, _, rest = presented.partition("_")
+    key_id, _, secret = rest.partition("_")
+    if prefix != API_KEY_PREFIX or not key_id or not secret:
+        return None
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        return None
+    if not hmac.compare_digest(key.secret_sha256, sha256_hex(secret)):
+        return None
+    return key
+
+
+def revoke_api_key(session: Session, key_id: str) -> bool:
+    key = session.get(ApiKey, key_id)
+    if key is None or key.revoked_at is not None:
+        return False
+    key.revoked_at = utc_now()
+    session.add(key)
+    session.commit()
+    return True
+
+
+def list_api_keys(session: Session) -> list[ApiKey]:
+    return list(session.exec(select(ApiKey).order_by(ApiKey.created_at)))

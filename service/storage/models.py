@@ -1,0 +1,126 @@
+"""The tables. Every timestamp is stored in UTC and read back timezone-aware on every database."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """SQLite keeps no offset; PostgreSQL does. Both give back aware UTC datetimes."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+JSONDocument = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _when(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_key"
+
+    id: str = Field(primary_key=True, max_length=16)
+    name: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    secret_sha256: str = Field(max_length=64)
+    created_at: datetime = _when(default_factory=utc_now)
+    revoked_at: datetime | None = _when(default=None, nullable=True)
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "case"
+    __table_args__ = (
+        sa.Index("ix_case_created_at_id", "created_at", "id"),
+        sa.Index("ix_case_priority_created_at", "priority", "created_at"),
+        sa.Index("ix_case_police_force_created_at", "police_force", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    reference: str = Field(max_length=20, unique=True)
+    reporter_token_sha256: str = Field(max_length=64, unique=True)
+    submitted_by_key_id: str | None = Field(default=None, foreign_key="api_key.id", max_length=16)
+    status: str = Field(default="received", max_length=20)
+    priority: str = Field(max_length=10)
+    police_force: str | None = Field(default=None, max_length=80)
+    flags: list[dict] = Field(sa_type=JSONDocument)
+    next_steps: list[str] = Field(sa_type=JSONDocument)
+    submission: dict = Field(sa_type=JSONDocument)
+    created_at: datetime = _when(default_factory=utc_now)
+    updated_at: datetime = _when(default_factory=utc_now)
+
+
+class Identifier(SQLModel, table=True):
+    __tablename__ = "identifier"
+    __table_args__ = (
+        sa.UniqueConstraint("case_id", "type", "normalized", name="uq_identifier_case_type_normalized"),
+        sa.Index("ix_identifier_normalized", "normalized"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", ondelete="CASCADE")
+    type: str = Field(max_length=40)
+    value: str = Field(max_length=2048)
+    normalized: str = Field(max_length=2048)
+    platform: str | None = Field(default=None, max_length=60)
+    handle: str | None = Field(default=None, max_length=200)
+    created_at: datetime = _when(default_factory=utc_now)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """One row per (caller, Idempotency-Key): the database's unique constraint decides the winner."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (sa.UniqueConstraint("scope", "key_sha256", name="uq_idempotency_scope_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    scope: str = Field(max_length=80)
+    key_sha256: str = Field(max_length=64)
+    request_sha256: str = Field(max_length=64)
+    status_code: int
+    # Encrypted under a key derived from the caller's own token and the Idempotency-Key, so the
+    # reporter token inside a stored response is useless to anyone reading the database alone.
+    response_sealed: bytes = Field(sa_type=sa.LargeBinary)
+    created_at: datetime = _when(default_factory=utc_now, index=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only: the migration adds triggers that refuse UPDATE and DELETE on both databases."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        sa.Index("ix_audit_event_case_id_at", "case_id", "at"),
+        sa.Index("ix_audit_event_actor_at", "actor", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(default_factory=utc_now, index=True)
+    actor: str = Field(max_length=80)
+    action: str = Field(max_length=60)
+    case_id: int | None = Field(default=None)
+    reason: str | None = Field(default=None, max_length=500)
+    request_id: str | None = Field(default=None, max_length=64)
+    detail: dict | None = Field(default=None, sa_type=JSONDocument)
