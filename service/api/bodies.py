@@ -37,7 +37,9 @@ def media_type_of(request: Request) -> str:
 
 
 def unsupported_media_type(accepted: tuple[str, ...]) -> ProblemError:
-    return ProblemError(415, f"Send the body as one of: {', '.join(accepted)}.", headers={"Accept-Post": ", ".join(accepted)})
+    return ProblemError(
+        415, f"Send the body as one of: {', '.join(accepted)}.", headers={"Accept-Post": ", ".join(accepted)}
+    )
 
 
 async def read_bounded(request: Request, limit: int) -> bytes:
@@ -65,7 +67,11 @@ def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, ValueError) as error:
-        message = f"The body is not valid JSON: {error}." if isinstance(error, json.JSONDecodeError) else "The body is not valid UTF-8 JSON."
+        message = (
+            f"The body is not valid JSON: {error}."
+            if isinstance(error, json.JSONDecodeError)
+            else "The body is not valid UTF-8 JSON."
+        )
         raise validation_problem([{"field": "body", "message": message}]) from None
     except RecursionError:
         raise validation_problem([{"field": "body", "message": "The JSON is nested too deeply."}]) from None
@@ -141,7 +147,9 @@ async def parse_multipart(
         header_value.extend(data[start:end])
 
     def on_header_end() -> None:
-        events.append(("header", (bytes(header_field).decode("latin-1").lower(), bytes(header_value).decode("utf-8", "replace"))))
+        events.append(
+            ("header", (bytes(header_field).decode("latin-1").lower(), bytes(header_value).decode("utf-8", "replace")))
+        )
         header_field.clear()
         header_value.clear()
 

@@ -94,10 +94,14 @@ async def submitted_case(request: Request) -> SubmittedCase:
 
 
 async def _refuse_files(part: FilePart) -> FileSink:
-    raise validation_problem([{
-        "field": part.field_name,
-        "message": "Files can't be attached to this request; add them to the case's evidence instead.",
-    }])
+    raise validation_problem(
+        [
+            {
+                "field": part.field_name,
+                "message": "Files can't be attached to this request; add them to the case's evidence instead.",
+            }
+        ]
+    )
 
 
 @router.post(
@@ -116,30 +120,56 @@ async def _refuse_files(part: FilePart) -> FileSink:
         201: {"headers": {"Location": {"schema": {"type": "string"}, "description": "The new case."}}},
         **problem_responses(401, 403, 413, 415, 422, 503),
     },
-    openapi_extra={"requestBody": {"required": True, "content": {
-        JSON: {
-            "schema": {"$ref": "#/components/schemas/CaseSubmission"},
-            "examples": {"minimal": {"summary": "The least a report needs", "value": {
-                "reporter": {"relationship": "self"},
-                "account": "Someone I met on a dating app recorded a video call and is asking for money.",
-            }}, "full": {"summary": "A report with payment and identifiers", "value": {
-                "reporter": {"relationship": "parent_or_carer", "email": "carer@example.org",
-                             "preferred_contact": "email"},
-                "victim": {"age_band": "13_15"},
-                "police_force": "north-yorkshire",
-                "platforms": ["instagram", "skype"],
-                "account": "My son was asked to go on a video call and is now being threatened.",
-                "threats": "To send the video to his school friends.",
-                "deadline_at": "2026-11-26T18:00:00Z",
-                "payments": [{"amount": "100.00", "currency": "GBP", "method": "western_union",
-                              "collected": "unknown", "reference": "1234567890"}],
-                "identifiers": [{"type": "mtcn", "value": "123-456-7890"},
-                                {"type": "skype_id", "value": "live:.cid.1a2b3c4d5e6f7a8b"}],
-            }}},
-        },
-        URLENCODED: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
-        MULTIPART: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
-    }}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {"$ref": "#/components/schemas/CaseSubmission"},
+                    "examples": {
+                        "minimal": {
+                            "summary": "The least a report needs",
+                            "value": {
+                                "reporter": {"relationship": "self"},
+                                "account": "Someone I met online recorded our video call and now wants money.",
+                            },
+                        },
+                        "full": {
+                            "summary": "A report with payment and identifiers",
+                            "value": {
+                                "reporter": {
+                                    "relationship": "parent_or_carer",
+                                    "email": "carer@example.org",
+                                    "preferred_contact": "email",
+                                },
+                                "victim": {"age_band": "13_15"},
+                                "police_force": "north-yorkshire",
+                                "platforms": ["instagram", "skype"],
+                                "account": "My son was asked to go on a video call and is now being threatened.",
+                                "threats": "To send the video to his school friends.",
+                                "deadline_at": "2026-11-26T18:00:00Z",
+                                "payments": [
+                                    {
+                                        "amount": "100.00",
+                                        "currency": "GBP",
+                                        "method": "western_union",
+                                        "collected": "unknown",
+                                        "reference": "1234567890",
+                                    }
+                                ],
+                                "identifiers": [
+                                    {"type": "mtcn", "value": "123-456-7890"},
+                                    {"type": "skype_id", "value": "live:.cid.1a2b3c4d5e6f7a8b"},
+                                ],
+                            },
+                        },
+                    },
+                },
+                URLENCODED: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
+                MULTIPART: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
+            },
+        }
+    },
 )
 def post_case(
     request: Request,
@@ -194,7 +224,9 @@ def get_case(
 ) -> CaseForAnalyst | CaseForReporter:
     case = visible_case(session, reference, caller)
     identifiers = identifiers_of(session, case.id)
-    record_access(session, actor=caller.actor, action="case.read", case_id=case.id, reason=reason, request_id=request_id)
+    record_access(
+        session, actor=caller.actor, action="case.read", case_id=case.id, reason=reason, request_id=request_id
+    )
     session.commit()
     if caller.role is Role.analyst:
         return case_for_analyst(case, identifiers)
@@ -211,4 +243,6 @@ def visible_case(session, reference: str, caller: Caller) -> Case:
 
 
 def case_not_found() -> ProblemError:
-    return ProblemError(404, "No case with this reference is available to you. Check the reference for typing mistakes.")
+    return ProblemError(
+        404, "No case with this reference is available to you. Check the reference for typing mistakes."
+    )

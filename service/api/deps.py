@@ -81,8 +81,9 @@ def get_caller(request: Request, session: DatabaseSession) -> Caller:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise ProblemError(401, "Send your API key or reporter token as 'Authorization: Bearer <token>'.",
-                           headers=_UNAUTHENTICATED)
+        raise ProblemError(
+            401, "Send your API key or reporter token as 'Authorization: Bearer <token>'.", headers=_UNAUTHENTICATED
+        )
     if token.startswith(API_KEY_PREFIX + "_"):
         key = find_active_key(session, token)
         if key is not None:

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from service.api.problems import ProblemError, problem_responses
-from service.storage.content import Content
 from service.domain.guidance import Audience, GuidanceSection, SupportService, for_audience
+from service.storage.content import Content
 
 router = APIRouter(tags=["guidance"])
 
@@ -33,9 +33,11 @@ _CACHED = {
     responses={**_CACHED, **problem_responses(422)},
 )
 def list_guidance(request: Request, audience: AudienceFilter = None) -> Response:
-    return _cacheable(request, ("guidance", audience), lambda content: [
-        section.model_dump(mode="json") for section in for_audience(content.sections, audience)
-    ])
+    return _cacheable(
+        request,
+        ("guidance", audience),
+        lambda content: [section.model_dump(mode="json") for section in for_audience(content.sections, audience)],
+    )
 
 
 @router.get(
@@ -58,9 +60,13 @@ def get_guidance(request: Request, slug: str) -> Response:
     responses={**_CACHED, **problem_responses(422)},
 )
 def list_support_services(request: Request, audience: AudienceFilter = None) -> Response:
-    return _cacheable(request, ("support-services", audience), lambda content: [
-        service.model_dump(mode="json") for service in for_audience(content.support_services, audience)
-    ])
+    return _cacheable(
+        request,
+        ("support-services", audience),
+        lambda content: [
+            service.model_dump(mode="json") for service in for_audience(content.support_services, audience)
+        ],
+    )
 
 
 def _cacheable(request: Request, cache_key: tuple, build: Callable[[Content], object]) -> Response:
@@ -85,5 +91,3 @@ def _matches(if_none_match: str | None, etag: str) -> bool:
         return False
     candidates = [candidate.strip().removeprefix("W/") for candidate in if_none_match.split(",")]
     return "*" in candidates or etag in candidates
-
-

@@ -49,8 +49,12 @@ def respond_once(
         return JSONResponse(stored["body"], status_code=status, headers=headers)
     try:
         outcome = run_once(
-            session, scope=caller.actor, idempotency_key=idempotency_key, fingerprint=fingerprint,
-            caller_secret=caller.token, work=encoded_work,
+            session,
+            scope=caller.actor,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+            caller_secret=caller.token,
+            work=encoded_work,
         )
     except (IdempotencyKeyReused, IdempotencyRecordUnreadable):
         raise ProblemError(

@@ -75,18 +75,40 @@ async def identifier_inputs(request: Request) -> list[IdentifierInput]:
     status_code=201,
     response_model=IdentifiersAdded,
     responses=problem_responses(401, 403, 404, 413, 415, 422, 503),
-    openapi_extra={"requestBody": {"required": True, "content": {JSON: {
-        "schema": {"oneOf": [
-            {"$ref": "#/components/schemas/IdentifierInput"},
-            {"type": "array", "items": {"$ref": "#/components/schemas/IdentifierInput"}, "minItems": 1,
-             "maxItems": MAX_LIST},
-        ]},
-        "examples": {
-            "one": {"value": {"type": "profile_url", "value": "https://www.instagram.com/some.profile/?igsh=abc"}},
-            "several": {"value": [{"type": "mtcn", "value": "123 456 7890"},
-                                  {"type": "username", "value": "@some_name", "platform": "snapchat"}]},
-        },
-    }}}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                JSON: {
+                    "schema": {
+                        "oneOf": [
+                            {"$ref": "#/components/schemas/IdentifierInput"},
+                            {
+                                "type": "array",
+                                "items": {"$ref": "#/components/schemas/IdentifierInput"},
+                                "minItems": 1,
+                                "maxItems": MAX_LIST,
+                            },
+                        ]
+                    },
+                    "examples": {
+                        "one": {
+                            "value": {
+                                "type": "profile_url",
+                                "value": "https://www.instagram.com/some.profile/?igsh=abc",
+                            }
+                        },
+                        "several": {
+                            "value": [
+                                {"type": "mtcn", "value": "123 456 7890"},
+                                {"type": "username", "value": "@some_name", "platform": "snapchat"},
+                            ]
+                        },
+                    },
+                }
+            },
+        }
+    },
 )
 def post_identifiers(
     reference: CaseReference,
@@ -108,8 +130,14 @@ def post_identifiers(
 
     def work():
         stored = add_identifiers(session, case, inputs, now=utc_now(), policy=policy)
-        record_access(session, actor=caller.actor, action="identifiers.add", case_id=case.id, request_id=request_id,
-                      detail={"count": len(stored)})
+        record_access(
+            session,
+            actor=caller.actor,
+            action="identifiers.add",
+            case_id=case.id,
+            request_id=request_id,
+            detail={"count": len(stored)},
+        )
         answer = IdentifiersAdded(
             identifiers=[StoredIdentifier.of(row) for row in stored],
             priority=case.priority,
@@ -129,19 +157,35 @@ def post_identifiers(
     responses=problem_responses(401, 403, 422, 503),
 )
 def find_by_identifier(
-    normalized: Annotated[str, Query(min_length=1, max_length=2048, description="A normalized identifier.",
-                                     examples=["1234567890"])],
+    normalized: Annotated[
+        str, Query(min_length=1, max_length=2048, description="A normalized identifier.", examples=["1234567890"])
+    ],
     session: DatabaseSession,
     request_id: RequestId,
     reason: AccessReason,
     caller: Caller = require_role(Role.analyst),
 ) -> IdentifierMatches:
     matches = cases_sharing(session, normalized)
-    record_access(session, actor=caller.actor, action="identifiers.search", reason=reason, request_id=request_id,
-                  detail={"normalized": normalized, "cases": len(matches)})
+    record_access(
+        session,
+        actor=caller.actor,
+        action="identifiers.search",
+        reason=reason,
+        request_id=request_id,
+        detail={"normalized": normalized, "cases": len(matches)},
+    )
     session.commit()
-    return IdentifierMatches(normalized=normalized, cases=[
-        SharingCase(reference=case.reference, priority=case.priority, status=case.status,
-                    police_force=case.police_force, created_at=case.created_at, identifier=StoredIdentifier.of(row))
-        for case, row in matches
-    ])
+    return IdentifierMatches(
+        normalized=normalized,
+        cases=[
+            SharingCase(
+                reference=case.reference,
+                priority=case.priority,
+                status=case.status,
+                police_force=case.police_force,
+                created_at=case.created_at,
+                identifier=StoredIdentifier.of(row),
+            )
+            for case, row in matches
+        ],
+    )

@@ -34,7 +34,10 @@ class Metrics:
             "intake_http_requests", "HTTP requests answered", ["method", "route", "status"], registry=self.registry
         )
         self.duration = Histogram(
-            "intake_http_request_duration_seconds", "Time to answer", ["method", "route"], registry=self.registry,
+            "intake_http_request_duration_seconds",
+            "Time to answer",
+            ["method", "route"],
+            registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
 
@@ -63,7 +66,8 @@ class RequestContextMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 present = {name for name, _ in headers}
                 headers.extend(
-                    (name, value) for name, value in SECURITY_HEADERS
+                    (name, value)
+                    for name, value in SECURITY_HEADERS
                     if name not in present and not (is_docs and name == b"content-security-policy")
                 )
                 if not any(name == b"cache-control" for name, _ in headers):
@@ -79,11 +83,19 @@ class RequestContextMiddleware:
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.duration.labels(scope["method"], route).observe(elapsed)
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info(json.dumps({
-                    "event": "request", "request_id": request_id, "method": scope["method"], "route": route,
-                    "status": status, "duration_ms": round(elapsed * 1000, 1),
-                    "key_id": scope.get("state", {}).get("key_id"),
-                }))
+                access_log.info(
+                    json.dumps(
+                        {
+                            "event": "request",
+                            "request_id": request_id,
+                            "method": scope["method"],
+                            "route": route,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 1),
+                            "key_id": scope.get("state", {}).get("key_id"),
+                        }
+                    )
+                )
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -92,11 +92,12 @@ def validation_problem(errors: list[dict[str, str]]) -> ProblemError:
     return ProblemError(422, f"{count} {noun} fixing: {names}.", kind="validation", errors=errors)
 
 
-def field_errors(pydantic_errors: list[dict[str, Any]], drop_prefix: tuple[str, ...] = ("body",)) -> list[dict[str, str]]:
+def field_errors(
+    pydantic_errors: list[dict[str, Any]], drop_prefix: tuple[str, ...] = ("body",)
+) -> list[dict[str, str]]:
     """Pydantic's errors, with dotted field paths and messages a person understands."""
     return [
-        {"field": _field_path(error["loc"], drop_prefix), "message": _plain_message(error)}
-        for error in pydantic_errors
+        {"field": _field_path(error["loc"], drop_prefix), "message": _plain_message(error)} for error in pydantic_errors
     ]
 
 
@@ -137,7 +138,11 @@ def _plain_message(error: dict[str, Any]) -> str:
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return "Give a whole number."
     if kind in ("greater_than_equal", "less_than_equal"):
-        return f"This should be between {ctx.get('ge', 0)} and 120." if "ge" in ctx or "le" in ctx else str(error.get("msg"))
+        return (
+            f"This should be between {ctx.get('ge', 0)} and 120."
+            if "ge" in ctx or "le" in ctx
+            else str(error.get("msg"))
+        )
     if kind == "string_pattern_mismatch":
         return "Use lower-case letters, numbers and dashes only, like north-yorkshire."
     if kind in ("list_type", "model_type", "dict_type", "model_attributes_type"):
@@ -158,7 +163,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _request_validation(_: Request, error: RequestValidationError) -> JSONResponse:
-        problem = validation_problem(field_errors(list(error.errors()), drop_prefix=("body", "query", "path", "header")))
+        problem = validation_problem(
+            field_errors(list(error.errors()), drop_prefix=("body", "query", "path", "header"))
+        )
         return problem_response(422, problem.detail, kind="validation", errors=problem.errors)
 
     @app.exception_handler(ValidationError)
@@ -179,8 +186,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(PoolTimeoutError)
     async def _database_down(_: Request, __: Exception) -> JSONResponse:
         return problem_response(
-            503, "The case database is unreachable for a moment. Please try again shortly; nothing was saved.",
-            kind="database-unavailable", headers={"Retry-After": "5"},
+            503,
+            "The case database is unreachable for a moment. Please try again shortly; nothing was saved.",
+            kind="database-unavailable",
+            headers={"Retry-After": "5"},
         )
 
     @app.exception_handler(Exception)

@@ -29,21 +29,29 @@ class StoredIdentifier(BaseModel):
     @classmethod
     def of(cls, row: Identifier) -> StoredIdentifier:
         return cls(
-            type=row.type, value=row.value, normalized=row.normalized,
-            platform=row.platform, handle=row.handle, created_at=row.created_at,
+            type=row.type,
+            value=row.value,
+            normalized=row.normalized,
+            platform=row.platform,
+            handle=row.handle,
+            created_at=row.created_at,
         )
 
 
 class CaseCreated(BaseModel):
-    reference: str = Field(description="Quote this in every contact. The last character is a check character.",
-                           examples=["7KQM-X4TR-9PZC"])
-    reporter_token: str = Field(description="Shown once: lets the reporter read the case and add to it.",
-                                examples=["irt_3q2…"])
+    reference: str = Field(
+        description="Quote this in every contact. The last character is a check character.", examples=["7KQM-X4TR-9PZC"]
+    )
+    reporter_token: str = Field(
+        description="Shown once: lets the reporter read the case and add to it.", examples=["irt_3q2…"]
+    )
     status: Status = "received"
     priority: Priority = Field(examples=["urgent"])
     flags: list[FlagOut]
-    next_steps: list[str] = Field(description="Guidance slugs that fit this case, most pressing first.",
-                                  examples=[["support-services", "under-18", "dont-panic"]])
+    next_steps: list[str] = Field(
+        description="Guidance slugs that fit this case, most pressing first.",
+        examples=[["support-services", "under-18", "dont-panic"]],
+    )
     identifiers: list[StoredIdentifier]
     created_at: datetime
 

@@ -16,8 +16,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from service.domain.identifiers import (
-    IdentifierError,
     MAX_IDENTIFIER_LENGTH,
+    IdentifierError,
     IdentifierType,
     NormalizedIdentifier,
     normalize_identifier,
@@ -116,7 +116,7 @@ _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 class Payment(Strict):
-    amount: str | None = Field(default=None, description="Decimal string, e.g. \"250.00\".", examples=["250.00"])
+    amount: str | None = Field(default=None, description='Decimal string, e.g. "250.00".', examples=["250.00"])
     currency: str | None = Field(default=None, description="ISO 4217 code, e.g. GBP.", examples=["GBP"])
     method: PaymentMethod | None = None
     paid_at: Moment | None = None
@@ -210,4 +210,3 @@ def _checked(identifier_type: IdentifierType, value: str | None) -> str | None:
     except IdentifierError as error:
         raise ValueError(str(error)) from None
     return value
-

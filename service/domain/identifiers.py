@@ -156,8 +156,7 @@ def _phone(given: str, default_region: str) -> str:
         ) from None
     if not phonenumbers.is_valid_number(number):
         raise IdentifierError(
-            "This phone number isn't complete or isn't a real number. Check the digits and the "
-            "country code."
+            "This phone number isn't complete or isn't a real number. Check the digits and the country code."
         )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
@@ -294,26 +293,54 @@ _IDENTITY_PARAMETERS = {
 }
 # Paths under which the first segment is not a handle.
 _RESERVED_FIRST_SEGMENTS = {
-    "p", "reel", "reels", "stories", "explore", "watch", "hashtag", "i", "intent", "share",
-    "home", "search", "groups", "pages", "events", "channel", "c", "playlist", "in", "r",
-    "u", "user", "add", "tv", "status", "profile.php", "people", "photo", "photos", "video",
+    "p",
+    "reel",
+    "reels",
+    "stories",
+    "explore",
+    "watch",
+    "hashtag",
+    "i",
+    "intent",
+    "share",
+    "home",
+    "search",
+    "groups",
+    "pages",
+    "events",
+    "channel",
+    "c",
+    "playlist",
+    "in",
+    "r",
+    "u",
+    "user",
+    "add",
+    "tv",
+    "status",
+    "profile.php",
+    "people",
+    "photo",
+    "photos",
+    "video",
 }
 _HANDLE = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 def _profile_url(given: str) -> tuple[str, str | None, str | None]:
     candidate = given if "://" in given else f"https://{given}"
+    not_a_web_address = IdentifierError(
+        "This doesn't look like a web address. Copy the address of their profile page from "
+        "your browser, for example https://www.instagram.com/their.name"
+    )
     try:
         parts = urlsplit(candidate)
         host = (parts.hostname or "").rstrip(".").lower()
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        host = ""
-    if parts.scheme.lower() not in ("http", "https") or "." not in host or " " in host:
-        raise IdentifierError(
-            "This doesn't look like a web address. Copy the address of their profile page from "
-            "your browser, for example https://www.instagram.com/their.name"
-        )
+        raise not_a_web_address from None
+    if parts.scheme.lower() not in ("http", "https") or "." not in host or any(c.isspace() for c in host):
+        raise not_a_web_address
     try:
         host = host.encode("idna").decode("ascii")
     except UnicodeError:
@@ -328,7 +355,7 @@ def _profile_url(given: str) -> tuple[str, str | None, str | None]:
     segments = [unquote(segment) for segment in parts.path.split("/") if segment and segment != "."]
     kept_names = _IDENTITY_PARAMETERS.get(host, set())
     kept_query = sorted((name, val) for name, val in parse_qsl(parts.query) if name in kept_names)
-    handle = _handle_from(host, segments, dict(kept_query))
+    handle = _handle_from(host, segments, dict(kept_query)) if platform else None
 
     path = "/" + "/".join(quote(segment, safe="@:+!$&'()*,;=-._~") for segment in segments)
     if handle and platform in {"instagram", "twitter", "tiktok", "github", "telegram", "threads"}:
@@ -368,9 +395,7 @@ _PLATFORM_NAME = re.compile(r"[a-z0-9][a-z0-9 ._-]{0,39}")
 def _username(value: str, given: str, platform: str | None) -> NormalizedIdentifier:
     platform_name = (platform or "").strip().lower()
     if not platform_name:
-        raise IdentifierError(
-            "Tell us which app or website this username is on (for example instagram or snapchat)."
-        )
+        raise IdentifierError("Tell us which app or website this username is on (for example instagram or snapchat).")
     if not _PLATFORM_NAME.fullmatch(platform_name):
         raise IdentifierError("The app or website name should be a short plain name like 'snapchat'.")
     platform_name = "-".join(platform_name.split())

@@ -113,53 +113,71 @@ def flag_urgency(facts: CaseFacts, now: datetime, policy: UrgencyPolicy | None =
     flags: list[Flag] = []
 
     if is_under_18(submission, now.date()):
-        flags.append(Flag(
-            FlagCode.under_18,
-            "The victim is under 18: this is child sexual exploitation and needs a safeguarding "
-            "response now; CEOP can also take the report.",
-            Priority.urgent,
-        ))
+        flags.append(
+            Flag(
+                FlagCode.under_18,
+                "The victim is under 18: this is child sexual exploitation and needs a safeguarding "
+                "response now; CEOP can also take the report.",
+                Priority.urgent,
+            )
+        )
     if submission.feels_unsafe:
-        flags.append(Flag(
-            FlagCode.self_harm_risk,
-            "The reporter says the victim feels unsafe or is thinking of harming themselves: "
-            "contact them and share support services straight away.",
-            Priority.urgent,
-        ))
+        flags.append(
+            Flag(
+                FlagCode.self_harm_risk,
+                "The reporter says the victim feels unsafe or is thinking of harming themselves: "
+                "contact them and share support services straight away.",
+                Priority.urgent,
+            )
+        )
     recallable = [payment for payment in submission.payments if _may_be_recalled(payment, now, policy)]
     if recallable:
-        flags.append(Flag(
-            FlagCode.payment_recallable,
-            f"{len(recallable)} payment(s) sent recently may not have been collected yet: the "
-            "victim should ask the provider to cancel the transfer now.",
-            Priority.high,
-        ))
+        flags.append(
+            Flag(
+                FlagCode.payment_recallable,
+                f"{len(recallable)} payment(s) sent recently may not have been collected yet: the "
+                "victim should ask the provider to cancel the transfer now.",
+                Priority.high,
+            )
+        )
     if submission.payments:
-        flags.append(Flag(
-            FlagCode.already_paid,
-            "The victim has already paid; people who pay are often asked for more.",
-            Priority.high,
-        ))
+        flags.append(
+            Flag(
+                FlagCode.already_paid,
+                "The victim has already paid; people who pay are often asked for more.",
+                Priority.high,
+            )
+        )
     if submission.deadline_at is not None and submission.deadline_at <= now + policy.deadline_window:
-        when = "has passed" if submission.deadline_at <= now else "is less than " + _hours(policy.deadline_window) + " away"
-        flags.append(Flag(
-            FlagCode.deadline_imminent,
-            f"The deadline the offender gave {when}.",
-            Priority.high,
-        ))
+        when = (
+            "has passed"
+            if submission.deadline_at <= now
+            else "is less than " + _hours(policy.deadline_window) + " away"
+        )
+        flags.append(
+            Flag(
+                FlagCode.deadline_imminent,
+                f"The deadline the offender gave {when}.",
+                Priority.high,
+            )
+        )
     if submission.images_shared:
-        flags.append(Flag(
-            FlagCode.images_released,
-            "Images have already been sent to others: help to get them taken down is needed.",
-            Priority.high,
-        ))
+        flags.append(
+            Flag(
+                FlagCode.images_released,
+                "Images have already been sent to others: help to get them taken down is needed.",
+                Priority.high,
+            )
+        )
     if facts.shared_identifiers:
-        flags.append(Flag(
-            FlagCode.repeat_identifier,
-            f"{len(facts.shared_identifiers)} identifier(s) in this report were already seen in other "
-            "cases: the same offender may be behind them.",
-            Priority.high,
-        ))
+        flags.append(
+            Flag(
+                FlagCode.repeat_identifier,
+                f"{len(facts.shared_identifiers)} identifier(s) in this report were already seen in other "
+                "cases: the same offender may be behind them.",
+                Priority.high,
+            )
+        )
 
     priority = max((flag.priority for flag in flags), default=Priority.normal)
     return Urgency(priority=priority, flags=flags, next_steps=_next_steps({flag.code for flag in flags}))

@@ -19,7 +19,5 @@ def record_access(
 ) -> None:
     """Add an audit row to the caller's transaction: it commits, or rolls back, with the work."""
     session.add(
-        AuditEvent(
-            actor=actor, action=action, case_id=case_id, reason=reason, request_id=request_id, detail=detail
-        )
+        AuditEvent(actor=actor, action=action, case_id=case_id, reason=reason, request_id=request_id, detail=detail)
     )

@@ -80,7 +80,9 @@ def add_identifiers(
     return stored
 
 
-def shared_identifier_values(session: Session, normalized_values: list[str], exclude_case_id: int | None = None) -> list[str]:
+def shared_identifier_values(
+    session: Session, normalized_values: list[str], exclude_case_id: int | None = None
+) -> list[str]:
     """Which of these normalized identifiers another case already has."""
     if not normalized_values:
         return []

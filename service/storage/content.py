@@ -64,8 +64,16 @@ def load_content(override_dir: Path | None = None) -> Content:
 
 
 _READING_ORDER = [
-    "dont-panic", "stop-communicating", "dont-pay", "preserve-evidence", "what-to-save",
-    "report-it", "support-services", "under-18", "cancel-a-payment", "getting-images-removed",
+    "dont-panic",
+    "stop-communicating",
+    "dont-pay",
+    "preserve-evidence",
+    "what-to-save",
+    "report-it",
+    "support-services",
+    "under-18",
+    "cancel-a-payment",
+    "getting-images-removed",
     "for-parents-and-carers",
 ]
 

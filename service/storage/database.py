@@ -17,9 +17,7 @@ def create_database_engine(url: str, pool_size: int = 10) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # hide_parameters: SQL errors must never carry what a victim typed into the logs.
-        engine = sa.create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
-        )
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
         sa.event.listen(engine, "connect", _configure_sqlite)
         return engine
     # pre-ping: after a database restart the pool hands out live connections, not dead ones.

@@ -94,7 +94,11 @@ def _seal(key: bytes, body: dict) -> bytes:
 
 
 def _open(key: bytes, sealed: bytes) -> dict:
-    nonce, tag, ciphertext = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:_NONCE_BYTES + _TAG_BYTES], sealed[_NONCE_BYTES + _TAG_BYTES:]
+    nonce, tag, ciphertext = (
+        sealed[:_NONCE_BYTES],
+        sealed[_NONCE_BYTES : _NONCE_BYTES + _TAG_BYTES],
+        sealed[_NONCE_BYTES + _TAG_BYTES :],
+    )
     try:
         plaintext = AES.new(key, AES.MODE_GCM, nonce=nonce).decrypt_and_verify(ciphertext, tag)
     except ValueError:

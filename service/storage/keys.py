@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 from service.storage.models import ApiKey, utc_now
 
 API_KEY_PREFIX = "isk"
-REPORTER_TOKEN_PREFIX = "irt"
+REPORTER_TOKEN_PREFIX = "irt"  # noqa: S105 - a prefix, not a secret
 ROLES = ("submitter", "analyst", "admin")
 
 

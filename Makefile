@@ -1,0 +1,37 @@
+# The front door. Each target works from a fresh clone on Debian with Python 3.11.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+STAMP := $(VENV)/.installed
+
+.PHONY: run test openapi lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: set up and serve on 127.0.0.1:$(PORT) with the embedded defaults (SQLite and files under var/)
+run: $(STAMP)
+	$(BIN)/intake serve --host 127.0.0.1 --port $(PORT)
+
+## test: set up and run the whole suite, against SQLite and a real PostgreSQL it starts itself
+test: $(STAMP)
+	./scripts/ensure-postgres.sh
+	$(BIN)/pytest
+
+## openapi: write the served OpenAPI document to openapi/openapi.json
+openapi: $(STAMP)
+	$(BIN)/python -m service.openapi > openapi/openapi.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check service tests devsupport bench migrations
+
+bench: $(STAMP)
+	./scripts/ensure-postgres.sh
+	$(BIN)/python bench/create_cases.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,212 @@
+"""POST /v1/cases and GET /v1/cases/{reference}."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from service.domain.reference import canonical_reference
+from tests.conftest import MINIMAL_CASE, bearer
+
+
+def count_cases(settings) -> int:
+    engine = sa.create_engine(settings.resolved_database_url)
+    with engine.connect() as connection:
+        total = connection.execute(sa.text('SELECT count(*) FROM "case"')).scalar_one()
+    engine.dispose()
+    return total
+
+
+def test_json_report_gets_201_with_reference_token_priority_flags_and_next_steps(client, keys):
+    response = client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        json={
+            **MINIMAL_CASE,
+            "victim": {"age_band": "13_15"},
+            "identifiers": [{"type": "mtcn", "value": "555-000-1111"}],
+        },
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert canonical_reference(body["reference"]) == body["reference"]
+    assert body["reporter_token"].startswith("irt_")
+    assert body["priority"] == "urgent"
+    assert [flag["code"] for flag in body["flags"]] == ["under_18"]
+    assert "under-18" in body["next_steps"]
+    assert body["identifiers"][0]["normalized"] == "5550001111"
+    assert response.headers["location"] == f"/v1/cases/{body['reference']}"
+    assert body["created_at"].endswith("Z") or "+00:00" in body["created_at"]
+
+
+def test_a_plain_html_form_creates_the_same_case(client, keys, settings):
+    form = {
+        "reporter.relationship": "parent_or_carer",
+        "reporter.email": "carer@example.org",
+        "victim.age": "14",
+        "account": "Synthetic form account",
+        "platforms": ["instagram", "skype"],
+        "mtcn": ["1112223334", "111 222 3335"],
+        "username": ["@synthetic_one"],
+        "username.platform": ["snapchat"],
+        "payment.amount": "50",
+        "payment.currency": "gbp",
+        "payment.method": "western_union",
+        "payment.collected": "no",
+        "feels_unsafe": "on",
+        "threats": "",  # an empty input is an absent field
+    }
+    response = client.post("/v1/cases", headers=bearer(keys.submitter), data=form)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert {flag["code"] for flag in body["flags"]} >= {"under_18", "self_harm_risk", "payment_recallable"}
+    assert body["next_steps"][0] == "support-services"
+    assert {(i["type"], i["normalized"]) for i in body["identifiers"]} == {
+        ("mtcn", "1112223334"),
+        ("mtcn", "1112223335"),
+        ("username", "snapchat:synthetic_one"),
+    }
+
+    case = client.get(f"/v1/cases/{body['reference']}", headers=bearer(keys.analyst)).json()
+    assert case["submission"]["platforms"] == ["instagram", "skype"]
+    assert case["submission"]["payments"] == [
+        {"amount": "50", "currency": "GBP", "method": "western_union", "collected": "no"}
+    ]
+    assert case["submission"]["reporter"]["email"] == "carer@example.org"
+
+
+def test_a_multipart_form_creates_a_case_from_its_fields(client, keys):
+    response = client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        files={
+            "reporter.relationship": (None, "self"),
+            "account": (None, "Synthetic multipart account"),
+            "skype_id": (None, "live:.cid.0011223344556677"),
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["identifiers"][0]["handle"] == "live:.cid.0011223344556677"
+
+
+def test_every_bad_field_is_named_in_one_answer_and_nothing_is_stored(client, keys, settings):
+    before = count_cases(settings)
+    response = client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        json={
+            "reporter": {"relationship": "neighbour", "email": "not-an-address"},
+            "victim": {"age": 300},
+            "payments": [{"amount": "lots", "currency": "pounds"}],
+            "identifiers": [{"type": "mtcn", "value": "12345"}, {"type": "fax", "value": "1"}],
+            "deadline_at": "tomorrow-ish",
+            "priority": "urgent",
+        },
+    )
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    fields = {error["field"] for error in problem["errors"]}
+    assert fields == {
+        "reporter.relationship",
+        "reporter.email",
+        "victim.age",
+        "payments[0].amount",
+        "payments[0].currency",
+        "identifiers[0].value",
+        "identifiers[1].type",
+        "deadline_at",
+        "priority",
+        "account",
+    }
+    messages = {error["field"]: error["message"] for error in problem["errors"]}
+    assert messages["identifiers[0].value"] == "A Western Union MTCN is 10 digits; this has 5."
+    assert messages["account"] == "This is required."
+    assert "not a field we know" in messages["priority"]
+    assert count_cases(settings) == before
+
+
+def test_clients_cannot_set_what_the_service_decides(client, keys):
+    for field, value in [
+        ("priority", "normal"),
+        ("flags", []),
+        ("status", "closed"),
+        ("reference", "X"),
+        ("id", 1),
+        ("reporter_token", "irt_x"),
+    ]:
+        response = client.post("/v1/cases", headers=bearer(keys.submitter), json={**MINIMAL_CASE, field: value})
+        assert response.status_code == 422, field
+        assert response.json()["errors"][0]["field"] == field
+
+
+def test_unknown_form_fields_are_refused_by_name(client, keys):
+    response = client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        data={"reporter.relationship": "self", "account": "x", "reporter.nickname": "x", "colour": "blue"},
+    )
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"reporter.nickname", "colour"}
+
+
+def test_files_in_a_case_form_are_refused_until_they_can_be_stored_as_evidence(client, keys, settings):
+    before = count_cases(settings)
+    response = client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        data={"reporter.relationship": "self", "account": "x"},
+        files={"evidence": ("a.txt", b"synthetic", "text/plain")},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "evidence"
+    assert count_cases(settings) == before
+
+
+def test_analyst_sees_everything_and_the_reporter_sees_status_and_submission(client, keys, new_case):
+    created = new_case(victim={"age": 16}, police_force="north-yorkshire")
+    analyst_view = client.get(f"/v1/cases/{created['reference']}", headers=bearer(keys.analyst)).json()
+    assert analyst_view["view"] == "analyst"
+    assert analyst_view["priority"] == "urgent"
+    assert analyst_view["police_force"] == "north-yorkshire"
+    assert analyst_view["flags"][0]["code"] == "under_18"
+
+    reporter_view = client.get(f"/v1/cases/{created['reference']}", headers=bearer(created["reporter_token"]))
+    assert reporter_view.status_code == 200
+    body = reporter_view.json()
+    assert body["view"] == "reporter"
+    assert body["status"] == "received"
+    assert body["submission"]["account"] == MINIMAL_CASE["account"]
+    assert "flags" not in body and "submitted_by_key_id" not in body
+
+
+def test_a_reference_is_found_however_it_is_typed(client, keys, new_case):
+    reference = new_case()["reference"]
+    typed = reference.lower().replace("-", "")
+    assert client.get(f"/v1/cases/{typed}", headers=bearer(keys.analyst)).json()["reference"] == reference
+
+
+def test_a_mistyped_reference_is_404_and_never_another_case(client, keys, new_case):
+    reference = new_case()["reference"]
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
+    swapped = alphabet[(alphabet.index(reference[0]) + 1) % len(alphabet)] + reference[1:]
+    response = client.get(f"/v1/cases/{swapped}", headers=bearer(keys.analyst))
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_every_create_and_read_is_audited(client, keys, new_case, settings):
+    created = new_case()
+    client.get(f"/v1/cases/{created['reference']}", headers={**bearer(keys.analyst), "X-Access-Reason": "triage"})
+    engine = sa.create_engine(settings.resolved_database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                'SELECT a.action, a.actor, a.reason FROM audit_event a JOIN "case" c ON c.id = a.case_id '
+                "WHERE c.reference = :reference ORDER BY a.id"
+            ),
+            {"reference": created["reference"]},
+        ).all()
+    engine.dispose()
+    assert [row.action for row in rows] == ["case.create", "case.read"]
+    assert rows[1].reason == "triage"
+    assert rows[1].actor.startswith("key:")

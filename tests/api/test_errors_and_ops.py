@@ -1,0 +1,130 @@
+"""Problem details for every error, no 500 for bad input; health, readiness and metrics."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import MINIMAL_CASE, bearer
+
+PROBLEM_KEYS = {"type", "title", "status", "detail"}
+
+
+def assert_problem(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert set(body) >= PROBLEM_KEYS and body["status"] == status
+    return body
+
+
+def test_unknown_path_is_a_problem_404(client):
+    assert_problem(client.get("/v1/nothing-here"), 404)
+
+
+def test_wrong_method_is_a_problem_405(client):
+    assert_problem(client.delete("/v1/guidance"), 405)
+
+
+def test_wrong_media_type_is_415(client, keys):
+    response = client.post(
+        "/v1/cases", content=b"<xml/>", headers={**bearer(keys.submitter), "Content-Type": "application/xml"}
+    )
+    assert_problem(response, 415)
+    assert "application/json" in response.headers["accept-post"]
+
+
+def test_oversized_body_is_413_before_it_is_read_whole(client, keys, settings):
+    big = {**MINIMAL_CASE, "account": "x" * (settings.max_body_bytes + 1)}
+    assert_problem(client.post("/v1/cases", json=big, headers=bearer(keys.submitter)), 413)
+
+
+def test_oversized_multipart_fields_are_413(client, keys, settings):
+    response = client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        files={"reporter.relationship": (None, "self"), "account": (None, "x" * (settings.max_body_bytes + 1))},
+    )
+    assert_problem(response, 413)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"{",
+        b"[1, 2]",
+        b'"text"',
+        b"null",
+        b"\xff\xfe",
+        b"[" * 100_000,
+        b'{"reporter": "self", "account": 5}',
+        b'{"reporter": {"relationship": null}}',
+    ],
+)
+def test_malformed_json_is_a_422_never_a_500(client, keys, raw):
+    response = client.post(
+        "/v1/cases", content=raw, headers={**bearer(keys.submitter), "Content-Type": "application/json"}
+    )
+    body = assert_problem(response, 422)
+    assert body["errors"]
+
+
+@pytest.mark.parametrize("raw", [b"--nope", b"garbage", b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b--\r\n"])
+def test_malformed_multipart_is_a_422(client, keys, raw):
+    response = client.post(
+        "/v1/cases", content=raw, headers={**bearer(keys.submitter), "Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code in (413, 422)
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_long_text_fields_are_refused_with_their_limit(client, keys):
+    response = client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        json={**MINIMAL_CASE, "platforms": ["x"] * 51, "reporter": {"relationship": "self", "name": "n" * 201}},
+    )
+    fields = {e["field"]: e["message"] for e in assert_problem(response, 422)["errors"]}
+    assert "at most 50 items" in fields["platforms"]
+    assert "at most 200 characters" in fields["reporter.name"]
+
+
+def test_every_response_carries_security_headers_and_a_request_id(client):
+    response = client.get("/v1/guidance")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["x-request-id"]
+    case_response = client.get("/v1/cases/2222-2222-2222")
+    assert case_response.headers["cache-control"] == "no-store"
+
+
+def test_healthz_and_readyz(client):
+    assert client.get("/healthz").json()["status"] == "ok"
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["database"] == "ok"
+
+
+def test_readyz_says_not_ready_when_the_database_is_unreachable(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    app = create_app(Settings(data_dir=tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    with TestClient(app) as local:
+        response = local.get("/readyz")
+        assert response.status_code == 503
+        assert response.json()["checks"]["database"] == "unreachable"
+        assert local.get("/healthz").status_code == 200
+        down = local.post("/v1/cases", json=MINIMAL_CASE, headers=bearer("isk_a_b"))
+        assert_problem(down, 503)
+        assert down.headers["retry-after"]
+
+
+def test_metrics_count_requests_by_route_template_never_by_path(client, new_case):
+    reference = new_case()["reference"]
+    client.get(f"/v1/cases/{reference}")
+    text = client.get("/metrics").text
+    assert 'route="/v1/cases/{reference}"' in text
+    assert reference not in text

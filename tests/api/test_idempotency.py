@@ -1,0 +1,89 @@
+"""Idempotency-Key on creating POSTs: one record per key, the first answer on every retry."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from tests.conftest import MINIMAL_CASE, bearer
+
+
+def cases_with_account(settings, account: str) -> int:
+    engine = sa.create_engine(settings.resolved_database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sa.text('SELECT submission FROM "case"')).scalars().all()
+    engine.dispose()
+    import json
+
+    return sum(1 for row in rows if (json.loads(row) if isinstance(row, str) else row)["account"] == account)
+
+
+def test_second_post_with_same_idempotency_key_returns_first_case(client, keys, settings):
+    key = str(uuid.uuid4())
+    body = {**MINIMAL_CASE, "account": f"synthetic {key}"}
+    headers = {**bearer(keys.submitter), "Idempotency-Key": key}
+    first = client.post("/v1/cases", json=body, headers=headers)
+    second = client.post("/v1/cases", json=body, headers=headers)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()  # the reporter token too: a lost first answer is not a lost token
+    assert first.headers["location"] == second.headers["location"]
+    assert second.headers["idempotent-replayed"] == "true"
+    assert cases_with_account(settings, body["account"]) == 1
+
+
+def test_same_key_with_a_different_body_is_422(client, keys):
+    key = str(uuid.uuid4())
+    headers = {**bearer(keys.submitter), "Idempotency-Key": key}
+    assert client.post("/v1/cases", json=MINIMAL_CASE, headers=headers).status_code == 201
+    response = client.post("/v1/cases", json={**MINIMAL_CASE, "threats": "different"}, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_the_same_report_as_json_or_form_is_the_same_request(client, keys):
+    key = str(uuid.uuid4())
+    headers = {**bearer(keys.submitter), "Idempotency-Key": key}
+    first = client.post("/v1/cases", json=MINIMAL_CASE, headers=headers)
+    again = client.post(
+        "/v1/cases", data={"reporter.relationship": "self", "account": MINIMAL_CASE["account"]}, headers=headers
+    )
+    assert again.json()["reference"] == first.json()["reference"]
+
+
+def test_keys_belong_to_their_caller(client, keys):
+    key = str(uuid.uuid4())
+    mine = client.post("/v1/cases", json=MINIMAL_CASE, headers={**bearer(keys.submitter), "Idempotency-Key": key})
+    theirs = client.post(
+        "/v1/cases", json=MINIMAL_CASE, headers={**bearer(keys.other_submitter), "Idempotency-Key": key}
+    )
+    assert theirs.status_code == 201
+    assert theirs.json()["reference"] != mine.json()["reference"]
+
+
+def test_a_failed_request_does_not_use_up_its_key(client, keys):
+    key = str(uuid.uuid4())
+    headers = {**bearer(keys.submitter), "Idempotency-Key": key}
+    assert client.post("/v1/cases", json={"reporter": {"relationship": "self"}}, headers=headers).status_code == 422
+    assert client.post("/v1/cases", json=MINIMAL_CASE, headers=headers).status_code == 201
+
+
+def test_a_malformed_key_is_422_naming_the_header(client, keys):
+    response = client.post(
+        "/v1/cases", json=MINIMAL_CASE, headers={**bearer(keys.submitter), "Idempotency-Key": "has spaces in it"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "Idempotency-Key"
+
+
+def test_concurrent_retries_with_one_key_make_exactly_one_case(app, keys, settings):
+    key = str(uuid.uuid4())
+    body = {**MINIMAL_CASE, "account": f"synthetic concurrent {key}"}
+    headers = {**bearer(keys.submitter), "Idempotency-Key": key}
+    with TestClient(app) as local, ThreadPoolExecutor(max_workers=16) as pool:
+        responses = list(pool.map(lambda _: local.post("/v1/cases", json=body, headers=headers), range(32)))
+    assert {response.status_code for response in responses} == {201}
+    assert len({response.json()["reference"] for response in responses}) == 1
+    assert cases_with_account(settings, body["account"]) == 1

@@ -1,0 +1,124 @@
+"""POST /v1/cases/{reference}/identifiers and GET /v1/identifiers."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.conftest import bearer
+
+
+def unique_mtcn() -> str:
+    return str(uuid.uuid4().int)[:10]
+
+
+def test_the_reporter_adds_one_identifier_and_gets_its_normalised_form(client, new_case):
+    created = new_case()
+    response = client.post(
+        f"/v1/cases/{created['reference']}/identifiers",
+        headers=bearer(created["reporter_token"]),
+        json={"type": "profile_url", "value": "https://m.facebook.com/profile.php?id=42&ref=x"},
+    )
+    assert response.status_code == 201, response.text
+    (stored,) = response.json()["identifiers"]
+    assert stored == {
+        **stored,
+        "type": "profile_url",
+        "normalized": "https://facebook.com/profile.php?id=42",
+        "platform": "facebook",
+        "handle": "42",
+    }
+
+
+def test_the_submitting_key_adds_a_list_and_repeats_are_not_duplicated(client, keys, new_case):
+    created = new_case()
+    mtcn = unique_mtcn()
+    url = f"/v1/cases/{created['reference']}/identifiers"
+    payload = [
+        {"type": "mtcn", "value": mtcn},
+        {"type": "mtcn", "value": f"{mtcn[:3]}-{mtcn[3:]}"},
+        {"type": "username", "value": "@Synth", "platform": "instagram"},
+    ]
+    response = client.post(url, headers=bearer(keys.submitter), json=payload)
+    assert response.status_code == 201
+    assert len(response.json()["identifiers"]) == 2
+    again = client.post(url, headers=bearer(keys.submitter), json={"type": "mtcn", "value": mtcn})
+    assert again.json()["identifiers"][0]["created_at"] == response.json()["identifiers"][0]["created_at"]
+    case = client.get(f"/v1/cases/{created['reference']}", headers=bearer(keys.analyst)).json()
+    assert len(case["identifiers"]) == 2
+
+
+def test_an_identifier_seen_before_flags_both_the_answer_and_the_case(client, keys, new_case):
+    mtcn = unique_mtcn()
+    first = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
+    assert first["priority"] == "normal"
+    second = new_case(identifiers=[{"type": "mtcn", "value": f"{mtcn[:5]} {mtcn[5:]}"}])
+    assert [flag["code"] for flag in second["flags"]] == ["repeat_identifier"]
+    assert second["priority"] == "high"
+
+    later = new_case()
+    added = client.post(
+        f"/v1/cases/{later['reference']}/identifiers",
+        headers=bearer(later["reporter_token"]),
+        json={"type": "mtcn", "value": mtcn},
+    ).json()
+    assert added["priority"] == "high"
+    assert [flag["code"] for flag in added["flags"]] == ["repeat_identifier"]
+
+
+def test_analysts_find_every_case_that_shares_an_identifier(client, keys, new_case):
+    mtcn = unique_mtcn()
+    references = {new_case(identifiers=[{"type": "mtcn", "value": mtcn}])["reference"] for _ in range(3)}
+    new_case()
+    response = client.get("/v1/identifiers", params={"normalized": mtcn}, headers=bearer(keys.analyst))
+    assert response.status_code == 200
+    assert {case["reference"] for case in response.json()["cases"]} == references
+
+
+@pytest.mark.parametrize("who", ["submitter", "admin"])
+def test_only_analysts_search_identifiers(client, keys, who):
+    response = client.get("/v1/identifiers", params={"normalized": "1"}, headers=bearer(getattr(keys, who)))
+    assert response.status_code == 403
+
+
+def test_a_bad_identifier_is_a_422_in_words_a_victim_understands(client, new_case):
+    created = new_case()
+    response = client.post(
+        f"/v1/cases/{created['reference']}/identifiers",
+        headers=bearer(created["reporter_token"]),
+        json=[{"type": "mtcn", "value": "123456789"}, {"type": "skype_id", "value": "Jane Example"}],
+    )
+    assert response.status_code == 422
+    errors = {error["field"]: error["message"] for error in response.json()["errors"]}
+    assert errors["[0].value"] == "A Western Union MTCN is 10 digits; this has 9."
+    assert "display name" in errors["[1].value"]
+
+
+@pytest.mark.parametrize("who", ["other_submitter", "admin", "other_reporter"])
+def test_others_cannot_add_identifiers_and_cannot_tell_the_case_exists(client, keys, new_case, who):
+    reference = new_case()["reference"]
+    token = new_case()["reporter_token"] if who == "other_reporter" else getattr(keys, who)
+    response = client.post(
+        f"/v1/cases/{reference}/identifiers", headers=bearer(token), json={"type": "mtcn", "value": "1234567890"}
+    )
+    assert response.status_code == 404
+
+
+def test_an_analyst_is_told_identifiers_come_from_the_reporter(client, keys, new_case):
+    reference = new_case()["reference"]
+    response = client.post(
+        f"/v1/cases/{reference}/identifiers", headers=bearer(keys.analyst), json={"type": "mtcn", "value": "1234567890"}
+    )
+    assert response.status_code == 403
+
+
+def test_adding_identifiers_is_idempotent_too(client, new_case):
+    created = new_case()
+    headers = {**bearer(created["reporter_token"]), "Idempotency-Key": str(uuid.uuid4())}
+    url = f"/v1/cases/{created['reference']}/identifiers"
+    first = client.post(url, headers=headers, json={"type": "email", "value": "Offender@Example.org"})
+    second = client.post(url, headers=headers, json={"type": "email", "value": "Offender@Example.org"})
+    assert first.json() == second.json()
+    different = client.post(url, headers=headers, json={"type": "email", "value": "other@example.org"})
+    assert different.status_code == 422

@@ -1,0 +1,146 @@
+"""Urgency rules: each flag from the facts that raise it, with the clock handed in."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.domain.cases import CaseSubmission
+from service.domain.urgency import (
+    BASE_NEXT_STEPS,
+    CaseFacts,
+    Priority,
+    UrgencyPolicy,
+    age_on,
+    flag_urgency,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def case(**fields) -> CaseSubmission:
+    return CaseSubmission.model_validate({"reporter": {"relationship": "self"}, "account": "synthetic", **fields})
+
+
+def urgency_of(submission: CaseSubmission, shared: list[str] | None = None):
+    return flag_urgency(CaseFacts(submission, shared_identifiers=shared or []), NOW)
+
+
+TABLE = [
+    # what the report says, expected flags, expected priority
+    ({}, [], Priority.normal),
+    ({"victim": {"age": 15}}, ["under_18"], Priority.urgent),
+    ({"victim": {"age": 18}}, [], Priority.normal),
+    ({"victim": {"age_band": "under_13"}}, ["under_18"], Priority.urgent),
+    ({"victim": {"age_band": "16_17"}}, ["under_18"], Priority.urgent),
+    ({"victim": {"age_band": "18_24"}}, [], Priority.normal),
+    ({"victim": {"date_of_birth": "2008-11-26"}}, ["under_18"], Priority.urgent),  # 18 tomorrow
+    ({"victim": {"date_of_birth": "2008-11-25"}}, [], Priority.normal),  # 18 today
+    ({"feels_unsafe": True}, ["self_harm_risk"], Priority.urgent),
+    ({"feels_unsafe": False}, [], Priority.normal),
+    ({"images_shared": True}, ["images_released"], Priority.high),
+    ({"deadline_at": (NOW + timedelta(hours=5)).isoformat()}, ["deadline_imminent"], Priority.high),
+    ({"deadline_at": (NOW - timedelta(hours=5)).isoformat()}, ["deadline_imminent"], Priority.high),
+    ({"deadline_at": (NOW + timedelta(days=10)).isoformat()}, [], Priority.normal),
+    (
+        {
+            "payments": [
+                {"method": "western_union", "collected": "no", "paid_at": (NOW - timedelta(days=1)).isoformat()}
+            ]
+        },
+        ["payment_recallable", "already_paid"],
+        Priority.high,
+    ),
+    (
+        {"payments": [{"method": "moneygram", "collected": "unknown"}]},
+        ["payment_recallable", "already_paid"],
+        Priority.high,
+    ),
+    ({"payments": [{"method": "western_union", "collected": "yes"}]}, ["already_paid"], Priority.high),
+    ({"payments": [{"method": "crypto", "collected": "no"}]}, ["already_paid"], Priority.high),
+    (
+        {
+            "payments": [
+                {"method": "bank_transfer", "collected": "no", "paid_at": (NOW - timedelta(days=60)).isoformat()}
+            ]
+        },
+        ["already_paid"],
+        Priority.high,
+    ),
+    (
+        {"victim": {"age": 14}, "feels_unsafe": True, "images_shared": True},
+        ["under_18", "self_harm_risk", "images_released"],
+        Priority.urgent,
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "flags", "priority"), TABLE)
+def test_flags_and_priority_follow_from_the_report(fields, flags, priority):
+    urgency = urgency_of(case(**fields))
+    assert urgency.flag_codes == flags
+    assert urgency.priority is priority
+    assert all(flag.reason for flag in urgency.flags)
+
+
+def test_an_identifier_seen_in_another_case_flags_a_repeat():
+    urgency = urgency_of(case(), shared=["1234567890"])
+    assert urgency.flag_codes == ["repeat_identifier"]
+    assert urgency.priority is Priority.high
+    assert "1 identifier" in urgency.flags[0].reason
+
+
+def test_self_harm_puts_support_services_first_then_ceop_for_a_child():
+    steps = urgency_of(case(feels_unsafe=True, victim={"age": 13})).next_steps
+    assert steps[:2] == ["support-services", "under-18"]
+    assert steps.count("support-services") == 1
+
+
+def test_a_recallable_payment_brings_the_cancel_advice_forward():
+    steps = urgency_of(case(payments=[{"method": "western_union", "collected": "no"}])).next_steps
+    assert steps[0] == "cancel-a-payment"
+
+
+def test_released_images_bring_takedown_advice():
+    assert "getting-images-removed" in urgency_of(case(images_shared=True)).next_steps
+
+
+def test_a_plain_case_gets_the_police_advice_in_order():
+    assert urgency_of(case()).next_steps == BASE_NEXT_STEPS
+
+
+def test_policy_windows_are_settings_not_constants():
+    submission = case(deadline_at=(NOW + timedelta(hours=100)).isoformat())
+    assert flag_urgency(CaseFacts(submission), NOW).flag_codes == []
+    wider = UrgencyPolicy(deadline_window=timedelta(hours=120))
+    assert flag_urgency(CaseFacts(submission), NOW, wider).flag_codes == ["deadline_imminent"]
+
+
+def test_a_local_time_without_offset_is_read_as_utc_and_compares_safely():
+    urgency = urgency_of(case(deadline_at="2026-11-25T14:00"))
+    assert urgency.flag_codes == ["deadline_imminent"]
+
+
+@given(born=st.dates(min_value=date(1920, 1, 1), max_value=date(2026, 11, 25)))
+def test_age_from_date_of_birth_agrees_with_the_under_18_flag(born):
+    under = "under_18" in urgency_of(case(victim={"date_of_birth": born.isoformat()})).flag_codes
+    assert under == (age_on(born, NOW.date()) < 18)
+
+
+@given(
+    age=st.integers(min_value=0, max_value=120),
+    unsafe=st.booleans(),
+    shared=st.booleans(),
+    paid=st.booleans(),
+)
+def test_priority_is_the_highest_of_its_flags(age, unsafe, shared, paid):
+    submission = case(
+        victim={"age": age}, feels_unsafe=unsafe, payments=[{"method": "other", "collected": "no"}] if paid else []
+    )
+    urgency = urgency_of(submission, shared=["x"] if shared else [])
+    expected = max((flag.priority for flag in urgency.flags), default=Priority.normal)
+    assert urgency.priority is expected
+    assert (urgency.priority is Priority.urgent) == (age < 18 or unsafe)

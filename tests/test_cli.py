@@ -1,0 +1,46 @@
+"""The `intake` command, run as a user would run it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import sqlalchemy as sa
+
+from tests.conftest import project_root
+
+
+def intake(*args: str, database_url: str) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "INTAKE_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        cwd=project_root(),
+        timeout=60,
+        check=False,
+    )
+
+
+def test_db_upgrade_then_keys_create_prints_the_key_alone_on_the_last_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert intake("db", "upgrade", database_url=url).returncode == 0
+    made = intake("keys", "create", "--role", "analyst", "--name", "Test unit", database_url=url)
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip().splitlines()[-1]
+    assert key.startswith("isk_") and " " not in key
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        stored = connection.execute(sa.text("SELECT secret_sha256 FROM api_key")).scalar_one()
+    engine.dispose()
+    assert key.split("_", 2)[2] not in stored  # only the hash is kept
+    listed = intake("keys", "list", database_url=url)
+    assert "analyst" in listed.stdout and key not in listed.stdout
+
+
+def test_an_unknown_role_is_refused(tmp_path):
+    result = intake("keys", "create", "--role", "superuser", "--name", "x", database_url=f"sqlite:///{tmp_path}/x.db")
+    assert result.returncode == 2
+    assert "invalid choice" in result.stderr
