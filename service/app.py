@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
+
+import anyio.to_thread
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -30,7 +34,15 @@ bad field in `errors`. Authenticate with `Authorization: Bearer <token>`: an API
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        yield
+        app.state.engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Sextortion case intake",
         version=API_VERSION,
         description=DESCRIPTION,

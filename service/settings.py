@@ -17,6 +17,9 @@ class Settings(BaseSettings):
         default=None, description="SQLAlchemy URL; a SQLite file under data_dir when unset."
     )
     database_pool_size: int = 10
+    worker_threads: int = Field(
+        default=8, description="Threads for blocking work; more only adds GIL contention on a small machine."
+    )
     content_dir: Path | None = Field(
         default=None, description="A deployment's own guidance and helplines, overriding the built-in ones."
     )

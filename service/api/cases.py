@@ -184,21 +184,19 @@ def post_case(
     submission = body.submission
 
     def work():
-        now = utc_now()
-        created = create_case(session, submission, submitted_by_key_id=caller.key_id, now=now, policy=policy)
-        case = created.case
-        record_access(session, actor=caller.actor, action="case.create", case_id=case.id, request_id=request_id)
+        created = create_case(session, submission, submitted_by_key_id=caller.key_id, now=utc_now(), policy=policy)
+        record_access(session, actor=caller.actor, action="case.create", case_id=created.id, request_id=request_id)
         answer = CaseCreated(
-            reference=case.reference,
+            reference=created.reference,
             reporter_token=created.reporter_token,
-            status=case.status,
-            priority=case.priority,
-            flags=[FlagOut(**flag) for flag in case.flags],
-            next_steps=case.next_steps,
-            identifiers=[StoredIdentifier.of(row) for row in created.identifiers],
-            created_at=case.created_at,
+            status=created.status,
+            priority=created.priority,
+            flags=[FlagOut(**flag) for flag in created.flags],
+            next_steps=created.next_steps,
+            identifiers=[StoredIdentifier.of(record) for record in created.identifiers],
+            created_at=created.created_at,
         )
-        return 201, answer, {"Location": f"/v1/cases/{case.reference}"}
+        return 201, answer, {"Location": f"/v1/cases/{created.reference}"}
 
     fingerprint = request_fingerprint("POST", "/v1/cases", submission.model_dump(mode="json"))
     return respond_once(session, caller, idempotency_key, fingerprint, work)

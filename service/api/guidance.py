@@ -32,7 +32,7 @@ _CACHED = {
     response_model=list[GuidanceSection],
     responses={**_CACHED, **problem_responses(422)},
 )
-def list_guidance(request: Request, audience: AudienceFilter = None) -> Response:
+async def list_guidance(request: Request, audience: AudienceFilter = None) -> Response:
     return _cacheable(
         request,
         ("guidance", audience),
@@ -46,7 +46,7 @@ def list_guidance(request: Request, audience: AudienceFilter = None) -> Response
     response_model=GuidanceSection,
     responses={**_CACHED, **problem_responses(404)},
 )
-def get_guidance(request: Request, slug: str) -> Response:
+async def get_guidance(request: Request, slug: str) -> Response:
     section = request.app.state.content.section(slug)
     if section is None:
         raise ProblemError(404, f"There is no advice section called '{slug[:80]}'.")
@@ -59,7 +59,7 @@ def get_guidance(request: Request, slug: str) -> Response:
     response_model=list[SupportService],
     responses={**_CACHED, **problem_responses(422)},
 )
-def list_support_services(request: Request, audience: AudienceFilter = None) -> Response:
+async def list_support_services(request: Request, audience: AudienceFilter = None) -> Response:
     return _cacheable(
         request,
         ("support-services", audience),

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Header
-from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from service.api.deps import Caller
@@ -33,7 +33,7 @@ def respond_once(
     caller: Caller,
     idempotency_key: str | None,
     fingerprint: str,
-    work: Callable[[], tuple[int, object, dict[str, str]]],
+    work: Callable[[], tuple[int, BaseModel, dict[str, str]]],
 ) -> JSONResponse:
     """Run `work` (status, body, headers) once per key, or just once when no key is given."""
     headers: dict[str, str] = {}
@@ -41,7 +41,7 @@ def respond_once(
     def encoded_work() -> tuple[int, dict]:
         status, body, extra_headers = work()
         headers.update(extra_headers)
-        return status, {"body": jsonable_encoder(body), "headers": extra_headers}
+        return status, {"body": body.model_dump(mode="json"), "headers": extra_headers}
 
     if idempotency_key is None:
         status, stored = encoded_work()

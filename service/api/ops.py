@@ -19,7 +19,7 @@ class Health(BaseModel):
 
 
 @router.get("/healthz", summary="Is the process up", response_model=Health)
-def healthz() -> Health:
+async def healthz() -> Health:
     return Health(status="ok")
 
 

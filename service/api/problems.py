@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://intake.example/problems/"
@@ -181,6 +182,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         if error.status_code == 405 and detail == "Method Not Allowed":
             detail = "This address does not accept that method."
         return problem_response(error.status_code, detail, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_: Request, __: ClientDisconnect) -> JSONResponse:
+        # Nobody is listening; the answer only keeps the logs and metrics honest (not a 500).
+        return problem_response(400, "The request body was cut off before it was complete.", kind="incomplete-body")
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeoutError)

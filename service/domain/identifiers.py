@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import StrEnum
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
@@ -49,6 +50,8 @@ MAX_IDENTIFIER_LENGTH = 500  # long enough for any real profile link; indexable 
 DEFAULT_PHONE_REGION = "GB"
 
 
+# Pure, so safe to remember: validation and storage each ask for the same identifiers in turn.
+@lru_cache(maxsize=4096)
 def normalize_identifier(
     identifier_type: IdentifierType | str,
     value: str,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from sqlmodel import Session
 
-from service.storage.models import AuditEvent
+from service.storage.models import AuditEvent, utc_now
+
+_AUDIT_EVENTS = AuditEvent.__table__
 
 
 def record_access(
@@ -17,7 +20,16 @@ def record_access(
     request_id: str | None = None,
     detail: dict | None = None,
 ) -> None:
-    """Add an audit row to the caller's transaction: it commits, or rolls back, with the work."""
-    session.add(
-        AuditEvent(actor=actor, action=action, case_id=case_id, reason=reason, request_id=request_id, detail=detail)
+    """Write an audit row in the caller's transaction: it commits, or rolls back, with the work."""
+    session.execute(
+        sa.insert(_AUDIT_EVENTS),
+        {
+            "at": utc_now(),
+            "actor": actor,
+            "action": action,
+            "case_id": case_id,
+            "reason": reason,
+            "request_id": request_id,
+            "detail": detail,
+        },
     )
