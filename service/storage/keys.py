@@ -8,7 +8,6 @@ import secrets
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-
 from sqlmodel import Session, select
 
 from service.storage.models import ApiKey, utc_now
