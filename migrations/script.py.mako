@@ -7,11 +7,8 @@ Create Date: ${create_date}
 from __future__ import annotations
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 ${imports if imports else ""}
-
-import service.storage.models
 
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,7 +12,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.api import cases, guidance, identifiers, ops
+from service.api import cases, evidence, guidance, identifiers, ops
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import install_problem_handlers
 from service.domain.cases import CaseSubmission, IdentifierInput
@@ -19,6 +20,7 @@ from service.domain.identifiers import IdentifierType
 from service.settings import Settings
 from service.storage.content import load_content
 from service.storage.database import create_database_engine
+from service.storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore, S3Settings
 
 API_VERSION = "1.0.0"
 DESCRIPTION = """\
@@ -49,20 +51,43 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "guidance", "description": "Public advice and helplines."},
             {"name": "cases", "description": "Reporting a case and reading it."},
             {"name": "identifiers", "description": "Offender identifiers, normalised to link cases."},
+            {"name": "evidence", "description": "Files kept as evidence: streamed, hashed, typed by their bytes."},
             {"name": "ops", "description": "Health, readiness and metrics."},
         ],
     )
     app.state.settings = settings
     app.state.engine = create_database_engine(settings.resolved_database_url, settings.database_pool_size)
+    app.state.objects = object_store(settings)
+    app.state.link_secret = (settings.link_secret or secrets.token_hex(32)).encode()
     app.state.content = load_content(settings.content_dir)
     app.state.guidance_cache = {}
     app.state.metrics = Metrics()
     install_problem_handlers(app)
-    for module in (guidance, cases, identifiers, ops):
+    for module in (guidance, cases, identifiers, evidence, ops):
         app.include_router(module.router)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def object_store(settings: Settings) -> ObjectStore:
+    if settings.evidence_store == "local":
+        return LocalObjectStore(settings.resolved_evidence_dir)
+    store = S3ObjectStore(
+        S3Settings(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key,
+            server_side_encryption=settings.s3_server_side_encryption,
+            kms_key_id=settings.s3_kms_key_id,
+            part_bytes=settings.s3_part_bytes,
+        )
+    )
+    if settings.s3_create_bucket:
+        store.ensure_bucket()
+    return store
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

@@ -31,12 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     create = keys.add_parser("create", help="make a key; it is printed once, alone on the last line")
     create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--name", required=True, help="who the key is for, e.g. 'North Yorkshire website'")
+    create.add_argument(
+        "--child-evidence",
+        action="store_true",
+        help="analyst keys only: may view evidence of cases where the victim is under 18",
+    )
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
     keys.add_parser("list", help="list keys (never their secrets)")
 
     database = commands.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
     database.add_parser("upgrade", help="apply all migrations")
+
+    evidence = commands.add_parser("evidence", help="evidence maintenance").add_subparsers(
+        dest="evidence_command", required=True
+    )
+    sweep = evidence.add_parser("sweep", help="remove objects with no row, report rows with no object")
+    sweep.add_argument("--dry-run", action="store_true", help="report only; remove nothing")
+    evidence.add_parser("verify", help="re-hash every evidence object against its intake SHA-256")
 
     serve = commands.add_parser("serve", help="apply migrations and serve the API")
     serve.add_argument("--host", default="127.0.0.1")
@@ -51,12 +63,21 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
+    if args.command == "evidence":
+        return _evidence(settings, args)
 
     engine = create_database_engine(settings.resolved_database_url)
     with session_scope(engine) as session:
         if args.keys_command == "create":
-            key, plaintext = create_api_key(session, args.role, args.name)
-            print(f"Created {key.role} key {key.id} for {key.name!r}. Store it now: it is not shown again.")
+            try:
+                key, plaintext = create_api_key(
+                    session, args.role, args.name, can_view_child_evidence=args.child_evidence
+                )
+            except ValueError as error:
+                print(f"intake: {error}", file=sys.stderr)
+                return 2
+            extra = " It may view evidence of under-18 cases." if key.can_view_child_evidence else ""
+            print(f"Created {key.role} key {key.id} for {key.name!r}.{extra} Store it now: it is not shown again.")
             print(plaintext)
             return 0
         if args.keys_command == "revoke":
@@ -69,6 +90,37 @@ def main(argv: list[str] | None = None) -> int:
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             print(f"{key.id}\t{key.role}\t{state}\t{key.name}")
         return 0
+
+
+def _evidence(settings: Settings, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from service.app import object_store
+    from service.storage.evidence import sweep, total_evidence_bytes, verify_all
+    from service.storage.models import utc_now
+
+    store = object_store(settings)
+    engine = create_database_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        if args.evidence_command == "sweep":
+            report = sweep(session, store, now=utc_now(), grace=settings.sweep_grace, remove=not args.dry_run)
+            verb = "would remove" if args.dry_run else "removed"
+            print(f"{verb} {len(report.orphan_objects)} object(s) with no evidence row")
+            print(f"{verb} {report.expired_uploads} expired direct upload(s)")
+            print(f"aborted {report.aborted_multipart} unfinished upload(s)")
+            for evidence_id in report.missing_objects:
+                print(f"MISSING: evidence {evidence_id} has a row but its object is gone", file=sys.stderr)
+            return 1 if report.missing_objects else 0
+        failures = 0
+        with tqdm(
+            total=total_evidence_bytes(session), unit="B", unit_scale=True, desc="verifying", file=sys.stderr
+        ) as progress:
+            for result in verify_all(session, store, progress.update):
+                if not result.ok:
+                    failures += 1
+                    tqdm.write(f"MISMATCH: evidence {result.evidence_id} {result.detail}")
+        print(f"{failures} problem(s) found" if failures else "every evidence object matches its intake SHA-256")
+        return 1 if failures else 0
 
 
 def _serve(settings: Settings, host: str, port: int) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,31 @@ class Settings(BaseSettings):
     recall_window: timedelta = timedelta(days=30)
     deadline_window: timedelta = timedelta(hours=72)
     log_level: str = "INFO"
+
+    evidence_store: Literal["local", "s3"] = Field(default="local", description="Where evidence bytes go.")
+    evidence_dir: Path | None = Field(
+        default=None, description="The local evidence folder; data_dir/evidence if unset."
+    )
+    evidence_max_bytes: int = Field(default=2 * 1024**3, description="Largest single evidence file (413 past it).")
+    evidence_max_files: int = Field(default=20, description="Most files in one upload request.")
+    evidence_link_seconds: int = Field(default=300, description="How long an analyst's content link works.")
+    evidence_upload_seconds: int = Field(default=900, description="How long a direct upload URL works.")
+    sweep_grace: timedelta = Field(default=timedelta(hours=1), description="Objects younger than this are in flight.")
+    link_secret: str | None = Field(default=None, description="Signs content links and local direct uploads.")
+
+    s3_bucket: str = "intake-evidence"
+    s3_endpoint_url: str | None = Field(default=None, description="e.g. http://minio:9000; AWS when unset.")
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_server_side_encryption: str | None = Field(default=None, description="AES256 or aws:kms.")
+    s3_kms_key_id: str | None = None
+    s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart part size.")
+    s3_create_bucket: bool = Field(default=False, description="Create the bucket at start if missing.")
+
+    @property
+    def resolved_evidence_dir(self) -> Path:
+        return self.evidence_dir or self.data_dir / "evidence"
 
     @property
     def resolved_database_url(self) -> str:

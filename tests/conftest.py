@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devsupport.postgres import PostgresServer
+from devsupport.s3 import CREDENTIALS, S3Server
 from service.app import create_app
 from service.cli import upgrade_database
 from service.settings import Settings
@@ -74,7 +75,11 @@ class Keys:
 
 @pytest.fixture(scope="session")
 def keys(settings: Settings) -> Keys:
-    engine = create_database_engine(settings.resolved_database_url)
+    return make_keys(settings.resolved_database_url)
+
+
+def make_keys(database_url: str) -> Keys:
+    engine = create_database_engine(database_url)
     with session_scope(engine) as session:
         made = {
             name: create_api_key(session, role, f"test {name}")[1]
@@ -113,3 +118,61 @@ def new_case(client: TestClient, keys: Keys):
 
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    server = S3Server().start()
+    yield server
+    server.stop()
+
+
+def evidence_settings_for(store: str, database_url: str, data_dir: Path, request, **overrides) -> Settings:
+    """Settings for an app whose evidence goes to a local folder or to S3 over HTTP (moto)."""
+    extra: dict = {}
+    if store == "s3":
+        server: S3Server = request.getfixturevalue("s3_server")
+        extra = {
+            "evidence_store": "s3",
+            "s3_endpoint_url": server.endpoint,
+            "s3_bucket": f"evidence-{next(_database_names)}",
+            "s3_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "s3_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            "s3_server_side_encryption": "AES256",
+            "s3_create_bucket": True,
+        }
+    return Settings(data_dir=data_dir, database_url=database_url, **{**extra, **overrides})
+
+
+STORES = [pytest.param("local", id="local"), pytest.param("s3", id="s3")]
+
+
+@pytest.fixture(scope="session", params=STORES)
+def evidence_app(request, database_url: str, tmp_path_factory):
+    """An app on its own database of the same kind, so that each store's rows and objects match."""
+    backend = "postgres" if database_url.startswith("postgresql") else "sqlite"
+    own_database = fresh_database_url(backend, request, tmp_path_factory)
+    settings = evidence_settings_for(request.param, own_database, tmp_path_factory.mktemp("ev"), request)
+    application = create_app(settings)
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def evidence_client(evidence_app) -> Iterator[TestClient]:
+    with TestClient(evidence_app, raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="session")
+def evidence_keys(evidence_app) -> Keys:
+    return make_keys(evidence_app.state.settings.resolved_database_url)
+
+
+@pytest.fixture(scope="session")
+def child_analyst_key(evidence_app) -> str:
+    engine = create_database_engine(evidence_app.state.settings.resolved_database_url)
+    with session_scope(engine) as session:
+        key = create_api_key(session, "analyst", "test child-evidence analyst", can_view_child_evidence=True)[1]
+    engine.dispose()
+    return key

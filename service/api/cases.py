@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -14,12 +15,9 @@ from service.api.bodies import (
     JSON,
     MULTIPART,
     URLENCODED,
-    FilePart,
-    FileSink,
     case_from_form_fields,
     media_type_of,
     parse_json,
-    parse_multipart,
     parse_urlencoded,
     read_bounded,
     unsupported_media_type,
@@ -39,17 +37,20 @@ from service.api.schemas import (
     CaseCreated,
     CaseForAnalyst,
     CaseForReporter,
+    EvidenceSummary,
     FlagOut,
     StoredIdentifier,
     case_for_analyst,
     case_for_reporter,
 )
+from service.api.uploads import MultipartWithFiles, receive_multipart
 from service.domain.cases import CaseSubmission
 from service.domain.reference import canonical_reference
 from service.domain.urgency import UrgencyPolicy
 from service.settings import Settings
 from service.storage.audit import record_access
 from service.storage.cases import create_case, find_case, identifiers_of
+from service.storage.evidence import ReceivedFile, record_evidence
 from service.storage.idempotency import request_fingerprint
 from service.storage.models import Case, utc_now
 
@@ -64,44 +65,44 @@ CaseReference = Annotated[
 @dataclass(frozen=True)
 class SubmittedCase:
     submission: CaseSubmission
+    evidence: MultipartWithFiles | None = None
+
+    @property
+    def files(self) -> list[ReceivedFile]:
+        return self.evidence.files if self.evidence else []
+
+    def discard_evidence(self) -> None:
+        if self.evidence:
+            self.evidence.discard()
 
 
 async def submitted_case(request: Request) -> SubmittedCase:
-    """The report in the body, whichever of JSON, form or multipart form it came as."""
+    """The report in the body, whichever of JSON, form or multipart form it came as; files in a
+    multipart form (`evidence`) are streamed to the evidence store as they arrive."""
     settings: Settings = request.app.state.settings
     media_type = media_type_of(request)
+    evidence = None
     if media_type == JSON:
         data = parse_json(await read_bounded(request, settings.max_body_bytes))
     elif media_type == URLENCODED:
         raw = await read_bounded(request, settings.max_body_bytes)
         data = case_from_form_fields(parse_urlencoded(raw, settings.max_form_fields))
     elif media_type == MULTIPART:
-        fields = await parse_multipart(
-            request,
-            max_field_bytes=settings.max_body_bytes,
-            max_fields=settings.max_form_fields,
-            on_file=_refuse_files,
-        )
-        data = case_from_form_fields(fields)
+        evidence = await receive_multipart(request, file_field="evidence")
+        data = case_from_form_fields(evidence.fields)
     else:
         raise unsupported_media_type(FORM_MEDIA_TYPES)
-    if not isinstance(data, dict):
-        raise validation_problem([{"field": "body", "message": "The body should be a JSON object."}])
     try:
-        return SubmittedCase(CaseSubmission.model_validate(data))
-    except ValidationError as error:
-        raise validation_problem(field_errors(list(error.errors()), drop_prefix=())) from None
-
-
-async def _refuse_files(part: FilePart) -> FileSink:
-    raise validation_problem(
-        [
-            {
-                "field": part.field_name,
-                "message": "Files can't be attached to this request; add them to the case's evidence instead.",
-            }
-        ]
-    )
+        if not isinstance(data, dict):
+            raise validation_problem([{"field": "body", "message": "The body should be a JSON object."}])
+        try:
+            return SubmittedCase(CaseSubmission.model_validate(data), evidence)
+        except ValidationError as error:
+            raise validation_problem(field_errors(list(error.errors()), drop_prefix=())) from None
+    except BaseException:
+        if evidence:
+            await run_in_threadpool(evidence.discard)
+        raise
 
 
 @router.post(
@@ -184,8 +185,17 @@ def post_case(
     submission = body.submission
 
     def work():
-        created = create_case(session, submission, submitted_by_key_id=caller.key_id, now=utc_now(), policy=policy)
-        record_access(session, actor=caller.actor, action="case.create", case_id=created.id, request_id=request_id)
+        now = utc_now()
+        created = create_case(session, submission, submitted_by_key_id=caller.key_id, now=now, policy=policy)
+        evidence = record_evidence(session, created.id, body.files, received_by=caller.actor, now=now)
+        record_access(
+            session,
+            actor=caller.actor,
+            action="case.create",
+            case_id=created.id,
+            request_id=request_id,
+            detail={"evidence": [row.id for row in evidence]} if evidence else None,
+        )
         answer = CaseCreated(
             reference=created.reference,
             reporter_token=created.reporter_token,
@@ -194,12 +204,21 @@ def post_case(
             flags=[FlagOut(**flag) for flag in created.flags],
             next_steps=created.next_steps,
             identifiers=[StoredIdentifier.of(record) for record in created.identifiers],
+            evidence=[EvidenceSummary.of(row) for row in evidence],
             created_at=created.created_at,
         )
         return 201, answer, {"Location": f"/v1/cases/{created.reference}"}
 
-    fingerprint = request_fingerprint("POST", "/v1/cases", submission.model_dump(mode="json"))
-    return respond_once(session, caller, idempotency_key, fingerprint, work)
+    payload = [submission.model_dump(mode="json"), [[f.filename, f.sha256, f.size] for f in body.files]]
+    fingerprint = request_fingerprint("POST", "/v1/cases", payload if body.files else payload[0])
+    try:
+        response = respond_once(session, caller, idempotency_key, fingerprint, work)
+    except BaseException:
+        body.discard_evidence()  # nothing half-made: no case, so no objects either
+        raise
+    if response.headers.get("idempotent-replayed") == "true":
+        body.discard_evidence()
+    return response
 
 
 @router.get(
@@ -244,3 +263,15 @@ def case_not_found() -> ProblemError:
     return ProblemError(
         404, "No case with this reference is available to you. Check the reference for typing mistakes."
     )
+
+
+def contributor_case(session, reference: str, caller: Caller) -> Case:
+    """The case, for its reporter or the key that submitted it, who add to it. An analyst is told it
+    is not theirs to add to; anyone else learns nothing, not even that it exists."""
+    canonical = canonical_reference(reference)
+    case = find_case(session, canonical) if canonical else None
+    if case is None or not caller.may_act_on(case):
+        if case is not None and caller.role is Role.analyst:
+            raise ProblemError(403, "Only the reporter or the service that submitted the case can add to it.")
+        raise case_not_found()
+    return case

@@ -31,6 +31,7 @@ class Caller:
     key_id: str | None = None
     role: Role | None = None
     reporter_case_id: int | None = None
+    can_view_child_evidence: bool = False
 
     @property
     def actor(self) -> str:
@@ -88,7 +89,9 @@ def get_caller(request: Request, session: DatabaseSession) -> Caller:
         key = find_active_key(session, token)
         if key is not None:
             request.state.key_id = key.id
-            return Caller(token=token, key_id=key.id, role=Role(key.role))
+            return Caller(
+                token=token, key_id=key.id, role=Role(key.role), can_view_child_evidence=key.can_view_child_evidence
+            )
     elif token.startswith(REPORTER_TOKEN_PREFIX + "_") and len(token) < 100:
         case_id = find_case_id_by_reporter_token(session, token)
         if case_id is not None:

@@ -10,16 +10,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from service.api.bodies import JSON, media_type_of, parse_json, read_bounded, unsupported_media_type
-from service.api.cases import CaseReference, case_not_found
+from service.api.cases import CaseReference, contributor_case
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role, require_role
 from service.api.idempotency import IdempotencyKey, respond_once
-from service.api.problems import ProblemError, field_errors, problem_responses, validation_problem
+from service.api.problems import field_errors, problem_responses, validation_problem
 from service.api.schemas import FlagOut, Priority, Status, StoredIdentifier
 from service.domain.cases import MAX_LIST, IdentifierInput
-from service.domain.reference import canonical_reference
 from service.domain.urgency import UrgencyPolicy
 from service.storage.audit import record_access
-from service.storage.cases import add_identifiers, cases_sharing, find_case
+from service.storage.cases import add_identifiers, cases_sharing
 from service.storage.idempotency import request_fingerprint
 from service.storage.models import utc_now
 
@@ -119,12 +118,7 @@ def post_identifiers(
     idempotency_key: IdempotencyKey = None,
     inputs: list[IdentifierInput] = Depends(identifier_inputs),
 ) -> JSONResponse:
-    canonical = canonical_reference(reference)
-    case = find_case(session, canonical) if canonical else None
-    if case is None or not caller.may_act_on(case):
-        if case is not None and caller.role is Role.analyst:
-            raise ProblemError(403, "Identifiers are added by the reporter or the service that submitted the case.")
-        raise case_not_found()
+    case = contributor_case(session, reference, caller)
     settings = request.app.state.settings
     policy = UrgencyPolicy(recall_window=settings.recall_window, deadline_window=settings.deadline_window)
 

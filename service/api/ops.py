@@ -31,7 +31,11 @@ async def healthz() -> Health:
 )
 async def readyz(request: Request) -> JSONResponse:
     database_ok = await run_in_threadpool(is_reachable, request.app.state.engine)
-    checks = {"database": "ok" if database_ok else "unreachable"}
+    objects_ok = await run_in_threadpool(request.app.state.objects.is_reachable)
+    checks = {
+        "database": "ok" if database_ok else "unreachable",
+        "object_store": "ok" if objects_ok else "unreachable",
+    }
     ready = all(value == "ok" for value in checks.values())
     body = Health(status="ready" if ready else "not ready", checks=checks).model_dump()
     return JSONResponse(body, status_code=200 if ready else 503, headers={} if ready else {"Retry-After": "5"})

@@ -13,6 +13,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from service.storage.evidence import EvidenceRefused
+from service.storage.objects import ObjectStoreUnavailable
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://intake.example/problems/"
 
@@ -182,6 +185,26 @@ def install_problem_handlers(app: FastAPI) -> None:
         if error.status_code == 405 and detail == "Method Not Allowed":
             detail = "This address does not accept that method."
         return problem_response(error.status_code, detail, headers=getattr(error, "headers", None))
+
+    @app.exception_handler(EvidenceRefused)
+    async def _evidence_refused(_: Request, error: EvidenceRefused) -> JSONResponse:
+        headers = {"Retry-After": "5"} if error.status == 503 else None
+        return problem_response(
+            error.status,
+            error.message,
+            kind="evidence-refused",
+            errors=[{"field": error.field, "message": error.message}],
+            headers=headers,
+        )
+
+    @app.exception_handler(ObjectStoreUnavailable)
+    async def _store_down(_: Request, __: ObjectStoreUnavailable) -> JSONResponse:
+        return problem_response(
+            503,
+            "The evidence store is unreachable for a moment. Nothing was kept; please try again shortly.",
+            kind="evidence-store-unavailable",
+            headers={"Retry-After": "10"},
+        )
 
     @app.exception_handler(ClientDisconnect)
     async def _client_gone(_: Request, __: ClientDisconnect) -> JSONResponse:

@@ -39,6 +39,26 @@ class StoredIdentifier(BaseModel):
         )
 
 
+class EvidenceSummary(BaseModel):
+    id: str
+    filename: str
+    content_type: str = Field(description="Judged from the bytes, not the name.")
+    size: int
+    sha256: str
+    received_at: datetime
+
+    @classmethod
+    def of(cls, row: Any) -> EvidenceSummary:
+        return cls(
+            id=row.id,
+            filename=row.filename,
+            content_type=row.content_type,
+            size=row.size,
+            sha256=row.sha256,
+            received_at=row.received_at,
+        )
+
+
 class CaseCreated(BaseModel):
     reference: str = Field(
         description="Quote this in every contact. The last character is a check character.", examples=["7KQM-X4TR-9PZC"]
@@ -54,6 +74,7 @@ class CaseCreated(BaseModel):
         examples=[["support-services", "under-18", "dont-panic"]],
     )
     identifiers: list[StoredIdentifier]
+    evidence: list[EvidenceSummary] = Field(default_factory=list, description="Files sent with the report.")
     created_at: datetime
 
 

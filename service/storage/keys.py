@@ -25,13 +25,23 @@ def new_reporter_token() -> str:
     return f"{REPORTER_TOKEN_PREFIX}_{secrets.token_urlsafe(32)}"
 
 
-def create_api_key(session: Session, role: str, name: str) -> tuple[ApiKey, str]:
+def create_api_key(
+    session: Session, role: str, name: str, *, can_view_child_evidence: bool = False
+) -> tuple[ApiKey, str]:
     """Make a key; returns the row and the only copy of the plaintext key."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if can_view_child_evidence and role != "analyst":
+        raise ValueError("only analyst keys can be allowed to view evidence of under-18 cases")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
-    key = ApiKey(id=key_id, name=name, role=role, secret_sha256=sha256_hex(secret))
+    key = ApiKey(
+        id=key_id,
+        name=name,
+        role=role,
+        secret_sha256=sha256_hex(secret),
+        can_view_child_evidence=can_view_child_evidence,
+    )
     session.add(key)
     session.commit()
     return key, f"{API_KEY_PREFIX}_{key_id}_{secret}"
@@ -41,10 +51,11 @@ def create_api_key(session: Session, role: str, name: str) -> tuple[ApiKey, str]
 class ActiveKey:
     id: str
     role: str
+    can_view_child_evidence: bool
 
 
 _KEYS = ApiKey.__table__
-_LIVE_KEY = sa.select(_KEYS.c.id, _KEYS.c.role, _KEYS.c.secret_sha256).where(
+_LIVE_KEY = sa.select(_KEYS.c.id, _KEYS.c.role, _KEYS.c.secret_sha256, _KEYS.c.can_view_child_evidence).where(
     _KEYS.c.id == sa.bindparam("key_id"), _KEYS.c.revoked_at.is_(None)
 )
 
@@ -61,7 +72,7 @@ def find_active_key(session: Session, presented: str) -> ActiveKey | None:
     row = session.execute(_LIVE_KEY, {"key_id": key_id}).first()
     if row is None or not hmac.compare_digest(row.secret_sha256, sha256_hex(secret)):
         return None
-    return ActiveKey(id=row.id, role=row.role)
+    return ActiveKey(id=row.id, role=row.role, can_view_child_evidence=bool(row.can_view_child_evidence))
 
 
 def revoke_api_key(session: Session, key_id: str) -> bool:

@@ -47,6 +47,8 @@ class ApiKey(SQLModel, table=True):
     name: str = Field(max_length=200)
     role: str = Field(max_length=20)
     secret_sha256: str = Field(max_length=64)
+    # Evidence of under-18 cases may be images of children: seeing it is a separate permission.
+    can_view_child_evidence: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     created_at: datetime = _when(default_factory=utc_now)
     revoked_at: datetime | None = _when(default=None, nullable=True)
 
@@ -124,3 +126,36 @@ class AuditEvent(SQLModel, table=True):
     reason: str | None = Field(default=None, max_length=500)
     request_id: str | None = Field(default=None, max_length=64)
     detail: dict | None = Field(default=None, sa_type=JSONDocument)
+
+
+class Evidence(SQLModel, table=True):
+    """A file kept for a case. The row exists only once its object is stored and verified."""
+
+    __tablename__ = "evidence"
+
+    id: str = Field(primary_key=True, max_length=32)
+    case_id: int = Field(foreign_key="case.id", index=True, ondelete="CASCADE")
+    object_key: str = Field(max_length=200, unique=True)
+    filename: str = Field(max_length=255)
+    content_type: str = Field(max_length=100)
+    size: int = Field(sa_type=sa.BigInteger)
+    sha256: str = Field(max_length=64)
+    received_at: datetime = _when(default_factory=utc_now)
+    received_by: str = Field(max_length=80)
+
+
+class EvidenceUpload(SQLModel, table=True):
+    """A direct upload that was asked for and not yet completed; the declared size and hash are
+    what the service checks the object against before it becomes evidence."""
+
+    __tablename__ = "evidence_upload"
+
+    id: str = Field(primary_key=True, max_length=32)
+    case_id: int = Field(foreign_key="case.id", index=True, ondelete="CASCADE")
+    object_key: str = Field(max_length=200, unique=True)
+    filename: str = Field(max_length=255)
+    declared_size: int = Field(sa_type=sa.BigInteger)
+    declared_sha256: str = Field(max_length=64)
+    requested_by: str = Field(max_length=80)
+    created_at: datetime = _when(default_factory=utc_now)
+    expires_at: datetime = _when()

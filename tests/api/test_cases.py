@@ -149,19 +149,6 @@ def test_unknown_form_fields_are_refused_by_name(client, keys):
     assert {e["field"] for e in response.json()["errors"]} == {"reporter.nickname", "colour"}
 
 
-def test_files_in_a_case_form_are_refused_until_they_can_be_stored_as_evidence(client, keys, settings):
-    before = count_cases(settings)
-    response = client.post(
-        "/v1/cases",
-        headers=bearer(keys.submitter),
-        data={"reporter.relationship": "self", "account": "x"},
-        files={"evidence": ("a.txt", b"synthetic", "text/plain")},
-    )
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["field"] == "evidence"
-    assert count_cases(settings) == before
-
-
 def test_analyst_sees_everything_and_the_reporter_sees_status_and_submission(client, keys, new_case):
     created = new_case(victim={"age": 16}, police_force="north-yorkshire")
     analyst_view = client.get(f"/v1/cases/{created['reference']}", headers=bearer(keys.analyst)).json()

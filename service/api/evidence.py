@@ -1,0 +1,468 @@
+"""Evidence: uploaded through the API or straight to storage, read by analysts through audited links."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from service.api.bodies import MULTIPART, media_type_of, unsupported_media_type
+from service.api.cases import CaseReference, case_not_found, contributor_case
+from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role
+from service.api.idempotency import IdempotencyKey, respond_once
+from service.api.problems import ProblemError, problem_responses, validation_problem
+from service.api.schemas import EvidenceSummary
+from service.api.signing import sign, verify
+from service.api.uploads import receive_multipart
+from service.domain.reference import canonical_reference
+from service.domain.urgency import FlagCode
+from service.storage.audit import record_access
+from service.storage.cases import find_case
+from service.storage.database import session_scope
+from service.storage.evidence import (
+    EvidenceRefused,
+    evidence_of,
+    find_evidence,
+    find_upload,
+    record_evidence,
+    request_upload,
+    verify_direct_upload,
+)
+from service.storage.idempotency import request_fingerprint
+from service.storage.models import Case, Evidence, EvidenceUpload, utc_now
+
+router = APIRouter(tags=["evidence"])
+integrity_log = logging.getLogger("service.integrity")
+
+EvidenceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The evidence id.")]
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+class EvidenceList(BaseModel):
+    evidence: list[EvidenceSummary]
+
+
+class ContentLink(BaseModel):
+    url: str = Field(description="Works without other credentials until it expires; every use is audited.")
+    expires_at: datetime
+
+
+class UploadRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+    filename: str = Field(min_length=1, max_length=255, examples=["screen-recording.mp4"])
+    size: int = Field(gt=0, description="Exact size in bytes.", examples=[734003200])
+    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the file, in hex.")
+
+
+class UploadTicket(BaseModel):
+    id: str
+    method: str = Field(examples=["PUT"])
+    url: str
+    headers: dict[str, str] = Field(description="Send these headers with the upload.")
+    expires_at: datetime
+
+
+# --- who may do what ---------------------------------------------------------------------------
+
+
+def analyst_case(session, reference: str, caller: Caller, *, content: bool) -> Case:
+    canonical = canonical_reference(reference)
+    case = find_case(session, canonical) if canonical else None
+    if case is None or caller.role is not Role.analyst:
+        raise case_not_found()
+    is_child = any(flag["code"] == FlagCode.under_18.value for flag in case.flags)
+    if content and is_child and not caller.can_view_child_evidence:
+        raise ProblemError(403, "Evidence of cases where the victim is under 18 needs a key with that permission.")
+    return case
+
+
+# --- upload through the API --------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/cases/{reference}/evidence",
+    summary="Upload evidence files",
+    description=(
+        "`multipart/form-data` with one or more `file` fields. Each file streams to the evidence store as "
+        "it arrives, with its SHA-256 and size taken on the way; its type is judged from its bytes. A "
+        "refused, oversized or interrupted upload leaves nothing behind."
+    ),
+    status_code=201,
+    response_model=EvidenceList,
+    responses=problem_responses(401, 403, 404, 413, 415, 422, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                MULTIPART: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                    }
+                }
+            },
+        }
+    },
+)
+async def post_evidence(
+    reference: CaseReference,
+    request: Request,
+    session: DatabaseSession,
+    caller: CurrentCaller,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    case = await run_in_threadpool(contributor_case, session, reference, caller)
+    if media_type_of(request) != MULTIPART:
+        raise unsupported_media_type((MULTIPART,))
+    received = await receive_multipart(request, file_field="file")
+    try:
+        if received.fields:
+            raise validation_problem(
+                [{"field": name, "message": "Only 'file' fields are accepted here."} for name, _ in received.fields]
+            )
+        if not received.files:
+            raise validation_problem([{"field": "file", "message": "Attach at least one file."}])
+
+        def work():
+            rows = record_evidence(session, case.id, received.files, received_by=caller.actor, now=utc_now())
+            record_access(
+                session,
+                actor=caller.actor,
+                action="evidence.add",
+                case_id=case.id,
+                request_id=request_id,
+                detail={"evidence": [row.id for row in rows]},
+            )
+            return 201, EvidenceList(evidence=[EvidenceSummary.of(row) for row in rows]), {}
+
+        fingerprint = request_fingerprint(
+            "POST", f"/v1/cases/{case.reference}/evidence", [[f.filename, f.sha256, f.size] for f in received.files]
+        )
+        response = await run_in_threadpool(respond_once, session, caller, idempotency_key, fingerprint, work)
+    except BaseException:
+        await run_in_threadpool(received.discard)
+        raise
+    if response.headers.get("idempotent-replayed") == "true":
+        await run_in_threadpool(received.discard)  # the first request's copies are the evidence
+    return response
+
+
+# --- direct upload to storage ------------------------------------------------------------------
+
+
+@router.post(
+    "/v1/cases/{reference}/evidence/uploads",
+    summary="Ask to upload a large file straight to storage",
+    description=(
+        "Declare the file's name, exact size and SHA-256; the answer says where to send the bytes and until "
+        "when. Then call `.../complete`: the service reads the object back and checks size, type and hash "
+        "before it becomes evidence."
+    ),
+    status_code=201,
+    response_model=UploadTicket,
+    responses=problem_responses(401, 403, 404, 413, 422, 503),
+)
+def post_upload_request(
+    reference: CaseReference,
+    declared: UploadRequest,
+    request: Request,
+    session: DatabaseSession,
+    caller: CurrentCaller,
+    request_id: RequestId,
+) -> UploadTicket:
+    settings = request.app.state.settings
+    case = contributor_case(session, reference, caller)
+    if declared.size > settings.evidence_max_bytes:
+        raise EvidenceRefused(413, "size", f"Files larger than {settings.evidence_max_bytes} bytes can't be accepted.")
+    lifetime = settings.evidence_upload_seconds
+    upload = request_upload(
+        session,
+        case.id,
+        filename=declared.filename,
+        size=declared.size,
+        sha256=declared.sha256,
+        requested_by=caller.actor,
+        now=utc_now(),
+        expires_in=timedelta(seconds=lifetime),
+    )
+    record_access(
+        session,
+        actor=caller.actor,
+        action="evidence.upload_requested",
+        case_id=case.id,
+        request_id=request_id,
+        detail={"upload": upload.id, "size": declared.size},
+    )
+    presigned = request.app.state.objects.presigned_put(upload.object_key, declared.size, lifetime)
+    session.commit()
+    if presigned is None:  # the local store: the service itself takes the bytes
+        token = sign(request.app.state.link_secret, "upload", upload.id, lifetime)
+        url = str(request.url_for("put_direct_upload", upload_id=upload.id).include_query_params(token=token))
+        return UploadTicket(id=upload.id, method="PUT", url=url, headers={}, expires_at=upload.expires_at)
+    return UploadTicket(
+        id=upload.id,
+        method=presigned.method,
+        url=presigned.url,
+        headers=presigned.headers,
+        expires_at=upload.expires_at,
+    )
+
+
+@router.put(
+    "/v1/evidence-uploads/{upload_id}",
+    summary="Receive a direct upload (local evidence store)",
+    description="Where the local store points direct uploads; the signed token in the URL is the credential.",
+    status_code=204,
+    responses=problem_responses(403, 413, 503),
+)
+async def put_direct_upload(
+    upload_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    token: Annotated[str, Query(max_length=300)],
+    request: Request,
+) -> JSONResponse:
+    if verify(request.app.state.link_secret, "upload", token) != upload_id:
+        raise ProblemError(403, "This upload link is not valid or has expired. Ask for a new one.")
+    with session_scope(request.app.state.engine) as session:
+        upload = await run_in_threadpool(session.get, EvidenceUpload, upload_id)
+    if upload is None:
+        raise ProblemError(403, "This upload link is not valid or has expired. Ask for a new one.")
+    store = request.app.state.objects
+    target = await run_in_threadpool(store.start_upload, upload.object_key)
+    written = 0
+    try:
+        async for chunk in request.stream():
+            written += len(chunk)
+            if written > upload.declared_size:
+                raise EvidenceRefused(413, "body", "More bytes were sent than were declared.")
+            await run_in_threadpool(target.write, chunk)
+        await run_in_threadpool(target.complete)
+    except BaseException:
+        await run_in_threadpool(target.abort)
+        raise
+    return JSONResponse(None, status_code=204)
+
+
+@router.post(
+    "/v1/cases/{reference}/evidence/uploads/{upload_id}/complete",
+    summary="Finish a direct upload",
+    description="The service reads the object back; if its size, type or SHA-256 differ from what was declared "
+    "the object is deleted and the answer is 422.",
+    status_code=201,
+    response_model=EvidenceSummary,
+    responses=problem_responses(401, 403, 404, 409, 415, 422, 503),
+)
+def complete_upload(
+    reference: CaseReference,
+    upload_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    request: Request,
+    session: DatabaseSession,
+    caller: CurrentCaller,
+    request_id: RequestId,
+) -> EvidenceSummary:
+    case = contributor_case(session, reference, caller)
+    upload = find_upload(session, case.id, upload_id)
+    if upload is None:
+        raise ProblemError(404, "There is no upload with this id for this case.")
+    store = request.app.state.objects
+    try:
+        received = verify_direct_upload(store, upload)
+    except EvidenceRefused as refusal:
+        if refusal.status != 409:  # nothing there yet: the client may still send it
+            store.delete(upload.object_key)
+            session.delete(upload)
+            record_access(
+                session,
+                actor=caller.actor,
+                action="evidence.upload_refused",
+                case_id=case.id,
+                request_id=request_id,
+                detail={"upload": upload.id, "why": refusal.field},
+            )
+            session.commit()
+        raise
+    (row,) = record_evidence(session, case.id, [received], received_by=caller.actor, now=utc_now())
+    session.delete(upload)
+    record_access(
+        session,
+        actor=caller.actor,
+        action="evidence.add",
+        case_id=case.id,
+        request_id=request_id,
+        detail={"evidence": [row.id], "direct": True},
+    )
+    session.commit()
+    return EvidenceSummary.of(row)
+
+
+# --- analysts ----------------------------------------------------------------------------------
+
+
+@router.get(
+    "/v1/cases/{reference}/evidence",
+    summary="List a case's evidence",
+    response_model=EvidenceList,
+    responses=problem_responses(401, 404, 503),
+)
+def list_evidence(
+    reference: CaseReference,
+    session: DatabaseSession,
+    caller: CurrentCaller,
+    request_id: RequestId,
+    reason: AccessReason,
+) -> EvidenceList:
+    canonical = canonical_reference(reference)
+    case = find_case(session, canonical) if canonical else None
+    if case is None or not (caller.role is Role.analyst or caller.reporter_case_id == case.id):
+        raise case_not_found()
+    rows = evidence_of(session, case.id)
+    record_access(
+        session, actor=caller.actor, action="evidence.list", case_id=case.id, reason=reason, request_id=request_id
+    )
+    session.commit()
+    return EvidenceList(evidence=[EvidenceSummary.of(row) for row in rows])
+
+
+@router.get(
+    "/v1/cases/{reference}/evidence/{evidence_id}/content",
+    summary="Read an evidence file",
+    description="Streams the bytes exactly as received, re-hashing them on the way; a mismatch with the "
+    "intake SHA-256 is logged and audited loudly. Under-18 cases need a key with that permission.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(401, 403, 404, 503)},
+)
+def get_evidence_content(
+    reference: CaseReference,
+    evidence_id: EvidenceId,
+    request: Request,
+    session: DatabaseSession,
+    caller: CurrentCaller,
+    request_id: RequestId,
+    reason: AccessReason,
+) -> StreamingResponse:
+    case = analyst_case(session, reference, caller, content=True)
+    row = find_evidence(session, case.id, evidence_id)
+    if row is None:
+        raise ProblemError(404, "There is no such evidence on this case.")
+    record_access(
+        session,
+        actor=caller.actor,
+        action="evidence.read",
+        case_id=case.id,
+        reason=reason,
+        request_id=request_id,
+        detail={"evidence": row.id},
+    )
+    session.commit()
+    return _stream(request, row, case.id, caller.actor)
+
+
+@router.post(
+    "/v1/cases/{reference}/evidence/{evidence_id}/link",
+    summary="Get a short-lived link to an evidence file",
+    status_code=201,
+    response_model=ContentLink,
+    responses=problem_responses(401, 403, 404, 503),
+)
+def post_evidence_link(
+    reference: CaseReference,
+    evidence_id: EvidenceId,
+    request: Request,
+    session: DatabaseSession,
+    caller: CurrentCaller,
+    request_id: RequestId,
+    reason: AccessReason,
+) -> ContentLink:
+    settings = request.app.state.settings
+    case = analyst_case(session, reference, caller, content=True)
+    row = find_evidence(session, case.id, evidence_id)
+    if row is None:
+        raise ProblemError(404, "There is no such evidence on this case.")
+    lifetime = settings.evidence_link_seconds
+    url = request.app.state.objects.presigned_get(row.object_key, lifetime, row.filename, row.content_type)
+    if url is None:
+        token = sign(request.app.state.link_secret, "content", f"{row.id}.{caller.key_id}", lifetime)
+        url = str(request.url_for("get_linked_content", token=token))
+    record_access(
+        session,
+        actor=caller.actor,
+        action="evidence.link",
+        case_id=case.id,
+        reason=reason,
+        request_id=request_id,
+        detail={"evidence": row.id, "seconds": lifetime},
+    )
+    session.commit()
+    return ContentLink(url=url, expires_at=utc_now() + timedelta(seconds=lifetime))
+
+
+@router.get(
+    "/v1/evidence-links/{token}",
+    summary="Follow a content link (local evidence store)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(403, 503)},
+)
+def get_linked_content(
+    token: Annotated[str, Path(max_length=300)], request: Request, session: DatabaseSession, request_id: RequestId
+) -> StreamingResponse:
+    subject = verify(request.app.state.link_secret, "content", token)
+    row = session.get(Evidence, subject.split(".")[0]) if subject else None
+    if row is None:
+        raise ProblemError(403, "This link is not valid or has expired.")
+    actor = f"link:{subject.split('.', 1)[1]}"
+    record_access(
+        session,
+        actor=actor,
+        action="evidence.read",
+        case_id=row.case_id,
+        request_id=request_id,
+        detail={"evidence": row.id},
+    )
+    session.commit()
+    return _stream(request, row, row.case_id, actor)
+
+
+def _stream(request: Request, row: Evidence, case_id: int, actor: str) -> StreamingResponse:
+    store = request.app.state.objects
+    engine = request.app.state.engine
+
+    def chunks() -> Iterator[bytes]:
+        hasher = hashlib.sha256()
+        for chunk in store.read(row.object_key):
+            hasher.update(chunk)
+            yield chunk
+        if hasher.hexdigest() != row.sha256:
+            # Loud, and kept: an examiner must be able to see that this copy no longer matches.
+            integrity_log.error('{"event": "evidence_integrity_failure", "evidence_id": "%s"}', row.id)
+            with session_scope(engine) as audit_session:
+                record_access(
+                    audit_session,
+                    actor=actor,
+                    action="evidence.integrity_failure",
+                    case_id=case_id,
+                    detail={"evidence": row.id},
+                )
+                audit_session.commit()
+
+    disposition = f"attachment; filename*=UTF-8''{_quoted(row.filename)}"
+    headers = {
+        "Content-Disposition": disposition,
+        "Content-Length": str(row.size),
+        "X-Evidence-SHA256": row.sha256,
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(chunks(), media_type=row.content_type, headers=headers)
+
+
+def _quoted(filename: str) -> str:
+    return quote(filename, safe="")

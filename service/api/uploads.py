@@ -1,0 +1,80 @@
+"""Bridging the streamed multipart reader to evidence storage, which is blocking I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from anyio import to_thread
+from fastapi import Request
+
+from service.api.bodies import FilePart, FileSink, parse_multipart
+from service.api.problems import ProblemError, validation_problem
+from service.settings import Settings
+from service.storage.evidence import IncomingEvidence, ReceivedFile
+
+# Hand bytes to the blocking store in slices this big: one thread hop per MiB, not per packet.
+HANDOFF_BYTES = 1024 * 1024
+
+
+class EvidenceSink(FileSink):
+    def __init__(self, incoming: IncomingEvidence) -> None:
+        self.incoming = incoming
+        self.pending = bytearray()
+
+    async def write(self, chunk: bytes) -> None:
+        self.pending += chunk
+        if len(self.pending) >= HANDOFF_BYTES:
+            await self._hand_off()
+
+    async def finish(self) -> None:
+        await self._hand_off()
+        await to_thread.run_sync(self.incoming.finish)
+
+    async def abort(self) -> None:
+        self.pending = bytearray()
+        await to_thread.run_sync(self.incoming.abort)
+
+    async def _hand_off(self) -> None:
+        if self.pending:
+            data, self.pending = bytes(self.pending), bytearray()
+            await to_thread.run_sync(self.incoming.write, data)
+
+
+@dataclass
+class MultipartWithFiles:
+    fields: list[tuple[str, str]]
+    incoming: list[IncomingEvidence] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[ReceivedFile]:
+        return [item.received for item in self.incoming if item.received is not None]
+
+    def discard(self) -> None:
+        """Remove every stored object: the request that brought them did not end in a record."""
+        for item in self.incoming:
+            item.abort()
+
+
+async def receive_multipart(request: Request, *, file_field: str) -> MultipartWithFiles:
+    """Fields of a multipart body, with each `file_field` part streamed into evidence storage.
+
+    On any failure every object already stored is removed before the error goes up.
+    """
+    settings: Settings = request.app.state.settings
+    received = MultipartWithFiles(fields=[])
+
+    async def on_file(part: FilePart) -> FileSink:
+        if part.field_name != file_field:
+            raise validation_problem([{"field": part.field_name, "message": f"Attach files as '{file_field}'."}])
+        if len(received.incoming) >= settings.evidence_max_files:
+            raise ProblemError(413, f"Send at most {settings.evidence_max_files} files in one request.")
+        incoming = IncomingEvidence(
+            request.app.state.objects, field=file_field, filename=part.filename, max_bytes=settings.evidence_max_bytes
+        )
+        received.incoming.append(incoming)
+        return EvidenceSink(incoming)
+
+    received.fields = await parse_multipart(
+        request, max_field_bytes=settings.max_body_bytes, max_fields=settings.max_form_fields, on_file=on_file
+    )
+    return received

@@ -1,0 +1,370 @@
+"""Where evidence bytes live: any S3-compatible store over boto3, or a local folder.
+
+Both take bytes in order, never needing a whole file at once, and both can take back an upload
+that failed part way, so that nothing half-made is ever left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
+
+READ_CHUNK = 1024 * 1024
+
+
+class ObjectStoreUnavailable(Exception):
+    """The store can't be reached just now; the caller should try again later."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified_at: datetime
+
+
+@dataclass(frozen=True)
+class PresignedRequest:
+    method: str
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def new_object_key() -> str:
+    """Opaque and random: never the filename, the case or anything else that says what it holds."""
+    return f"evidence/{secrets.token_hex(16)}"
+
+
+class ObjectUpload(ABC):
+    """One object being written. `write` in order, then `complete`; `abort` undoes everything."""
+
+    @abstractmethod
+    def write(self, chunk: bytes) -> None: ...
+
+    @abstractmethod
+    def complete(self) -> int:
+        """Make the object visible; returns the size the store holds."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Remove whatever was written, complete or not. Safe to call more than once."""
+
+
+class ObjectStore(ABC):
+    @abstractmethod
+    def start_upload(self, key: str) -> ObjectUpload: ...
+
+    @abstractmethod
+    def read(self, key: str) -> Iterator[bytes]: ...
+
+    @abstractmethod
+    def size_of(self, key: str) -> int | None:
+        """The stored size, or None if there is no such object."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def list_objects(self) -> Iterator[StoredObject]: ...
+
+    @abstractmethod
+    def is_reachable(self) -> bool: ...
+
+    def presigned_put(self, key: str, size: int, expires_in: int) -> PresignedRequest | None:
+        """A request the client can send the bytes with directly, or None where the store has none."""
+        return None
+
+    def presigned_get(self, key: str, expires_in: int, filename: str, content_type: str) -> str | None:
+        return None
+
+    def abort_stale_uploads(self, older_than: datetime) -> int:
+        """Abort uploads a killed process left unfinished; returns how many."""
+        return 0
+
+
+# --- local folder ---------------------------------------------------------------------------
+
+
+class LocalObjectStore(ObjectStore):
+    """Objects as files under one folder; partial uploads sit apart until complete."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.partial = root / ".partial"
+        self.partial.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        if ".." in key or key.startswith("/"):
+            raise ValueError("bad object key")
+        return self.root / key
+
+    def start_upload(self, key: str) -> ObjectUpload:
+        return _LocalUpload(self._path(key), self.partial / f"{key.replace('/', '_')}.{secrets.token_hex(4)}")
+
+    def read(self, key: str) -> Iterator[bytes]:
+        with self._path(key).open("rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                yield chunk
+
+    def size_of(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file():
+                relative = path.relative_to(self.root).as_posix()
+                stat = path.stat()
+                yield StoredObject(relative, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def is_reachable(self) -> bool:
+        return self.root.is_dir() and os.access(self.root, os.W_OK)
+
+    def abort_stale_uploads(self, older_than: datetime) -> int:
+        removed = 0
+        for path in self.partial.glob("*"):
+            if datetime.fromtimestamp(path.stat().st_mtime, UTC) < older_than:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+
+class _LocalUpload(ObjectUpload):
+    def __init__(self, final: Path, partial: Path) -> None:
+        self.final = final
+        self.partial = partial
+        # Owner-only: evidence may be images of children.
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.handle = os.fdopen(descriptor, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        self.handle.write(chunk)
+
+    def complete(self) -> int:
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        self.final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.partial, self.final)  # atomic: the object appears whole or not at all
+        return self.final.stat().st_size
+
+    def abort(self) -> None:
+        if not self.handle.closed:
+            self.handle.close()
+        self.partial.unlink(missing_ok=True)
+        self.final.unlink(missing_ok=True)
+
+
+# --- S3 ---------------------------------------------------------------------------------------
+
+_UNAVAILABLE = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    bucket: str
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    server_side_encryption: str | None = None  # "AES256" or "aws:kms"
+    kms_key_id: str | None = None
+    part_bytes: int = 8 * 1024 * 1024
+    max_attempts: int = 4
+
+
+class S3ObjectStore(ObjectStore):
+    def __init__(self, settings: S3Settings) -> None:
+        self.settings = settings
+        self.bucket = settings.bucket
+        self.client = boto3.session.Session().client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            aws_access_key_id=settings.access_key_id,
+            aws_secret_access_key=settings.secret_access_key,
+            # Retries with exponential backoff for throttling and passing network faults.
+            config=Config(
+                retries={"max_attempts": settings.max_attempts, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=60,
+                s3={"addressing_style": "path"},
+                signature_version="s3v4",
+            ),
+        )
+
+    def _encryption(self) -> dict[str, str]:
+        if not self.settings.server_side_encryption:
+            return {}
+        extra = {"ServerSideEncryption": self.settings.server_side_encryption}
+        if self.settings.kms_key_id:
+            extra["SSEKMSKeyId"] = self.settings.kms_key_id
+        return extra
+
+    def call(self, operation: str, **kwargs):
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, **kwargs)
+        except _UNAVAILABLE as error:
+            raise ObjectStoreUnavailable(str(type(error).__name__)) from None
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500:
+                raise ObjectStoreUnavailable(f"S3 answered {status}") from None
+            raise
+        except BotoCoreError as error:
+            raise ObjectStoreUnavailable(str(type(error).__name__)) from None
+
+    def start_upload(self, key: str) -> ObjectUpload:
+        return _S3Upload(self, key)
+
+    def read(self, key: str) -> Iterator[bytes]:
+        body = self.call("get_object", Key=key)["Body"]
+        try:
+            while chunk := body.read(READ_CHUNK):
+                yield chunk
+        finally:
+            body.close()
+
+    def size_of(self, key: str) -> int | None:
+        try:
+            return self.call("head_object", Key=key)["ContentLength"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+
+    def delete(self, key: str) -> None:
+        self.call("delete_object", Key=key)
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        token: dict[str, str] = {}
+        while True:
+            page = self.call("list_objects_v2", **token)
+            for item in page.get("Contents", []):
+                yield StoredObject(item["Key"], item["Size"], item["LastModified"])
+            if not page.get("IsTruncated"):
+                return
+            token = {"ContinuationToken": page["NextContinuationToken"]}
+
+    def is_reachable(self) -> bool:
+        try:
+            self.call("head_bucket")
+            return True
+        except (ObjectStoreUnavailable, ClientError):
+            return False
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it is missing (embedded and test set-ups; deployments make theirs)."""
+        if not self.is_reachable():
+            self.call("create_bucket")
+
+    def presigned_put(self, key: str, size: int, expires_in: int) -> PresignedRequest:
+        params = {"Bucket": self.bucket, "Key": key, "ContentLength": size, **self._encryption()}
+        url = self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_in)
+        headers = {"Content-Length": str(size)}
+        if self.settings.server_side_encryption:
+            headers["x-amz-server-side-encryption"] = self.settings.server_side_encryption
+        return PresignedRequest("PUT", url, headers)
+
+    def presigned_get(self, key: str, expires_in: int, filename: str, content_type: str) -> str:
+        disposition = f"attachment; filename*=UTF-8''{_rfc5987(filename)}"
+        params = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "ResponseContentDisposition": disposition,
+            "ResponseContentType": content_type,
+        }
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+
+    def abort_stale_uploads(self, older_than: datetime) -> int:
+        aborted = 0
+        for upload in self.call("list_multipart_uploads").get("Uploads", []):
+            if upload["Initiated"] < older_than:
+                self.call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted += 1
+        return aborted
+
+
+class _S3Upload(ObjectUpload):
+    """Small objects go up in one PUT; larger ones as a multipart upload of `part_bytes` parts, so at
+    most one part is ever held in memory."""
+
+    def __init__(self, store: S3ObjectStore, key: str) -> None:
+        self.store = store
+        self.key = key
+        self.buffer = bytearray()
+        self.upload_id: str | None = None
+        self.parts: list[dict] = []
+        self.completed = False
+
+    def write(self, chunk: bytes) -> None:
+        self.buffer += chunk
+        while len(self.buffer) >= self.store.settings.part_bytes:
+            part = bytes(self.buffer[: self.store.settings.part_bytes])
+            del self.buffer[: self.store.settings.part_bytes]
+            self._upload_part(part)
+
+    def _upload_part(self, part: bytes) -> None:
+        if self.upload_id is None:
+            started = self.store.call("create_multipart_upload", Key=self.key, **self.store._encryption())
+            self.upload_id = started["UploadId"]
+        number = len(self.parts) + 1
+        answer = self.store.call("upload_part", Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=part)
+        self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    def complete(self) -> int:
+        if self.upload_id is None:
+            self.store.call("put_object", Key=self.key, Body=bytes(self.buffer), **self.store._encryption())
+        else:
+            if self.buffer:
+                self._upload_part(bytes(self.buffer))
+            self.store.call(
+                "complete_multipart_upload",
+                Key=self.key,
+                UploadId=self.upload_id,
+                MultipartUpload={"Parts": self.parts},
+            )
+        self.buffer = bytearray()
+        self.completed = True
+        size = self.store.size_of(self.key)
+        return -1 if size is None else size
+
+    def abort(self) -> None:
+        self.buffer = bytearray()
+        for attempt in range(3):
+            try:
+                if self.upload_id is not None and not self.completed:
+                    self.store.call("abort_multipart_upload", Key=self.key, UploadId=self.upload_id)
+                    self.upload_id = None
+                self.store.call("delete_object", Key=self.key)
+                return
+            except (ObjectStoreUnavailable, ClientError):
+                # Left for `intake evidence sweep`, which finds objects and uploads with no row.
+                time.sleep(0.2 * (attempt + 1))
+
+
+def _rfc5987(filename: str) -> str:
+    return quote(filename, safe="")

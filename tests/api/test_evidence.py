@@ -1,0 +1,351 @@
+"""Evidence: on a local folder and on S3 over HTTP, with SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from service.storage.objects import new_object_key
+from tests.conftest import MINIMAL_CASE, bearer, project_root
+from tests.synthetic import ELF, HTML, PDF, SVG, TEXT, ZIP, png, sha256
+
+
+def stored_keys(app) -> set[str]:
+    return {item.key for item in app.state.objects.list_objects() if not item.key.startswith(".partial/")}
+
+
+def evidence_rows(app, reference: str) -> int:
+    with app.state.engine.connect() as connection:
+        return connection.execute(
+            sa.text('SELECT count(*) FROM evidence e JOIN "case" c ON c.id = e.case_id WHERE c.reference = :r'),
+            {"r": reference},
+        ).scalar_one()
+
+
+@pytest.fixture
+def keys(evidence_keys):
+    """In this module, keys live in the evidence app's own database."""
+    return evidence_keys
+
+
+@pytest.fixture
+def case(evidence_client, keys):
+    def create(**fields) -> dict:
+        response = evidence_client.post("/v1/cases", json={**MINIMAL_CASE, **fields}, headers=bearer(keys.submitter))
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return create
+
+
+def upload(client, created: dict, *files: tuple[str, bytes, str], token: str | None = None, headers=None):
+    return client.post(
+        f"/v1/cases/{created['reference']}/evidence",
+        headers={**bearer(token or created["reporter_token"]), **(headers or {})},
+        files=[("file", file) for file in files],
+    )
+
+
+def test_round_trip_keeps_the_bytes_exactly_and_types_them_by_content(evidence_client, evidence_app, case, keys):
+    created = case()
+    image = png()
+    response = upload(
+        evidence_client,
+        created,
+        ("holiday.exe", image, "application/octet-stream"),
+        ("receipt.pdf", PDF, "application/pdf"),
+        ("chat.txt", TEXT, "text/plain"),
+    )
+    assert response.status_code == 201, response.text
+    stored = response.json()["evidence"]
+    assert [(e["filename"], e["content_type"], e["size"], e["sha256"]) for e in stored] == [
+        ("holiday.exe", "image/png", len(image), sha256(image)),
+        ("receipt.pdf", "application/pdf", len(PDF), sha256(PDF)),
+        ("chat.txt", "text/plain", len(TEXT), sha256(TEXT)),
+    ]
+    content = evidence_client.get(
+        f"/v1/cases/{created['reference']}/evidence/{stored[0]['id']}/content",
+        headers={**bearer(keys.analyst), "X-Access-Reason": "review"},
+    )
+    assert content.status_code == 200
+    assert content.content == image
+    assert content.headers["x-evidence-sha256"] == sha256(image)
+    assert content.headers["content-type"] == "image/png"
+    assert "attachment" in content.headers["content-disposition"]
+
+
+def test_object_keys_are_opaque_and_filenames_are_only_data(evidence_client, evidence_app, case):
+    created = case()
+    before = stored_keys(evidence_app)
+    response = upload(evidence_client, created, ("../../etc/victim name.png", png(), "image/png"))
+    assert response.json()["evidence"][0]["filename"] == "victim name.png"
+    (key,) = stored_keys(evidence_app) - before
+    assert "victim" not in key and created["reference"] not in key
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status"),
+    [
+        ("page.html", HTML, 415),
+        ("drawing.svg", SVG, 415),
+        ("bundle.zip", ZIP, 415),
+        ("tool.bin", ELF, 415),
+        ("empty.png", b"", 422),
+    ],
+)
+def test_refused_files_leave_no_object_and_no_row(evidence_client, evidence_app, case, name, data, status):
+    created = case()
+    before = stored_keys(evidence_app)
+    response = upload(evidence_client, created, (name, data, "image/png"))
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["field"] == "file"
+    assert name in response.json()["detail"]
+    assert stored_keys(evidence_app) == before
+    assert evidence_rows(evidence_app, created["reference"]) == 0
+
+
+def test_one_bad_file_takes_the_good_ones_in_its_request_with_it(evidence_client, evidence_app, case):
+    created = case()
+    before = stored_keys(evidence_app)
+    response = upload(
+        evidence_client,
+        created,
+        ("ok.png", png(), "image/png"),
+        ("ok.pdf", PDF, "application/pdf"),
+        ("bad.html", HTML, "text/html"),
+    )
+    assert response.status_code == 415
+    assert stored_keys(evidence_app) == before
+    assert evidence_rows(evidence_app, created["reference"]) == 0
+
+
+def test_over_the_size_limit_is_413_and_leaves_nothing(request, evidence_app, tmp_path, keys):
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+    from tests.conftest import evidence_settings_for
+
+    store = request.node.callspec.params["evidence_app"]
+    database_url = evidence_app.state.settings.resolved_database_url
+    settings = evidence_settings_for(store, database_url, tmp_path, request, evidence_max_bytes=64 * 1024)
+    app = create_app(settings)
+    with TestClient(app) as small:
+        created = small.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
+        before = stored_keys(app)
+        response = upload(small, created, ("long.txt", TEXT * 5000, "text/plain"))
+        assert response.status_code == 413
+        assert "limit" in response.json()["detail"]
+        assert stored_keys(app) == before
+        assert evidence_rows(app, created["reference"]) == 0
+    app.state.engine.dispose()
+
+
+def test_evidence_can_come_with_the_report_itself(evidence_client, evidence_app, keys):
+    response = evidence_client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        data={"reporter.relationship": "self", "account": "Synthetic report with a screenshot"},
+        files=[("evidence", ("screenshot.png", png(), "image/png")), ("evidence", ("chat.txt", TEXT, "text/plain"))],
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [e["content_type"] for e in body["evidence"]] == ["image/png", "text/plain"]
+    listed = evidence_client.get(f"/v1/cases/{body['reference']}/evidence", headers=bearer(keys.analyst)).json()
+    assert [e["id"] for e in listed["evidence"]] == [e["id"] for e in body["evidence"]]
+
+
+def test_a_report_that_fails_validation_keeps_none_of_its_files(evidence_client, evidence_app, keys):
+    before = stored_keys(evidence_app)
+    response = evidence_client.post(
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        data={"reporter.relationship": "self"},  # no account
+        files=[("evidence", ("screenshot.png", png(), "image/png"))],
+    )
+    assert response.status_code == 422
+    assert stored_keys(evidence_app) == before
+
+
+def test_a_retried_upload_with_one_key_keeps_one_copy(evidence_client, evidence_app, case):
+    created = case()
+    headers = {"Idempotency-Key": str(uuid.uuid4())}
+    first = upload(evidence_client, created, ("a.png", png(), "image/png"), headers=headers)
+    after_first = stored_keys(evidence_app)
+    second = upload(evidence_client, created, ("a.png", png(), "image/png"), headers=headers)
+    assert first.json() == second.json()
+    assert stored_keys(evidence_app) == after_first
+    assert evidence_rows(evidence_app, created["reference"]) == 1
+
+
+@pytest.mark.parametrize("who", ["other_submitter", "admin", "other_reporter"])
+def test_strangers_cannot_add_evidence_or_learn_the_case_exists(evidence_client, case, keys, who):
+    created = case()
+    token = case()["reporter_token"] if who == "other_reporter" else getattr(keys, who)
+    assert upload(evidence_client, created, ("a.png", png(), "image/png"), token=token).status_code == 404
+
+
+def test_only_analysts_read_content_and_under_18_needs_the_extra_permission(
+    evidence_client, case, keys, child_analyst_key
+):
+    adult = case()
+    child = case(victim={"age": 15})
+    adult_id = upload(evidence_client, adult, ("a.png", png(), "image/png")).json()["evidence"][0]["id"]
+    child_id = upload(evidence_client, child, ("c.png", png(shade=9), "image/png")).json()["evidence"][0]["id"]
+
+    def read(created, evidence_id, token):
+        return evidence_client.get(
+            f"/v1/cases/{created['reference']}/evidence/{evidence_id}/content", headers=bearer(token)
+        )
+
+    assert read(adult, adult_id, keys.submitter).status_code == 404
+    assert read(adult, adult_id, adult["reporter_token"]).status_code == 404
+    assert read(adult, adult_id, keys.analyst).status_code == 200
+    assert read(child, child_id, keys.analyst).status_code == 403
+    assert read(child, child_id, child_analyst_key).status_code == 200
+    assert read(adult, child_id, keys.analyst).status_code == 404  # evidence of another case
+
+
+def test_a_content_link_is_short_lived_audited_and_works_alone(evidence_client, evidence_app, case, keys):
+    created = case()
+    image = png(shade=200)
+    evidence_id = upload(evidence_client, created, ("a.png", image, "image/png")).json()["evidence"][0]["id"]
+    link = evidence_client.post(
+        f"/v1/cases/{created['reference']}/evidence/{evidence_id}/link",
+        headers={**bearer(keys.analyst), "X-Access-Reason": "court bundle"},
+    )
+    assert link.status_code == 201
+    url = link.json()["url"]
+    fetched = httpx.get(url) if url.startswith("http://127.0.0.1") else evidence_client.get(url)
+    assert fetched.status_code == 200
+    assert fetched.content == image
+    with evidence_app.state.engine.connect() as connection:
+        actions = connection.execute(
+            sa.text(
+                'SELECT a.action, a.reason FROM audit_event a JOIN "case" c ON c.id = a.case_id '
+                "WHERE c.reference = :r ORDER BY a.id"
+            ),
+            {"r": created["reference"]},
+        ).all()
+    assert ("evidence.link", "court bundle") in [tuple(row) for row in actions]
+
+
+def test_a_forged_or_tampered_local_link_is_refused(evidence_client):
+    assert evidence_client.get("/v1/evidence-links/not-a-token").status_code == 403
+
+
+def direct_upload(client, created, data: bytes, declared: bytes | None = None):
+    ticket = client.post(
+        f"/v1/cases/{created['reference']}/evidence/uploads",
+        headers=bearer(created["reporter_token"]),
+        json={"filename": "recording.txt", "size": len(data), "sha256": sha256(declared or data)},
+    )
+    assert ticket.status_code == 201, ticket.text
+    ticket = ticket.json()
+    sender = httpx if ticket["url"].startswith("http://127.0.0.1") else client
+    sent = sender.request(ticket["method"], ticket["url"], content=data, headers=ticket["headers"])
+    assert sent.status_code in (200, 204), sent.text
+    return client.post(
+        f"/v1/cases/{created['reference']}/evidence/uploads/{ticket['id']}/complete",
+        headers=bearer(created["reporter_token"]),
+    )
+
+
+def test_a_direct_upload_is_checked_by_the_service_before_it_becomes_evidence(evidence_client, evidence_app, case):
+    created = case()
+    completed = direct_upload(evidence_client, created, TEXT)
+    assert completed.status_code == 201, completed.text
+    assert completed.json()["sha256"] == sha256(TEXT)
+    assert completed.json()["content_type"] == "text/plain"
+    assert evidence_rows(evidence_app, created["reference"]) == 1
+
+
+def test_a_direct_upload_with_the_wrong_declared_hash_is_refused_and_deleted(evidence_client, evidence_app, case):
+    created = case()
+    before = stored_keys(evidence_app)
+    completed = direct_upload(evidence_client, created, TEXT, declared=TEXT + b"tampered")
+    assert completed.status_code == 422
+    assert completed.json()["errors"][0]["field"] == "sha256"
+    assert stored_keys(evidence_app) == before
+    assert evidence_rows(evidence_app, created["reference"]) == 0
+
+
+def test_a_direct_upload_of_a_refused_kind_is_deleted(evidence_client, evidence_app, case):
+    created = case()
+    before = stored_keys(evidence_app)
+    assert direct_upload(evidence_client, created, HTML).status_code == 415
+    assert stored_keys(evidence_app) == before
+
+
+def intake_cli(app, *args: str) -> subprocess.CompletedProcess:
+    settings = app.state.settings
+    environment = {
+        "INTAKE_DATABASE_URL": settings.resolved_database_url,
+        "INTAKE_EVIDENCE_STORE": settings.evidence_store,
+        "INTAKE_EVIDENCE_DIR": str(settings.resolved_evidence_dir),
+        "INTAKE_S3_BUCKET": settings.s3_bucket,
+        "INTAKE_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "INTAKE_SWEEP_GRACE": "PT0S",
+        "INTAKE_S3_ACCESS_KEY_ID": "test",
+        "INTAKE_S3_SECRET_ACCESS_KEY": "test",
+    }
+    if not settings.s3_endpoint_url:
+        environment.pop("INTAKE_S3_ENDPOINT_URL")
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **environment},
+        cwd=project_root(),
+        timeout=120,
+        check=False,
+    )
+
+
+def test_sweep_removes_objects_with_no_row_and_reports_rows_with_no_object(evidence_client, evidence_app, case):
+    created = case()
+    kept = upload(evidence_client, created, ("a.png", png(), "image/png")).json()["evidence"][0]
+    orphan_key = new_object_key()
+    leftover = evidence_app.state.objects.start_upload(orphan_key)
+    leftover.write(b"what a killed process left behind")
+    leftover.complete()
+    report = intake_cli(evidence_app, "evidence", "sweep")
+    assert report.returncode == 0, report.stderr
+    assert orphan_key not in stored_keys(evidence_app)
+    assert "removed 1 object" in report.stdout or "removed" in report.stdout
+    assert evidence_rows(evidence_app, created["reference"]) == 1
+    assert kept["id"]
+
+
+def test_verify_finds_evidence_whose_bytes_changed(evidence_client, evidence_app, case, keys):
+    created = case()
+    evidence = upload(evidence_client, created, ("a.txt", TEXT, "text/plain")).json()["evidence"][0]
+    assert intake_cli(evidence_app, "evidence", "verify").returncode == 0
+    with evidence_app.state.engine.connect() as connection:
+        key = connection.execute(
+            sa.text("SELECT object_key FROM evidence WHERE id = :i"), {"i": evidence["id"]}
+        ).scalar_one()
+    tampered = evidence_app.state.objects.start_upload(key)
+    tampered.write(TEXT.replace(b"no", b"ok"))
+    tampered.complete()
+    result = intake_cli(evidence_app, "evidence", "verify")
+    assert result.returncode == 1
+    assert evidence["id"] in result.stdout and "differs" in result.stdout
+    content = evidence_client.get(
+        f"/v1/cases/{created['reference']}/evidence/{evidence['id']}/content", headers=bearer(keys.analyst)
+    )
+    assert content.content != TEXT  # served as it now is, and the mismatch is audited:
+    with evidence_app.state.engine.connect() as connection:
+        assert (
+            connection.execute(
+                sa.text("SELECT count(*) FROM audit_event WHERE action = 'evidence.integrity_failure'")
+            ).scalar_one()
+            >= 1
+        )
