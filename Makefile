@@ -15,11 +15,12 @@ $(STAMP): pyproject.toml
 
 ## run: set up and serve on 127.0.0.1:$(PORT) with the embedded defaults (SQLite and files under var/)
 run: $(STAMP)
+	./scripts/ensure-system-packages.sh
 	$(BIN)/intake serve --host 127.0.0.1 --port $(PORT)
 
 ## test: set up and run the whole suite, against SQLite and a real PostgreSQL it starts itself
 test: $(STAMP)
-	./scripts/ensure-postgres.sh
+	./scripts/ensure-system-packages.sh --postgres
 	$(BIN)/pytest
 
 ## openapi: write the served OpenAPI document to openapi/openapi.json
@@ -30,8 +31,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check service tests devsupport bench migrations
 
 bench: $(STAMP)
-	./scripts/ensure-postgres.sh
+	./scripts/ensure-system-packages.sh --postgres --wrk
 	$(BIN)/python bench/create_cases.py
+	$(BIN)/python bench/upload.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

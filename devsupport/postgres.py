@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL server for tests and benchmarks: its own data folder, its own port.
 
 PostgreSQL refuses to run as root, so as root the server runs as the `postgres` system user
-(created by Debian's package; `scripts/ensure-postgres.sh` installs it on a fresh machine).
+(created by Debian's package; `scripts/ensure-system-packages.sh --postgres` installs it).
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ def postgres_bindir() -> Path:
     found = shutil.which("initdb")
     if found:
         return Path(found).resolve().parent
-    raise RuntimeError("PostgreSQL server binaries not found: run scripts/ensure-postgres.sh (make test does)")
+    raise RuntimeError(
+        "PostgreSQL server binaries not found: run scripts/ensure-system-packages.sh --postgres (make test does)"
+    )
 
 
 class PostgresServer:

@@ -83,6 +83,7 @@ def object_store(settings: Settings) -> ObjectStore:
             server_side_encryption=settings.s3_server_side_encryption,
             kms_key_id=settings.s3_kms_key_id,
             part_bytes=settings.s3_part_bytes,
+            parts_in_flight=settings.s3_parts_in_flight,
         )
     )
     if settings.s3_create_bucket:

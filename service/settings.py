@@ -51,7 +51,10 @@ class Settings(BaseSettings):
     s3_secret_access_key: str | None = None
     s3_server_side_encryption: str | None = Field(default=None, description="AES256 or aws:kms.")
     s3_kms_key_id: str | None = None
-    s3_part_bytes: int = Field(default=8 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart part size.")
+    s3_part_bytes: int = Field(default=5 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart part size.")
+    s3_parts_in_flight: int = Field(
+        default=4, ge=1, description="Parts sent at once; memory is about this times the part size."
+    )
     s3_create_bucket: bool = Field(default=False, description="Create the bucket at start if missing.")
 
     @property

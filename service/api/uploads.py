@@ -19,11 +19,13 @@ HANDOFF_BYTES = 1024 * 1024
 class EvidenceSink(FileSink):
     def __init__(self, incoming: IncomingEvidence) -> None:
         self.incoming = incoming
-        self.pending = bytearray()
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
 
     async def write(self, chunk: bytes) -> None:
-        self.pending += chunk
-        if len(self.pending) >= HANDOFF_BYTES:
+        self.pending.append(chunk)
+        self.pending_bytes += len(chunk)
+        if self.pending_bytes >= HANDOFF_BYTES:
             await self._hand_off()
 
     async def finish(self) -> None:
@@ -31,12 +33,13 @@ class EvidenceSink(FileSink):
         await to_thread.run_sync(self.incoming.finish)
 
     async def abort(self) -> None:
-        self.pending = bytearray()
+        self.pending, self.pending_bytes = [], 0
         await to_thread.run_sync(self.incoming.abort)
 
     async def _hand_off(self) -> None:
         if self.pending:
-            data, self.pending = bytes(self.pending), bytearray()
+            data = b"".join(self.pending)
+            self.pending, self.pending_bytes = [], 0
             await to_thread.run_sync(self.incoming.write, data)
 
 

@@ -43,6 +43,7 @@ ALLOWED_CONTENT_TYPES = frozenset(
         "audio/3gpp",
         "application/pdf",
         "text/plain",
+        "text/csv",  # plain text too: how many messaging apps export a chat
     }
 )
 # Evidence is kept whole: these are worth naming when refused, so the victim knows what to do.

@@ -101,7 +101,7 @@ class IncomingEvidence:
             self.upload.abort()
 
     def _judge_type(self) -> None:
-        detected = detect_content_type(bytes(self.head))
+        detected = detect_content_type(bytes(self.head[:SNIFF_BYTES]))
         if not is_allowed(detected):
             raise EvidenceRefused(415, self.field, f"'{self.filename}': {refusal_message(detected)}")
         self.content_type = detected

@@ -11,6 +11,7 @@ import secrets
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,7 +193,8 @@ class S3Settings:
     secret_access_key: str | None = None
     server_side_encryption: str | None = None  # "AES256" or "aws:kms"
     kms_key_id: str | None = None
-    part_bytes: int = 8 * 1024 * 1024
+    part_bytes: int = 5 * 1024 * 1024  # S3's smallest part: more parts in flight for the same memory
+    parts_in_flight: int = 4
     max_attempts: int = 4
 
 
@@ -200,6 +202,8 @@ class S3ObjectStore(ObjectStore):
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
         self.bucket = settings.bucket
+        # Shared by all uploads: boto3 clients are thread-safe, and parts from many files interleave.
+        self.part_senders = ThreadPoolExecutor(max_workers=8, thread_name_prefix="s3-part")
         self.client = boto3.session.Session().client(
             "s3",
             endpoint_url=settings.endpoint_url,
@@ -309,51 +313,70 @@ class S3ObjectStore(ObjectStore):
 
 
 class _S3Upload(ObjectUpload):
-    """Small objects go up in one PUT; larger ones as a multipart upload of `part_bytes` parts, so at
-    most one part is ever held in memory."""
+    """Small objects go up in one PUT; larger ones as a multipart upload of `part_bytes` parts, sent in
+    the background while the next part arrives. At most `parts_in_flight` parts are held at once, so
+    memory stays bounded however large the file."""
 
     def __init__(self, store: S3ObjectStore, key: str) -> None:
         self.store = store
         self.key = key
-        self.buffer = bytearray()
+        self.pending: list[bytes] = []  # chunks of the next part, joined once when it is full
+        self.pending_bytes = 0
         self.upload_id: str | None = None
-        self.parts: list[dict] = []
+        self.sending: list[Future] = []
         self.completed = False
 
     def write(self, chunk: bytes) -> None:
-        self.buffer += chunk
-        while len(self.buffer) >= self.store.settings.part_bytes:
-            part = bytes(self.buffer[: self.store.settings.part_bytes])
-            del self.buffer[: self.store.settings.part_bytes]
-            self._upload_part(part)
+        part_bytes = self.store.settings.part_bytes
+        while chunk:
+            room = part_bytes - self.pending_bytes
+            self.pending.append(chunk[:room])
+            self.pending_bytes += min(room, len(chunk))
+            chunk = chunk[room:]
+            if self.pending_bytes == part_bytes:
+                self._send_part(self._take_pending())
 
-    def _upload_part(self, part: bytes) -> None:
+    def _take_pending(self) -> bytes:
+        part = b"".join(self.pending)
+        self.pending, self.pending_bytes = [], 0
+        return part
+
+    def _send_part(self, part: bytes) -> None:
         if self.upload_id is None:
             started = self.store.call("create_multipart_upload", Key=self.key, **self.store._encryption())
             self.upload_id = started["UploadId"]
-        number = len(self.parts) + 1
+        in_flight = [future for future in self.sending if not future.done()]
+        if len(in_flight) >= self.store.settings.parts_in_flight:
+            wait(in_flight, return_when=FIRST_COMPLETED)
+        for future in self.sending:
+            if future.done():
+                future.result()  # a failed part fails the upload now, not at the end
+        number = len(self.sending) + 1
+        self.sending.append(self.store.part_senders.submit(self._upload_part, number, part))
+
+    def _upload_part(self, number: int, part: bytes) -> dict:
         answer = self.store.call("upload_part", Key=self.key, UploadId=self.upload_id, PartNumber=number, Body=part)
-        self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+        return {"PartNumber": number, "ETag": answer["ETag"]}
 
     def complete(self) -> int:
         if self.upload_id is None:
-            self.store.call("put_object", Key=self.key, Body=bytes(self.buffer), **self.store._encryption())
+            self.store.call("put_object", Key=self.key, Body=self._take_pending(), **self.store._encryption())
         else:
-            if self.buffer:
-                self._upload_part(bytes(self.buffer))
+            if self.pending_bytes:
+                self._send_part(self._take_pending())
+            parts = [future.result() for future in self.sending]
             self.store.call(
-                "complete_multipart_upload",
-                Key=self.key,
-                UploadId=self.upload_id,
-                MultipartUpload={"Parts": self.parts},
+                "complete_multipart_upload", Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
             )
-        self.buffer = bytearray()
         self.completed = True
         size = self.store.size_of(self.key)
         return -1 if size is None else size
 
     def abort(self) -> None:
-        self.buffer = bytearray()
+        self.pending, self.pending_bytes = [], 0
+        for future in self.sending:
+            future.cancel()
+        wait(self.sending)
         for attempt in range(3):
             try:
                 if self.upload_id is not None and not self.completed:

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# System packages the project needs from Debian: libmagic (judging evidence by its bytes) always;
+# with --postgres, PostgreSQL's server binaries too (the tests and benchmarks start their own server);
+# with --wrk, the wrk load generator (benchmarks).
+set -euo pipefail
+want=()
+ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || want+=(libmagic1)
+for option in "$@"; do
+  case "$option" in
+    --postgres)
+      ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || want+=(postgresql) ;;
+    --wrk)
+      command -v wrk >/dev/null 2>&1 || want+=(wrk) ;;
+    *) echo "unknown option $option" >&2; exit 2 ;;
+  esac
+done
+[ ${#want[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "Missing Debian packages: ${want[*]}. Install them (apt-get install ${want[*]}) and try again." >&2
+  exit 1
+fi
+echo "Installing from Debian's packages: ${want[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+# Debian's postgresql package starts a cluster of its own; ours start their own, so stop it.
+if [[ " ${want[*]} " == *" postgresql "* ]]; then service postgresql stop >/dev/null 2>&1 || true; fi
