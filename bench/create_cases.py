@@ -60,7 +60,9 @@ def main() -> None:
         )
         auth = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
 
+        floor_url = postgres.create_database("floor").replace("postgresql+psycopg", "postgresql")
         echo, echo_base = start_server("bench.echo_app:app", {})
+        floor, floor_base = start_server("bench.floor_app:app", {"FLOOR_DATABASE_URL": floor_url})
         intake, intake_base = start_server("service.app:create_app", environment, factory=True)
         try:
             common = {
@@ -71,17 +73,21 @@ def main() -> None:
                 "expected_status": 201,
             }
             baseline = load("bare FastAPI POST echo", echo_base + "/echo", headers=JSON_HEADERS, **common)
+            single_insert = load(
+                "one INSERT+COMMIT, async psycopg", floor_base + "/floor", headers=JSON_HEADERS, **common
+            )
             cases = load(
                 "POST /v1/cases (PostgreSQL)", intake_base + "/v1/cases", headers={**JSON_HEADERS, **auth}, **common
             )
         finally:
-            for process in (echo, intake):
+            for process in (echo, floor, intake):
                 process.terminate()
                 process.wait()
 
     print(f"wrk, {args.connections} connections, {args.seconds}s each, one uvicorn worker per server")
-    print_table([baseline, cases])
+    print_table([baseline, single_insert, cases])
     print(f"ratio cases/s to echo/s: {cases.per_second / baseline.per_second:.2f} (target >= 0.30)")
+    print(f"for scale, one durable INSERT alone to echo/s: {single_insert.per_second / baseline.per_second:.2f}")
 
 
 if __name__ == "__main__":
