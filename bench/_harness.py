@@ -10,16 +10,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devsupport.postgres import free_port  # noqa: E402
+from devsupport.servers import start_uvicorn  # noqa: E402
 
 # Each request gets a unique counter spliced into its body, so identifiers differ per request.
 _LUA = """
@@ -61,33 +58,7 @@ def require_wrk() -> str:
 
 
 def start_server(app_target: str, environment: dict[str, str], factory: bool = False) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app_target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if factory:
-        command.append("--factory")
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **environment})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(base + "/docs", timeout=1)
-            return process, base
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError(f"{app_target} did not start")
+    return start_uvicorn(app_target, environment, factory)
 
 
 def load(

@@ -21,6 +21,7 @@ import httpx
 from _harness import ROOT, start_server
 
 from devsupport.s3 import CREDENTIALS, S3Server
+from devsupport.servers import multipart_file
 from service.cli import upgrade_database
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import create_api_key
@@ -42,14 +43,12 @@ def write_synthetic_file(path: Path, size: int) -> str:
 
 
 def multipart_body(path: Path):
-    yield (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
-        "Content-Type: text/plain\r\n\r\n"
-    ).encode()
-    with path.open("rb") as handle:
-        while chunk := handle.read(MiB):
-            yield chunk
-    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+    def chunks():
+        with path.open("rb") as handle:
+            while chunk := handle.read(MiB):
+                yield chunk
+
+    return multipart_file("file", path.name, "text/plain", chunks(), BOUNDARY)
 
 
 def memory(pid: int) -> tuple[int, int]:

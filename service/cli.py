@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
 
     database = commands.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
     database.add_parser("upgrade", help="apply all migrations")
+    database.add_parser("purge", help="delete idempotency records older than INTAKE_IDEMPOTENCY_RETENTION (run daily)")
 
     evidence = commands.add_parser("evidence", help="evidence maintenance").add_subparsers(
         dest="evidence_command", required=True
@@ -57,10 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
 
-    if args.command == "db":
+    if args.command == "db" and args.db_command == "upgrade":
         upgrade_database(settings.resolved_database_url)
         print("database is at the latest migration")
         return 0
+    if args.command == "db":
+        return _purge(settings)
     if args.command == "serve":
         return _serve(settings, args.host, args.port)
     if args.command == "evidence":
@@ -90,6 +93,17 @@ def main(argv: list[str] | None = None) -> int:
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             print(f"{key.id}\t{key.role}\t{state}\t{key.name}")
         return 0
+
+
+def _purge(settings: Settings) -> int:
+    from service.storage.idempotency import purge_expired
+    from service.storage.models import utc_now
+
+    engine = create_database_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        removed = purge_expired(session, utc_now() - settings.idempotency_retention)
+    print(f"deleted {removed} idempotency record(s) older than {settings.idempotency_retention}")
+    return 0
 
 
 def _evidence(settings: Settings, args: argparse.Namespace) -> int:

@@ -44,3 +44,24 @@ def test_an_unknown_role_is_refused(tmp_path):
     result = intake("keys", "create", "--role", "superuser", "--name", "x", database_url=f"sqlite:///{tmp_path}/x.db")
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
+
+
+def test_db_purge_deletes_only_idempotency_records_past_their_retention(tmp_path):
+    url = f"sqlite:///{tmp_path / 'purge.db'}"
+    assert intake("db", "upgrade", database_url=url).returncode == 0
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for scope, age_hours in [("old", 48), ("recent", 1)]:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO idempotency_record (scope, key_sha256, request_sha256, status_code, response_sealed, "
+                    "created_at) VALUES (:scope, 'k', 'r', 201, x'00', datetime('now', :age))"
+                ),
+                {"scope": scope, "age": f"-{age_hours} hours"},
+            )
+    result = intake("db", "purge", database_url=url)
+    assert result.returncode == 0, result.stderr
+    assert "deleted 1" in result.stdout
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT scope FROM idempotency_record")).scalars().all() == ["recent"]
+    engine.dispose()

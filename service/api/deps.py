@@ -11,7 +11,6 @@ from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
 from service.api.problems import ProblemError
-from service.settings import Settings
 from service.storage.cases import find_case_id_by_reporter_token
 from service.storage.database import session_scope
 from service.storage.keys import API_KEY_PREFIX, REPORTER_TOKEN_PREFIX, find_active_key
@@ -42,10 +41,6 @@ class Caller:
         if self.reporter_case_id is not None:
             return self.reporter_case_id == case.id
         return self.key_id is not None and self.key_id == case.submitted_by_key_id
-
-
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def get_session(request: Request) -> Iterator[Session]:

@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated
-from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -23,6 +22,7 @@ from service.api.problems import ProblemError, problem_responses, validation_pro
 from service.api.schemas import EvidenceSummary
 from service.api.signing import sign, verify
 from service.api.uploads import receive_multipart
+from service.domain.evidence import attachment_disposition
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
 from service.storage.audit import record_access
@@ -454,7 +454,7 @@ def _stream(request: Request, row: Evidence, case_id: int, actor: str) -> Stream
                 )
                 audit_session.commit()
 
-    disposition = f"attachment; filename*=UTF-8''{_quoted(row.filename)}"
+    disposition = attachment_disposition(row.filename)
     headers = {
         "Content-Disposition": disposition,
         "Content-Length": str(row.size),
@@ -462,7 +462,3 @@ def _stream(request: Request, row: Evidence, case_id: int, actor: str) -> Stream
         "Cache-Control": "no-store",
     }
     return StreamingResponse(chunks(), media_type=row.content_type, headers=headers)
-
-
-def _quoted(filename: str) -> str:
-    return quote(filename, safe="")

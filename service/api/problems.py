@@ -37,6 +37,10 @@ _TITLES = {
 }
 
 
+def _default_kind(status: int) -> str:
+    return _TITLES.get(status, "error").lower().replace(" ", "-")
+
+
 class FieldProblem(BaseModel):
     field: str = Field(examples=["reporter.relationship"])
     message: str = Field(examples=["This is required."])
@@ -65,7 +69,7 @@ class ProblemError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
-        self.kind = kind or _TITLES.get(status, "error").lower().replace(" ", "-")
+        self.kind = kind or _default_kind(status)
         self.errors = errors
         self.headers = headers
 
@@ -79,7 +83,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + (kind or _TITLES.get(status, "error").lower().replace(" ", "-")),
+        "type": PROBLEM_TYPE_BASE + (kind or _default_kind(status)),
         "title": _TITLES.get(status, "Error"),
         "status": status,
         "detail": detail,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import unicodedata
 from pathlib import PurePosixPath, PureWindowsPath
+from urllib.parse import quote
 
 ALLOWED_CONTENT_TYPES = frozenset(
     {
@@ -68,6 +69,11 @@ def refusal_message(content_type: str) -> str:
     return (
         "This kind of file can't be uploaded. Send screenshots or photos, videos, voice recordings, PDFs or plain text."
     )
+
+
+def attachment_disposition(filename: str) -> str:
+    """RFC 6266/5987: a download, never shown inline, with any name spelled safely."""
+    return f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 def clean_filename(given: str | None) -> str:

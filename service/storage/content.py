@@ -15,6 +15,12 @@ import yaml
 from pydantic import ValidationError
 
 from service.domain.guidance import GuidanceSection, SupportService
+from service.domain.urgency import (
+    BASE_NEXT_STEPS,
+    CANCEL_PAYMENT_GUIDANCE,
+    IMAGES_REMOVAL_GUIDANCE,
+    UNDER_18_GUIDANCE,
+)
 
 BUILTIN_CONTENT = Path(__file__).resolve().parent.parent / "content"
 
@@ -63,17 +69,12 @@ def load_content(override_dir: Path | None = None) -> Content:
     return Content(sections=_in_reading_order(sections), support_services=list(services.values()))
 
 
+# The police advice in its own order, then the sections that particular cases bring forward.
 _READING_ORDER = [
-    "dont-panic",
-    "stop-communicating",
-    "dont-pay",
-    "preserve-evidence",
-    "what-to-save",
-    "report-it",
-    "support-services",
-    "under-18",
-    "cancel-a-payment",
-    "getting-images-removed",
+    *BASE_NEXT_STEPS,
+    UNDER_18_GUIDANCE,
+    CANCEL_PAYMENT_GUIDANCE,
+    IMAGES_REMOVAL_GUIDANCE,
     "for-parents-and-carers",
 ]
 

@@ -273,7 +273,7 @@ def verify_all(session: Session, store: ObjectStore, on_bytes: Callable[[int], N
             for chunk in store.read(row.object_key):
                 hasher.update(chunk)
                 on_bytes(len(chunk))
-        except (FileNotFoundError, Exception) as error:  # noqa: BLE001 - any failure to read is a finding
+        except Exception as error:  # noqa: BLE001 - any failure to read is a finding
             yield VerifyResult(row.id, False, f"cannot be read: {type(error).__name__}")
             continue
         if hasher.hexdigest() != row.sha256:

@@ -15,7 +15,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
@@ -27,6 +26,8 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+
+from service.domain.evidence import attachment_disposition
 
 READ_CHUNK = 1024 * 1024
 
@@ -298,7 +299,7 @@ class S3ObjectStore(ObjectStore):
         return PresignedRequest("PUT", url, headers)
 
     def presigned_get(self, key: str, expires_in: int, filename: str, content_type: str) -> str:
-        disposition = f"attachment; filename*=UTF-8''{_rfc5987(filename)}"
+        disposition = attachment_disposition(filename)
         params = {
             "Bucket": self.bucket,
             "Key": key,
@@ -391,7 +392,3 @@ class _S3Upload(ObjectUpload):
             except (ObjectStoreUnavailable, ClientError):
                 # Left for `intake evidence sweep`, which finds objects and uploads with no row.
                 time.sleep(0.2 * (attempt + 1))
-
-
-def _rfc5987(filename: str) -> str:
-    return quote(filename, safe="")

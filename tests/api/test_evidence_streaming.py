@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -18,12 +16,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from devsupport.postgres import free_port
 from devsupport.s3 import CREDENTIALS, S3Server
+from devsupport.servers import multipart_file, start_uvicorn
 from service.cli import upgrade_database
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import create_api_key
-from tests.conftest import MINIMAL_CASE, bearer, project_root
+from tests.conftest import MINIMAL_CASE, bearer
 from tests.synthetic import text_stream
 
 MiB = 1024 * 1024
@@ -70,10 +68,8 @@ def live_server(tmp_path) -> Iterator[LiveServer]:
     with session_scope(engine) as session:
         submitter = create_api_key(session, "submitter", "live test")[1]
     engine.dispose()
-    port = free_port()
     bucket = "live-evidence"
     environment = {
-        **os.environ,
         **CREDENTIALS,
         "INTAKE_DATABASE_URL": database_url,
         "INTAKE_DATA_DIR": str(tmp_path),
@@ -85,31 +81,7 @@ def live_server(tmp_path) -> Iterator[LiveServer]:
         "INTAKE_S3_SECRET_ACCESS_KEY": "test",
         "INTAKE_LOG_LEVEL": "WARNING",
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "service.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        cwd=project_root(),
-        env=environment,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            httpx.get(base + "/healthz", timeout=1)
-            break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    process, base = start_uvicorn("service.app:create_app", environment, factory=True)
     server = LiveServer(base, process, database_url, submitter, s3, bucket)
     yield server
     process.terminate()
@@ -124,15 +96,13 @@ def new_case(server: LiveServer) -> dict:
 
 
 def multipart_stream(chunks: Iterator[bytes], hasher=None) -> Iterator[bytes]:
-    yield (
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="log.txt"\r\n'
-        "Content-Type: text/plain\r\n\r\n"
-    ).encode()
-    for chunk in chunks:
-        if hasher:
-            hasher.update(chunk)
-        yield chunk
-    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+    def counted() -> Iterator[bytes]:
+        for chunk in chunks:
+            if hasher:
+                hasher.update(chunk)
+            yield chunk
+
+    return multipart_file("file", "log.txt", "text/plain", counted(), BOUNDARY)
 
 
 def post_stream(server: LiveServer, case: dict, body: Iterator[bytes]) -> httpx.Response:
