@@ -146,9 +146,11 @@ async def parse_multipart(
     def on_header_value(data: bytes, start: int, end: int) -> None:
         header_value.extend(data[start:end])
 
+    # Header values stay latin-1 (every byte kept as is) until the name and filename are read as
+    # UTF-8 below: browsers send UTF-8 names, and the options parser re-encodes as latin-1.
     def on_header_end() -> None:
         events.append(
-            ("header", (bytes(header_field).decode("latin-1").lower(), bytes(header_value).decode("utf-8", "replace")))
+            ("header", (bytes(header_field).decode("latin-1").lower(), bytes(header_value).decode("latin-1")))
         )
         header_field.clear()
         header_value.clear()

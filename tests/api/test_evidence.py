@@ -349,3 +349,16 @@ def test_verify_finds_evidence_whose_bytes_changed(evidence_client, evidence_app
             ).scalar_one()
             >= 1
         )
+
+
+def test_names_in_any_script_are_kept_and_odd_part_names_are_refused_not_crashed(evidence_client, case):
+    created = case()
+    response = upload(evidence_client, created, ("скриншот-é-🙂.png", png(), "image/png"))
+    assert response.status_code == 201, response.text
+    assert response.json()["evidence"][0]["filename"] == "скриншот-é-🙂.png"
+    odd = evidence_client.post(
+        f"/v1/cases/{created['reference']}/evidence", headers=bearer(created["reporter_token"]),
+        files=[("\U000b0dd7名前", (None, "x")), ("file", ("a.png", png(), "image/png"))],
+    )
+    assert odd.status_code == 422
+    assert odd.json()["errors"][0]["field"] == "\U000b0dd7名前"
