@@ -16,11 +16,15 @@ from service.storage.keys import ROLES, create_api_key, list_api_keys, revoke_ap
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def upgrade_database(database_url: str) -> None:
+def alembic_config(database_url: str) -> Config:
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.attributes["database_url"] = database_url
-    command.upgrade(config, "head")
+    return config
+
+
+def upgrade_database(database_url: str) -> None:
+    command.upgrade(alembic_config(database_url), "head")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     create = keys.add_parser("create", help="make a key; it is printed once, alone on the last line")
     create.add_argument("--role", required=True, choices=ROLES)
     create.add_argument("--name", required=True, help="who the key is for, e.g. 'North Yorkshire website'")
+    create.add_argument(
+        "--force",
+        action="append",
+        dest="forces",
+        metavar="SLUG",
+        help="analyst keys only: limit the key to this police force's cases (repeat for more)",
+    )
     create.add_argument(
         "--child-evidence",
         action="store_true",
@@ -74,12 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.keys_command == "create":
             try:
                 key, plaintext = create_api_key(
-                    session, args.role, args.name, can_view_child_evidence=args.child_evidence
+                    session, args.role, args.name, can_view_child_evidence=args.child_evidence, forces=args.forces
                 )
             except ValueError as error:
                 print(f"intake: {error}", file=sys.stderr)
                 return 2
             extra = " It may view evidence of under-18 cases." if key.can_view_child_evidence else ""
+            if key.forces:
+                extra += f" It sees only cases of: {', '.join(key.forces)}."
             print(f"Created {key.role} key {key.id} for {key.name!r}.{extra} Store it now: it is not shown again.")
             print(plaintext)
             return 0

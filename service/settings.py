@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     recall_window: timedelta = timedelta(days=30)
     deadline_window: timedelta = timedelta(hours=72)
     log_level: str = "INFO"
+    page_size: int = Field(default=50, description="Cases or audit events in a page when none is asked for.")
+    max_page_size: int = Field(default=200, description="The most a caller may ask for in one page.")
 
     evidence_store: Literal["local", "s3"] = Field(default="local", description="Where evidence bytes go.")
     evidence_dir: Path | None = Field(

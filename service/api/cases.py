@@ -254,7 +254,8 @@ def visible_case(session, reference: str, caller: Caller) -> Case:
     """The case if this caller may see it; otherwise the same 404 whether it exists or not."""
     canonical = canonical_reference(reference)
     case = find_case(session, canonical) if canonical else None
-    if case is None or not (caller.role is Role.analyst or caller.reporter_case_id == case.id):
+    is_analyst_in_scope = caller.role is Role.analyst and caller.may_see_force(case.police_force) if case else False
+    if case is None or not (is_analyst_in_scope or caller.reporter_case_id == case.id):
         raise case_not_found()
     return case
 

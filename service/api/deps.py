@@ -31,6 +31,10 @@ class Caller:
     role: Role | None = None
     reporter_case_id: int | None = None
     can_view_child_evidence: bool = False
+    forces: tuple[str, ...] | None = None  # None: every force
+
+    def may_see_force(self, police_force: str | None) -> bool:
+        return self.forces is None or police_force in self.forces
 
     @property
     def actor(self) -> str:
@@ -85,7 +89,11 @@ def get_caller(request: Request, session: DatabaseSession) -> Caller:
         if key is not None:
             request.state.key_id = key.id
             return Caller(
-                token=token, key_id=key.id, role=Role(key.role), can_view_child_evidence=key.can_view_child_evidence
+                token=token,
+                key_id=key.id,
+                role=Role(key.role),
+                can_view_child_evidence=key.can_view_child_evidence,
+                forces=key.forces,
             )
     elif token.startswith(REPORTER_TOKEN_PREFIX + "_") and len(token) < 100:
         case_id = find_case_id_by_reporter_token(session, token)

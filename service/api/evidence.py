@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from service.api.bodies import MULTIPART, media_type_of, unsupported_media_type
-from service.api.cases import CaseReference, case_not_found, contributor_case
+from service.api.cases import CaseReference, case_not_found, contributor_case, visible_case
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role
 from service.api.idempotency import IdempotencyKey, respond_once
 from service.api.problems import ProblemError, problem_responses, validation_problem
@@ -77,7 +77,7 @@ class UploadTicket(BaseModel):
 def analyst_case(session, reference: str, caller: Caller, *, content: bool) -> Case:
     canonical = canonical_reference(reference)
     case = find_case(session, canonical) if canonical else None
-    if case is None or caller.role is not Role.analyst:
+    if case is None or caller.role is not Role.analyst or not caller.may_see_force(case.police_force):
         raise case_not_found()
     is_child = any(flag["code"] == FlagCode.under_18.value for flag in case.flags)
     if content and is_child and not caller.can_view_child_evidence:
@@ -321,10 +321,7 @@ def list_evidence(
     request_id: RequestId,
     reason: AccessReason,
 ) -> EvidenceList:
-    canonical = canonical_reference(reference)
-    case = find_case(session, canonical) if canonical else None
-    if case is None or not (caller.role is Role.analyst or caller.reporter_case_id == case.id):
-        raise case_not_found()
+    case = visible_case(session, reference, caller)
     rows = evidence_of(session, case.id)
     record_access(
         session, actor=caller.actor, action="evidence.list", case_id=case.id, reason=reason, request_id=request_id

@@ -159,7 +159,9 @@ def find_by_identifier(
     reason: AccessReason,
     caller: Caller = require_role(Role.analyst),
 ) -> IdentifierMatches:
-    matches = cases_sharing(session, normalized)
+    matches = [
+        (case, row) for case, row in cases_sharing(session, normalized) if caller.may_see_force(case.police_force)
+    ]
     record_access(
         session,
         actor=caller.actor,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from service.storage.models import AuditEvent, utc_now
 
@@ -33,3 +35,25 @@ def record_access(
             "detail": detail,
         },
     )
+
+
+def list_audit(
+    session: Session,
+    *,
+    case_id: int | None,
+    actor: str | None,
+    since: datetime | None,
+    before_id: int | None,
+    limit: int,
+) -> list[AuditEvent]:
+    """Newest first; `before_id` pages back through a log that only ever grows at the top."""
+    query = select(AuditEvent)
+    if case_id is not None:
+        query = query.where(AuditEvent.case_id == case_id)
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if before_id is not None:
+        query = query.where(AuditEvent.id < before_id)
+    return list(session.exec(query.order_by(AuditEvent.id.desc()).limit(limit)))

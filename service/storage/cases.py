@@ -14,7 +14,7 @@ from service.domain.identifiers import NormalizedIdentifier
 from service.domain.reference import RANDOM_LENGTH, reference_from_random
 from service.domain.urgency import CaseFacts, Urgency, UrgencyPolicy, flag_urgency
 from service.storage.keys import new_reporter_token, sha256_hex
-from service.storage.models import Case, Identifier
+from service.storage.models import Case, CaseFlag, Identifier
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class NewCase:
 
 _CASES = Case.__table__
 _IDENTIFIERS = Identifier.__table__
+_FLAGS = CaseFlag.__table__
 
 
 def create_case(
@@ -77,6 +78,7 @@ def create_case(
             **columns,
         },
     ).scalar_one()
+    _write_flag_rows(session, case_id, columns["flags"])
     records = [
         IdentifierRecord(item.type.value, item.value, item.normalized, item.platform, item.handle, now)
         for item in normalized
@@ -115,6 +117,8 @@ def add_identifiers(
     urgency = flag_urgency(CaseFacts(CaseSubmission.model_validate(case.submission), shared), now, policy)
     for column, value in _urgency_columns(urgency).items():
         setattr(case, column, value)
+    session.execute(sa.delete(_FLAGS).where(_FLAGS.c.case_id == case.id))
+    _write_flag_rows(session, case.id, case.flags)
     case.updated_at = now
     session.add(case)
     session.flush()
@@ -164,6 +168,11 @@ def cases_sharing(session: Session, normalized: str) -> list[tuple[Case, Identif
     return list(session.exec(query))
 
 
+def _write_flag_rows(session: Session, case_id: int, flags: list[dict]) -> None:
+    if flags:
+        session.execute(sa.insert(_FLAGS), [{"case_id": case_id, "code": flag["code"]} for flag in flags])
+
+
 def _urgency_columns(urgency: Urgency) -> dict:
     return {
         "priority": urgency.priority.name,
@@ -190,3 +199,45 @@ def _identifier_row(case_id: int | None, item: NormalizedIdentifier, now: dateti
         handle=item.handle,
         created_at=now,
     )
+
+
+@dataclass(frozen=True)
+class CaseFilters:
+    since: datetime | None = None
+    until: datetime | None = None
+    priority: str | None = None
+    flag: str | None = None
+    force: str | None = None
+    status: str | None = None
+    identifier: str | None = None
+    forces_in_scope: tuple[str, ...] | None = None  # the caller's key scope; None is every force
+
+
+def list_cases(session: Session, filters: CaseFilters, *, after: tuple[datetime, int] | None, limit: int) -> list[Case]:
+    """Newest first, by (created_at, id): a keyset page, so cases arriving meanwhile never shift it."""
+    query = select(Case)
+    if filters.since is not None:
+        query = query.where(Case.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(Case.created_at < filters.until)
+    for column, value in (
+        (Case.priority, filters.priority),
+        (Case.status, filters.status),
+        (Case.police_force, filters.force),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.forces_in_scope is not None:
+        query = query.where(Case.police_force.in_(filters.forces_in_scope))
+    if filters.flag is not None:
+        query = query.where(sa.exists().where(_FLAGS.c.case_id == Case.id, _FLAGS.c.code == filters.flag))
+    if filters.identifier is not None:
+        query = query.where(
+            sa.exists().where(_IDENTIFIERS.c.case_id == Case.id, _IDENTIFIERS.c.normalized == filters.identifier)
+        )
+    if after is not None:
+        created_at, case_id = after
+        query = query.where(
+            sa.or_(Case.created_at < created_at, sa.and_(Case.created_at == created_at, Case.id < case_id))
+        )
+    return list(session.exec(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)))

@@ -26,13 +26,20 @@ def new_reporter_token() -> str:
 
 
 def create_api_key(
-    session: Session, role: str, name: str, *, can_view_child_evidence: bool = False
+    session: Session,
+    role: str,
+    name: str,
+    *,
+    can_view_child_evidence: bool = False,
+    forces: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """Make a key; returns the row and the only copy of the plaintext key."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if can_view_child_evidence and role != "analyst":
         raise ValueError("only analyst keys can be allowed to view evidence of under-18 cases")
+    if forces and role != "analyst":
+        raise ValueError("only analyst keys can be limited to police forces")
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = ApiKey(
@@ -41,6 +48,7 @@ def create_api_key(
         role=role,
         secret_sha256=sha256_hex(secret),
         can_view_child_evidence=can_view_child_evidence,
+        forces=sorted(set(forces)) if forces else None,
     )
     session.add(key)
     session.commit()
@@ -52,12 +60,13 @@ class ActiveKey:
     id: str
     role: str
     can_view_child_evidence: bool
+    forces: tuple[str, ...] | None
 
 
 _KEYS = ApiKey.__table__
-_LIVE_KEY = sa.select(_KEYS.c.id, _KEYS.c.role, _KEYS.c.secret_sha256, _KEYS.c.can_view_child_evidence).where(
-    _KEYS.c.id == sa.bindparam("key_id"), _KEYS.c.revoked_at.is_(None)
-)
+_LIVE_KEY = sa.select(
+    _KEYS.c.id, _KEYS.c.role, _KEYS.c.secret_sha256, _KEYS.c.can_view_child_evidence, _KEYS.c.forces
+).where(_KEYS.c.id == sa.bindparam("key_id"), _KEYS.c.revoked_at.is_(None))
 
 
 def find_active_key(session: Session, presented: str) -> ActiveKey | None:
@@ -72,7 +81,12 @@ def find_active_key(session: Session, presented: str) -> ActiveKey | None:
     row = session.execute(_LIVE_KEY, {"key_id": key_id}).first()
     if row is None or not hmac.compare_digest(row.secret_sha256, sha256_hex(secret)):
         return None
-    return ActiveKey(id=row.id, role=row.role, can_view_child_evidence=bool(row.can_view_child_evidence))
+    return ActiveKey(
+        id=row.id,
+        role=row.role,
+        can_view_child_evidence=bool(row.can_view_child_evidence),
+        forces=tuple(row.forces) if row.forces else None,
+    )
 
 
 def revoke_api_key(session: Session, key_id: str) -> bool:

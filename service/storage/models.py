@@ -49,6 +49,8 @@ class ApiKey(SQLModel, table=True):
     secret_sha256: str = Field(max_length=64)
     # Evidence of under-18 cases may be images of children: seeing it is a separate permission.
     can_view_child_evidence: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # An analyst key may be limited to some police forces: it then never sees another force's cases.
+    forces: list[str] | None = Field(default=None, sa_type=JSONDocument)
     created_at: datetime = _when(default_factory=utc_now)
     revoked_at: datetime | None = _when(default=None, nullable=True)
 
@@ -59,6 +61,7 @@ class Case(SQLModel, table=True):
         sa.Index("ix_case_created_at_id", "created_at", "id"),
         sa.Index("ix_case_priority_created_at", "priority", "created_at"),
         sa.Index("ix_case_police_force_created_at", "police_force", "created_at"),
+        sa.Index("ix_case_status_created_at", "status", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -73,6 +76,16 @@ class Case(SQLModel, table=True):
     submission: dict = Field(sa_type=JSONDocument)
     created_at: datetime = _when(default_factory=utc_now)
     updated_at: datetime = _when(default_factory=utc_now)
+
+
+class CaseFlag(SQLModel, table=True):
+    """One row per flag a case carries, so analysts can filter by flag with an index on any database."""
+
+    __tablename__ = "case_flag"
+    __table_args__ = (sa.Index("ix_case_flag_code_case_id", "code", "case_id"),)
+
+    case_id: int = Field(foreign_key="case.id", primary_key=True, ondelete="CASCADE")
+    code: str = Field(max_length=40, primary_key=True)
 
 
 class Identifier(SQLModel, table=True):

@@ -357,7 +357,8 @@ def test_names_in_any_script_are_kept_and_odd_part_names_are_refused_not_crashed
     assert response.status_code == 201, response.text
     assert response.json()["evidence"][0]["filename"] == "скриншот-é-🙂.png"
     odd = evidence_client.post(
-        f"/v1/cases/{created['reference']}/evidence", headers=bearer(created["reporter_token"]),
+        f"/v1/cases/{created['reference']}/evidence",
+        headers=bearer(created["reporter_token"]),
         files=[("\U000b0dd7名前", (None, "x")), ("file", ("a.png", png(), "image/png"))],
     )
     assert odd.status_code == 422

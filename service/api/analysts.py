@@ -1,0 +1,212 @@
+"""Analysts finding cases, and admins reading the audit log."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sqlmodel import select
+
+from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
+from service.api.problems import problem_responses, validation_problem
+from service.api.schemas import Priority, Status
+from service.domain.cases import Moment
+from service.domain.reference import canonical_reference
+from service.domain.urgency import FlagCode
+from service.storage.audit import list_audit, record_access
+from service.storage.cases import CaseFilters, find_case, list_cases
+from service.storage.models import AuditEvent, Case
+
+router = APIRouter(tags=["analysts"])
+
+Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` from the previous page.")]
+PageSize = Annotated[int | None, Query(ge=1, description="How many to return (the server caps it).")]
+
+
+class CaseSummary(BaseModel):
+    reference: str
+    status: Status
+    priority: Priority
+    flags: list[str] = Field(examples=[["under_18", "payment_recallable"]])
+    police_force: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, case: Case) -> CaseSummary:
+        return cls(
+            reference=case.reference,
+            status=case.status,
+            priority=case.priority,
+            flags=[flag["code"] for flag in case.flags],
+            police_force=case.police_force,
+            created_at=case.created_at,
+            updated_at=case.updated_at,
+        )
+
+
+class CasePage(BaseModel):
+    cases: list[CaseSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    at: datetime
+    actor: str = Field(examples=["key:3f2a9c1b7d4e"], description="Who: an API key id, a reporter, or a link.")
+    action: str = Field(examples=["case.read"])
+    case: str | None = Field(description="The case reference, if the event concerns one.")
+    reason: str | None
+    request_id: str | None
+    detail: dict[str, Any] | None
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventOut]
+    next_cursor: str | None
+
+
+@router.get(
+    "/v1/cases",
+    summary="Find cases",
+    description="Newest first, with keyset pagination that stays stable while new cases arrive. A key "
+    "limited to some forces sees only their cases. Every search is audited.",
+    response_model=CasePage,
+    responses=problem_responses(401, 403, 422, 503),
+)
+def find_cases(
+    request: Request,
+    session: DatabaseSession,
+    request_id: RequestId,
+    reason: AccessReason,
+    since: Annotated[Moment | None, Query(description="Created at or after (UTC if no offset is given).")] = None,
+    until: Annotated[Moment | None, Query(description="Created before (UTC if no offset is given).")] = None,
+    priority: Priority | None = None,
+    flag: FlagCode | None = None,
+    force: Annotated[str | None, Query(max_length=80, description="Police force slug.")] = None,
+    status: Status | None = None,
+    identifier: Annotated[str | None, Query(max_length=1000, description="A normalized identifier.")] = None,
+    cursor: Cursor = None,
+    limit: PageSize = None,
+    caller: Caller = require_role(Role.analyst),
+) -> CasePage:
+    settings = request.app.state.settings
+    page_size = min(limit or settings.page_size, settings.max_page_size)
+    filters = CaseFilters(
+        since=since,
+        until=until,
+        priority=priority,
+        flag=flag.value if flag else None,
+        force=force,
+        status=status,
+        identifier=identifier,
+        forces_in_scope=caller.forces,
+    )
+    cases = list_cases(session, filters, after=_case_position(cursor), limit=page_size + 1)
+    page, more = cases[:page_size], len(cases) > page_size
+    record_access(
+        session,
+        actor=caller.actor,
+        action="cases.search",
+        reason=reason,
+        request_id=request_id,
+        detail={"filters": {k: str(v) for k, v in vars(filters).items() if v is not None}, "returned": len(page)},
+    )
+    session.commit()
+    next_cursor = _encode({"t": page[-1].created_at.isoformat(), "i": page[-1].id}) if more else None
+    return CasePage(cases=[CaseSummary.of(case) for case in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/audit",
+    summary="Read the audit log",
+    description="Who read or changed what, when and why; newest first. Admin keys only.",
+    response_model=AuditPage,
+    responses=problem_responses(401, 403, 422, 503),
+)
+def read_audit(
+    request: Request,
+    session: DatabaseSession,
+    case: Annotated[str | None, Query(max_length=40, description="A case reference.")] = None,
+    actor: Annotated[str | None, Query(max_length=80, examples=["key:3f2a9c1b7d4e"])] = None,
+    since: Annotated[Moment | None, Query(description="At or after (UTC if no offset is given).")] = None,
+    cursor: Cursor = None,
+    limit: PageSize = None,
+    caller: Caller = require_role(Role.admin),
+) -> AuditPage:
+    settings = request.app.state.settings
+    page_size = min(limit or settings.page_size, settings.max_page_size)
+    case_id = None
+    if case is not None:
+        canonical = canonical_reference(case)
+        found = find_case(session, canonical) if canonical else None
+        if found is None:
+            return AuditPage(events=[], next_cursor=None)
+        case_id = found.id
+    before_id = _audit_position(cursor)
+    events = list_audit(session, case_id=case_id, actor=actor, since=since, before_id=before_id, limit=page_size + 1)
+    page, more = events[:page_size], len(events) > page_size
+    references = _references(session, {event.case_id for event in page if event.case_id is not None})
+    return AuditPage(
+        events=[_audit_out(event, references) for event in page],
+        next_cursor=_encode({"i": page[-1].id}) if more else None,
+    )
+
+
+def _audit_out(event: AuditEvent, references: dict[int, str]) -> AuditEventOut:
+    return AuditEventOut(
+        id=event.id,
+        at=event.at,
+        actor=event.actor,
+        action=event.action,
+        case=references.get(event.case_id) if event.case_id else None,
+        reason=event.reason,
+        request_id=event.request_id,
+        detail=event.detail,
+    )
+
+
+def _references(session, case_ids: set[int]) -> dict[int, str]:
+    if not case_ids:
+        return {}
+    return dict(session.exec(select(Case.id, Case.reference).where(Case.id.in_(case_ids))).all())
+
+
+def _encode(position: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> dict:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(decoded, dict):
+            raise ValueError
+        return decoded
+    except ValueError:
+        raise validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}]) from None
+
+
+def _case_position(cursor: str | None) -> tuple[datetime, int] | None:
+    if cursor is None:
+        return None
+    position = _decode(cursor)
+    try:
+        moment = datetime.fromisoformat(position["t"])
+        if moment.tzinfo is None:
+            raise ValueError
+        return moment, int(position["i"])
+    except (KeyError, TypeError, ValueError):
+        raise validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}]) from None
+
+
+def _audit_position(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    try:
+        return int(_decode(cursor)["i"])
+    except (KeyError, TypeError, ValueError):
+        raise validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}]) from None

@@ -1,0 +1,165 @@
+"""GET /v1/cases (filters, keyset pages, force scope) and GET /v1/audit."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from service.storage.database import create_database_engine, session_scope
+from service.storage.keys import create_api_key
+from tests.conftest import bearer
+
+
+def unique_force() -> str:
+    return f"force-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def scoped_key(settings):
+    def make(*forces: str) -> str:
+        engine = create_database_engine(settings.resolved_database_url)
+        with session_scope(engine) as session:
+            key = create_api_key(session, "analyst", "scoped test analyst", forces=list(forces))[1]
+        engine.dispose()
+        return key
+
+    return make
+
+
+def references(response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [case["reference"] for case in response.json()["cases"]]
+
+
+def test_filters_find_exactly_the_matching_cases(client, keys, new_case):
+    force = unique_force()
+    child = new_case(police_force=force, victim={"age": 14})["reference"]
+    paid = new_case(police_force=force, payments=[{"method": "moneygram", "collected": "no"}])["reference"]
+    plain = new_case(police_force=force)["reference"]
+    mtcn = str(uuid.uuid4().int)[:10]
+    linked = new_case(police_force=force, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
+
+    def find(**params):
+        return references(client.get("/v1/cases", params={"force": force, **params}, headers=bearer(keys.analyst)))
+
+    assert find() == [linked, plain, paid, child]  # newest first
+    assert find(priority="urgent") == [child]
+    assert find(flag="payment_recallable") == [paid]
+    assert find(identifier=mtcn) == [linked]
+    assert find(status="received") == [linked, plain, paid, child]
+    assert find(status="closed") == []
+    summary = client.get("/v1/cases", params={"force": force, "flag": "under_18"}, headers=bearer(keys.analyst))
+    assert summary.json()["cases"][0]["flags"] == ["under_18"]
+
+
+def test_pages_stay_stable_while_new_cases_arrive(client, keys, new_case):
+    force = unique_force()
+    made = [new_case(police_force=force)["reference"] for _ in range(5)]
+    first = client.get("/v1/cases", params={"force": force, "limit": 2}, headers=bearer(keys.analyst)).json()
+    new_case(police_force=force)  # arrives between pages
+    second = client.get(
+        "/v1/cases", params={"force": force, "limit": 2, "cursor": first["next_cursor"]}, headers=bearer(keys.analyst)
+    ).json()
+    third = client.get(
+        "/v1/cases", params={"force": force, "limit": 2, "cursor": second["next_cursor"]}, headers=bearer(keys.analyst)
+    ).json()
+    seen = [c["reference"] for page in (first, second, third) for c in page["cases"]]
+    assert seen == list(reversed(made))
+    assert third["next_cursor"] is None
+
+
+def test_since_and_until_accept_times_with_or_without_an_offset(client, keys, new_case):
+    force = unique_force()
+    created = new_case(police_force=force)
+    moment = created["created_at"].replace("Z", "").split("+")[0]
+    assert references(
+        client.get("/v1/cases", params={"force": force, "since": moment}, headers=bearer(keys.analyst))
+    ) == [created["reference"]]
+    assert (
+        references(
+            client.get(
+                "/v1/cases", params={"force": force, "until": "2000-01-01T00:00:00Z"}, headers=bearer(keys.analyst)
+            )
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize("cursor", ["nonsense", "e30", "eyJ0IjoiMjAyNi0wMS0wMVQwMDowMDowMCIsImkiOjF9"])
+def test_a_cursor_we_did_not_give_out_is_a_422(client, keys, cursor):
+    response = client.get("/v1/cases", params={"cursor": cursor}, headers=bearer(keys.analyst))
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "cursor"
+
+
+def test_the_page_size_is_capped(client, keys, settings):
+    response = client.get("/v1/cases", params={"limit": 100_000}, headers=bearer(keys.analyst))
+    assert response.status_code == 200
+    assert len(response.json()["cases"]) <= settings.max_page_size
+
+
+@pytest.mark.parametrize("who", ["submitter", "admin"])
+def test_only_analysts_search_cases(client, keys, who):
+    assert client.get("/v1/cases", headers=bearer(getattr(keys, who))).status_code == 403
+
+
+def test_a_force_scoped_key_never_sees_another_forces_cases(client, keys, new_case, scoped_key):
+    mine, theirs = unique_force(), unique_force()
+    mtcn = str(uuid.uuid4().int)[:10]
+    own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
+    other = new_case(police_force=theirs, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
+    unassigned = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
+    key = scoped_key(mine)
+
+    listed = references(client.get("/v1/cases", params={"identifier": mtcn}, headers=bearer(key)))
+    assert listed == [own]
+    assert references(client.get("/v1/cases", params={"force": theirs}, headers=bearer(key))) == []
+    assert client.get(f"/v1/cases/{own}", headers=bearer(key)).status_code == 200
+    for hidden in (other, unassigned):
+        assert client.get(f"/v1/cases/{hidden}", headers=bearer(key)).status_code == 404
+        assert client.get(f"/v1/cases/{hidden}/evidence", headers=bearer(key)).status_code == 404
+    shared = client.get("/v1/identifiers", params={"normalized": mtcn}, headers=bearer(key)).json()
+    assert [case["reference"] for case in shared["cases"]] == [own]
+    everything = client.get("/v1/identifiers", params={"normalized": mtcn}, headers=bearer(keys.analyst)).json()
+    assert {case["reference"] for case in everything["cases"]} == {own, other, unassigned}
+
+
+def test_only_analyst_keys_can_be_scoped(settings):
+    engine = create_database_engine(settings.resolved_database_url)
+    with session_scope(engine) as session, pytest.raises(ValueError, match="analyst"):
+        create_api_key(session, "submitter", "x", forces=["north-yorkshire"])
+    engine.dispose()
+
+
+def test_admins_read_the_audit_log_by_case_and_actor_in_pages(client, keys, new_case):
+    created = new_case()
+    for reason in ("triage", "review", "court"):
+        client.get(f"/v1/cases/{created['reference']}", headers={**bearer(keys.analyst), "X-Access-Reason": reason})
+    first = client.get("/v1/audit", params={"case": created["reference"], "limit": 2}, headers=bearer(keys.admin))
+    assert first.status_code == 200
+    second = client.get(
+        "/v1/audit",
+        params={"case": created["reference"], "limit": 2, "cursor": first.json()["next_cursor"]},
+        headers=bearer(keys.admin),
+    )
+    events = first.json()["events"] + second.json()["events"]
+    assert [(e["action"], e["reason"]) for e in events] == [
+        ("case.read", "court"),
+        ("case.read", "review"),
+        ("case.read", "triage"),
+        ("case.create", None),
+    ]
+    assert all(e["case"] == created["reference"] for e in events)
+    actor = events[0]["actor"]
+    by_actor = client.get("/v1/audit", params={"actor": actor, "limit": 200}, headers=bearer(keys.admin)).json()
+    assert by_actor["events"] and all(e["actor"] == actor for e in by_actor["events"])
+
+
+def test_searches_are_audited_and_only_admins_read_the_log(client, keys):
+    client.get("/v1/cases", params={"priority": "urgent"}, headers={**bearer(keys.analyst), "X-Access-Reason": "daily"})
+    log = client.get("/v1/audit", params={"limit": 5}, headers=bearer(keys.admin)).json()["events"]
+    search = next(e for e in log if e["action"] == "cases.search")
+    assert search["reason"] == "daily" and search["detail"]["filters"]["priority"] == "urgent"
+    for who in ("analyst", "submitter"):
+        assert client.get("/v1/audit", headers=bearer(getattr(keys, who))).status_code == 403
