@@ -12,7 +12,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from service.api import analysts, cases, evidence, guidance, identifiers, ops
+from service.api import analysts, cases, evidence, guidance, identifiers, ops, workflow
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import install_problem_handlers
 from service.domain.cases import CaseSubmission, IdentifierInput
@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "identifiers", "description": "Offender identifiers, normalised to link cases."},
             {"name": "evidence", "description": "Files kept as evidence: streamed, hashed, typed by their bytes."},
             {"name": "analysts", "description": "Finding cases, and the audit log."},
+            {"name": "workflow", "description": "Working a case: status, assignment and notes."},
             {"name": "ops", "description": "Health, readiness and metrics."},
         ],
     )
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.guidance_cache = {}
     app.state.metrics = Metrics()
     install_problem_handlers(app)
-    for module in (guidance, cases, identifiers, evidence, analysts, ops):
+    for module in (guidance, cases, identifiers, evidence, analysts, workflow, ops):
         app.include_router(module.router)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

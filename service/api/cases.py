@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -40,6 +40,7 @@ from service.api.schemas import (
     EvidenceSummary,
     FlagOut,
     StoredIdentifier,
+    case_etag,
     case_for_analyst,
     case_for_reporter,
 )
@@ -235,6 +236,7 @@ def post_case(
 def get_case(
     reference: CaseReference,
     caller: CurrentCaller,
+    response: Response,
     session: DatabaseSession,
     request_id: RequestId,
     reason: AccessReason,
@@ -246,6 +248,7 @@ def get_case(
     )
     session.commit()
     if caller.role is Role.analyst:
+        response.headers["ETag"] = case_etag(case.version)
         return case_for_analyst(case, identifiers)
     return case_for_reporter(case, identifiers)
 

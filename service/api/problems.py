@@ -30,6 +30,7 @@ _TITLES = {
     412: "Precondition failed",
     413: "Too large",
     415: "Unsupported media type",
+    428: "Precondition required",
     422: "Some details need fixing",
     429: "Too many requests",
     500: "Something went wrong on our side",

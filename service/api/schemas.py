@@ -99,6 +99,13 @@ class CaseForAnalyst(CaseForReporter):
     flags: list[FlagOut]
     police_force: str | None
     submitted_by_key_id: str | None
+    assigned_to: str | None = None
+    version: int = Field(description="Also the ETag: send it back in If-Match when changing the case.")
+
+
+def case_etag(version: int) -> str:
+    """Strong, and the case's version: If-Match compares it to refuse lost updates."""
+    return f'"v{version}"'
 
 
 def case_for_reporter(case: Case, identifiers: list[Identifier]) -> CaseForReporter:
@@ -112,6 +119,8 @@ def case_for_analyst(case: Case, identifiers: list[Identifier]) -> CaseForAnalys
         flags=[FlagOut(**flag) for flag in case.flags],
         police_force=case.police_force,
         submitted_by_key_id=case.submitted_by_key_id,
+        assigned_to=case.assigned_to,
+        version=case.version,
     )
 
 

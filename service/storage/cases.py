@@ -14,7 +14,7 @@ from service.domain.identifiers import NormalizedIdentifier
 from service.domain.reference import RANDOM_LENGTH, reference_from_random
 from service.domain.urgency import CaseFacts, Urgency, UrgencyPolicy, flag_urgency
 from service.storage.keys import new_reporter_token, sha256_hex
-from service.storage.models import Case, CaseFlag, Identifier
+from service.storage.models import Case, CaseFlag, CaseNote, Identifier
 
 
 @dataclass(frozen=True)
@@ -241,3 +241,33 @@ def list_cases(session: Session, filters: CaseFilters, *, after: tuple[datetime,
             sa.or_(Case.created_at < created_at, sa.and_(Case.created_at == created_at, Case.id < case_id))
         )
     return list(session.exec(query.order_by(Case.created_at.desc(), Case.id.desc()).limit(limit)))
+
+
+class StaleVersion(Exception):
+    """The case changed since the caller read it."""
+
+
+def change_status(
+    session: Session, case: Case, *, status: str, assigned_to: str | None, expected_version: int, now: datetime
+) -> Case:
+    """Compare-and-set on the version: of two analysts acting on one reading, only the first wins."""
+    changed = session.execute(
+        sa.update(_CASES)
+        .where(_CASES.c.id == case.id, _CASES.c.version == expected_version)
+        .values(status=status, assigned_to=assigned_to, version=_CASES.c.version + 1, updated_at=now)
+    )
+    if changed.rowcount != 1:
+        raise StaleVersion()
+    session.refresh(case)
+    return case
+
+
+def add_note(session: Session, case: Case, *, author: str, body: str, now: datetime) -> CaseNote:
+    note = CaseNote(case_id=case.id, author=author, body=body, created_at=now)
+    session.add(note)
+    session.flush()
+    return note
+
+
+def notes_of(session: Session, case_id: int) -> list[CaseNote]:
+    return list(session.exec(select(CaseNote).where(CaseNote.case_id == case_id).order_by(CaseNote.id)))

@@ -69,6 +69,9 @@ class Case(SQLModel, table=True):
     reporter_token_sha256: str = Field(max_length=64, unique=True)
     submitted_by_key_id: str | None = Field(default=None, foreign_key="api_key.id", max_length=16)
     status: str = Field(default="received", max_length=20)
+    # Bumped by every change an analyst makes; the ETag, so two people can't overwrite each other.
+    version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
+    assigned_to: str | None = Field(default=None, max_length=120)
     priority: str = Field(max_length=10)
     police_force: str | None = Field(default=None, max_length=80)
     flags: list[dict] = Field(sa_type=JSONDocument)
@@ -76,6 +79,18 @@ class Case(SQLModel, table=True):
     submission: dict = Field(sa_type=JSONDocument)
     created_at: datetime = _when(default_factory=utc_now)
     updated_at: datetime = _when(default_factory=utc_now)
+
+
+class CaseNote(SQLModel, table=True):
+    """Analysts' notes: append-only, like the audit log, by trigger on both databases."""
+
+    __tablename__ = "case_note"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True, ondelete="CASCADE")
+    author: str = Field(max_length=80)
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utc_now)
 
 
 class CaseFlag(SQLModel, table=True):
