@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
+from service.api.cases import CaseReference, visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import problem_responses, validation_problem
 from service.api.schemas import Priority, Status
@@ -18,7 +19,7 @@ from service.domain.cases import Moment
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
 from service.storage.audit import list_audit, record_access
-from service.storage.cases import CaseFilters, find_case, list_cases
+from service.storage.cases import CaseFilters, find_case, links_of, list_cases
 from service.storage.models import AuditEvent, Case
 
 router = APIRouter(tags=["analysts"])
@@ -52,6 +53,25 @@ class CaseSummary(BaseModel):
 class CasePage(BaseModel):
     cases: list[CaseSummary]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class SharedIdentifier(BaseModel):
+    type: str
+    normalized: str
+
+
+class LinkedCase(BaseModel):
+    reference: str
+    priority: Priority
+    status: Status
+    police_force: str | None
+    created_at: datetime
+    shared: list[SharedIdentifier] = Field(description="The identifiers this case shares with the one asked about.")
+
+
+class CaseLinks(BaseModel):
+    reference: str
+    links: list[LinkedCase]
 
 
 class AuditEventOut(BaseModel):
@@ -119,6 +139,51 @@ def find_cases(
     session.commit()
     next_cursor = _encode({"t": page[-1].created_at.isoformat(), "i": page[-1].id}) if more else None
     return CasePage(cases=[CaseSummary.of(case) for case in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/cases/{reference}/links",
+    summary="Cases linked by a shared identifier",
+    description="Offenders reuse MTCN receivers, Skype IDs and profile links across victims: these are the "
+    "other cases that share a normalized identifier with this one, and what they share.",
+    response_model=CaseLinks,
+    responses=problem_responses(401, 403, 404, 503),
+)
+def get_links(
+    reference: CaseReference,
+    session: DatabaseSession,
+    request_id: RequestId,
+    reason: AccessReason,
+    caller: Caller = require_role(Role.analyst),
+) -> CaseLinks:
+    case = visible_case(session, reference, caller)
+    links = [
+        (other, shared) for other, shared in links_of(session, case.id) if caller.may_see_force(other.police_force)
+    ]
+    record_access(
+        session,
+        actor=caller.actor,
+        action="case.links",
+        case_id=case.id,
+        reason=reason,
+        request_id=request_id,
+        detail={"linked": len(links)},
+    )
+    session.commit()
+    return CaseLinks(
+        reference=case.reference,
+        links=[
+            LinkedCase(
+                reference=other.reference,
+                priority=other.priority,
+                status=other.status,
+                police_force=other.police_force,
+                created_at=other.created_at,
+                shared=[SharedIdentifier(type=row.type, normalized=row.normalized) for row in shared],
+            )
+            for other, shared in links
+        ],
+    )
 
 
 @router.get(

@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 from service.domain.cases import CaseSubmission, IdentifierInput
 from service.domain.identifiers import NormalizedIdentifier
 from service.domain.reference import RANDOM_LENGTH, reference_from_random
-from service.domain.urgency import CaseFacts, Urgency, UrgencyPolicy, flag_urgency
+from service.domain.urgency import CaseFacts, FlagCode, Urgency, UrgencyPolicy, flag_urgency
 from service.storage.keys import new_reporter_token, sha256_hex
 from service.storage.models import Case, CaseFlag, CaseNote, Identifier
 
@@ -85,6 +85,8 @@ def create_case(
     ]
     if records:
         session.execute(sa.insert(_IDENTIFIERS), [{"case_id": case_id, **asdict(record)} for record in records])
+    if shared:  # after the new identifiers are in, so the earlier cases can see what they share
+        _reflag_cases_sharing(session, shared, exclude_case_id=case_id, now=now, policy=policy)
     return NewCase(
         id=case_id,
         reference=reference,
@@ -119,6 +121,8 @@ def add_identifiers(
         setattr(case, column, value)
     session.execute(sa.delete(_FLAGS).where(_FLAGS.c.case_id == case.id))
     _write_flag_rows(session, case.id, case.flags)
+    if shared:
+        _reflag_cases_sharing(session, shared, exclude_case_id=case.id, now=now, policy=policy)
     case.updated_at = now
     session.add(case)
     session.flush()
@@ -166,6 +170,50 @@ def cases_sharing(session: Session, normalized: str) -> list[tuple[Case, Identif
         .order_by(Case.created_at, Case.id)
     )
     return list(session.exec(query))
+
+
+def _reflag_cases_sharing(
+    session: Session, normalized_values: list[str], *, exclude_case_id: int, now: datetime, policy: UrgencyPolicy
+) -> None:
+    """Earlier cases that hold these identifiers are repeat cases now too: decide their urgency again,
+    and bump their version so an analyst's stale copy is noticed."""
+    others = session.exec(
+        select(Case).where(
+            Case.id != exclude_case_id,
+            sa.exists().where(_IDENTIFIERS.c.case_id == Case.id, _IDENTIFIERS.c.normalized.in_(normalized_values)),
+        )
+    ).all()
+    for other in others:
+        if any(flag["code"] == FlagCode.repeat_identifier.value for flag in other.flags):
+            continue
+        values = [row.normalized for row in identifiers_of(session, other.id)]
+        shared = shared_identifier_values(session, values, exclude_case_id=other.id)
+        urgency = flag_urgency(CaseFacts(CaseSubmission.model_validate(other.submission), shared), now, policy)
+        columns = _urgency_columns(urgency)
+        session.execute(
+            sa.update(_CASES)
+            .where(_CASES.c.id == other.id)
+            .values(**columns, version=_CASES.c.version + 1, updated_at=now)
+        )
+        session.execute(sa.delete(_FLAGS).where(_FLAGS.c.case_id == other.id))
+        _write_flag_rows(session, other.id, columns["flags"])
+
+
+def links_of(session: Session, case_id: int) -> list[tuple[Case, list[Identifier]]]:
+    """Other cases sharing any normalized identifier with this one, with the identifiers they share."""
+    mine = {row.normalized for row in identifiers_of(session, case_id)}
+    if not mine:
+        return []
+    rows = session.exec(
+        select(Case, Identifier)
+        .join(Identifier, Identifier.case_id == Case.id)
+        .where(Identifier.normalized.in_(mine), Case.id != case_id)
+        .order_by(Case.created_at, Case.id, Identifier.id)
+    ).all()
+    linked: dict[int, tuple[Case, list[Identifier]]] = {}
+    for case, identifier in rows:
+        linked.setdefault(case.id, (case, []))[1].append(identifier)
+    return list(linked.values())
 
 
 def _write_flag_rows(session: Session, case_id: int, flags: list[dict]) -> None:

@@ -163,3 +163,32 @@ def test_searches_are_audited_and_only_admins_read_the_log(client, keys):
     assert search["reason"] == "daily" and search["detail"]["filters"]["priority"] == "urgent"
     for who in ("analyst", "submitter"):
         assert client.get("/v1/audit", headers=bearer(getattr(keys, who))).status_code == 403
+
+
+def test_linked_cases_are_listed_with_what_they_share_and_both_sides_are_flagged(client, keys, new_case):
+    mtcn = str(uuid.uuid4().int)[:10]
+    handle = f"synthetic.{uuid.uuid4().hex[:8]}"
+    first = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
+    assert first["priority"] == "normal"
+    second = new_case(identifiers=[{"type": "mtcn", "value": mtcn},
+                                   {"type": "profile_url", "value": f"https://instagram.com/{handle}"}])
+    third = new_case(identifiers=[{"type": "username", "value": handle, "platform": "snapchat"}])
+    client.post(f"/v1/cases/{third['reference']}/identifiers", headers=bearer(third["reporter_token"]),
+                json={"type": "profile_url", "value": f"https://www.instagram.com/{handle.upper()}/?igsh=1"})
+
+    links = client.get(f"/v1/cases/{second['reference']}/links", headers=bearer(keys.analyst)).json()["links"]
+    assert [(link["reference"], [s["type"] for s in link["shared"]]) for link in links] == [
+        (first["reference"], ["mtcn"]), (third["reference"], ["profile_url"])]
+    earlier = client.get(f"/v1/cases/{first['reference']}", headers=bearer(keys.analyst)).json()
+    assert [flag["code"] for flag in earlier["flags"]] == ["repeat_identifier"]
+    assert earlier["priority"] == "high" and earlier["version"] == 2
+    assert references(client.get("/v1/cases", params={"flag": "repeat_identifier", "identifier": mtcn},
+                                 headers=bearer(keys.analyst))) == [second["reference"], first["reference"]]
+
+
+def test_links_respect_the_keys_force_scope(client, new_case, scoped_key):
+    mine, theirs = unique_force(), unique_force()
+    mtcn = str(uuid.uuid4().int)[:10]
+    own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
+    new_case(police_force=theirs, identifiers=[{"type": "mtcn", "value": mtcn}])
+    assert client.get(f"/v1/cases/{own}/links", headers=bearer(scoped_key(mine))).json()["links"] == []
