@@ -65,7 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.guidance_cache = {}
     app.state.metrics = Metrics()
     install_problem_handlers(app)
-    for module in (guidance, cases, identifiers, evidence, analysts, workflow, ops):
+    # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
+    for module in (guidance, analysts, cases, identifiers, evidence, workflow, ops):
         app.include_router(module.router)
     app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

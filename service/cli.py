@@ -62,6 +62,17 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--dry-run", action="store_true", help="report only; remove nothing")
     evidence.add_parser("verify", help="re-hash every evidence object against its intake SHA-256")
 
+    export = commands.add_parser("export", help="export cases to a file, as the API's /v1/cases/export does")
+    export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    export.add_argument("--output", required=True, help="the file to write (it will hold personal data)")
+    export.add_argument("--since", help="created at or after (ISO 8601)")
+    export.add_argument("--until", help="created before (ISO 8601)")
+    export.add_argument("--priority", choices=["normal", "high", "urgent"])
+    export.add_argument("--flag")
+    export.add_argument("--force", help="police force slug")
+    export.add_argument("--status", choices=["received", "triaged", "assigned", "closed"])
+    export.add_argument("--identifier", help="a normalized identifier")
+
     serve = commands.add_parser("serve", help="apply migrations and serve the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -79,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         return _serve(settings, args.host, args.port)
     if args.command == "evidence":
         return _evidence(settings, args)
+    if args.command == "export":
+        return _export(settings, args)
 
     engine = create_database_engine(settings.resolved_database_url)
     with session_scope(engine) as session:
@@ -106,6 +119,57 @@ def main(argv: list[str] | None = None) -> int:
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             print(f"{key.id}\t{key.role}\t{state}\t{key.name}")
         return 0
+
+
+def _export(settings: Settings, args: argparse.Namespace) -> int:
+    import os
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from service.storage.audit import record_access
+    from service.storage.cases import CaseFilters, count_cases
+    from service.storage.export import export_lines
+
+    def moment(text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        parsed = datetime.fromisoformat(text)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    filters = CaseFilters(
+        since=moment(args.since),
+        until=moment(args.until),
+        priority=args.priority,
+        flag=args.flag,
+        force=args.force,
+        status=args.status,
+        identifier=args.identifier,
+    )
+    engine = create_database_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        total = count_cases(session, filters)
+        record_access(
+            session,
+            actor="cli:export",
+            action="cases.export",
+            detail={"format": args.format, "rows": total, "output": os.path.basename(args.output)},
+        )
+        session.commit()
+    # Owner-only: an export holds victims' personal data.
+    descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    written = 0
+    with (
+        os.fdopen(descriptor, "wb") as output,
+        tqdm(total=total, unit="case", desc="exporting", file=sys.stderr) as progress,
+    ):
+        for index, line in enumerate(export_lines(engine, filters, args.format)):
+            output.write(line)
+            if args.format == "ndjson" or index > 0:  # the CSV header is not a case
+                written += 1
+                progress.update(1)
+    print(f"wrote {written} case(s) to {args.output}")
+    return 0
 
 
 def _purge(settings: Settings) -> int:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
@@ -16,10 +17,12 @@ from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, R
 from service.api.problems import problem_responses, validation_problem
 from service.api.schemas import Priority, Status
 from service.domain.cases import Moment
+from service.domain.export import EXPORT_COLUMNS, EXPORT_VERSION
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
 from service.storage.audit import list_audit, record_access
 from service.storage.cases import CaseFilters, find_case, links_of, list_cases
+from service.storage.export import export_lines
 from service.storage.models import AuditEvent, Case
 
 router = APIRouter(tags=["analysts"])
@@ -90,6 +93,72 @@ class AuditPage(BaseModel):
     next_cursor: str | None
 
 
+def case_filters(
+    caller: Caller = require_role(Role.analyst),
+    since: Annotated[Moment | None, Query(description="Created at or after (UTC if no offset is given).")] = None,
+    until: Annotated[Moment | None, Query(description="Created before (UTC if no offset is given).")] = None,
+    priority: Priority | None = None,
+    flag: FlagCode | None = None,
+    force: Annotated[str | None, Query(max_length=80, description="Police force slug.")] = None,
+    status: Status | None = None,
+    identifier: Annotated[str | None, Query(max_length=1000, description="A normalized identifier.")] = None,
+) -> CaseFilters:
+    return CaseFilters(
+        since=since,
+        until=until,
+        priority=priority,
+        flag=flag.value if flag else None,
+        force=force,
+        status=status,
+        identifier=identifier,
+        forces_in_scope=caller.forces,
+    )
+
+
+Filters = Annotated[CaseFilters, Depends(case_filters)]
+
+
+def _described(filters: CaseFilters) -> dict[str, str]:
+    return {name: str(value) for name, value in vars(filters).items() if value is not None}
+
+
+@router.get(
+    "/v1/cases/export",
+    summary="Export every matching case",
+    description="Streams NDJSON (one case per line) or CSV, in constant memory however many cases match. "
+    f"CSV columns are version {EXPORT_VERSION}: " + ", ".join(EXPORT_COLUMNS) + ". Cells that a "
+    "spreadsheet would run as a formula start with a quote. Every export is audited.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}, **problem_responses(401, 403, 422)},
+)
+def export_cases(
+    request: Request,
+    filters: Filters,
+    session: DatabaseSession,
+    request_id: RequestId,
+    reason: AccessReason,
+    format: Annotated[Literal["ndjson", "csv"], Query(description="ndjson or csv.")] = "ndjson",
+    caller: Caller = require_role(Role.analyst),
+) -> StreamingResponse:
+    record_access(
+        session,
+        actor=caller.actor,
+        action="cases.export",
+        reason=reason,
+        request_id=request_id,
+        detail={"format": format, "filters": _described(filters)},
+    )
+    session.commit()
+    engine = request.app.state.engine
+    lines = export_lines(engine, filters, format)
+    media_type = "application/x-ndjson" if format == "ndjson" else "text/csv; charset=utf-8"
+    headers = {
+        "Content-Disposition": f'attachment; filename="cases-v{EXPORT_VERSION}.{format}"',
+        "X-Export-Version": EXPORT_VERSION,
+    }
+    return StreamingResponse(lines, media_type=media_type, headers=headers)
+
+
 @router.get(
     "/v1/cases",
     summary="Find cases",
@@ -100,32 +169,16 @@ class AuditPage(BaseModel):
 )
 def find_cases(
     request: Request,
+    filters: Filters,
     session: DatabaseSession,
     request_id: RequestId,
     reason: AccessReason,
-    since: Annotated[Moment | None, Query(description="Created at or after (UTC if no offset is given).")] = None,
-    until: Annotated[Moment | None, Query(description="Created before (UTC if no offset is given).")] = None,
-    priority: Priority | None = None,
-    flag: FlagCode | None = None,
-    force: Annotated[str | None, Query(max_length=80, description="Police force slug.")] = None,
-    status: Status | None = None,
-    identifier: Annotated[str | None, Query(max_length=1000, description="A normalized identifier.")] = None,
     cursor: Cursor = None,
     limit: PageSize = None,
     caller: Caller = require_role(Role.analyst),
 ) -> CasePage:
     settings = request.app.state.settings
     page_size = min(limit or settings.page_size, settings.max_page_size)
-    filters = CaseFilters(
-        since=since,
-        until=until,
-        priority=priority,
-        flag=flag.value if flag else None,
-        force=force,
-        status=status,
-        identifier=identifier,
-        forces_in_scope=caller.forces,
-    )
     cases = list_cases(session, filters, after=_case_position(cursor), limit=page_size + 1)
     page, more = cases[:page_size], len(cases) > page_size
     record_access(
@@ -134,7 +187,7 @@ def find_cases(
         action="cases.search",
         reason=reason,
         request_id=request_id,
-        detail={"filters": {k: str(v) for k, v in vars(filters).items() if v is not None}, "returned": len(page)},
+        detail={"filters": _described(filters), "returned": len(page)},
     )
     session.commit()
     next_cursor = _encode({"t": page[-1].created_at.isoformat(), "i": page[-1].id}) if more else None

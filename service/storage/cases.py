@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import datetime
 
@@ -263,26 +264,7 @@ class CaseFilters:
 
 def list_cases(session: Session, filters: CaseFilters, *, after: tuple[datetime, int] | None, limit: int) -> list[Case]:
     """Newest first, by (created_at, id): a keyset page, so cases arriving meanwhile never shift it."""
-    query = select(Case)
-    if filters.since is not None:
-        query = query.where(Case.created_at >= filters.since)
-    if filters.until is not None:
-        query = query.where(Case.created_at < filters.until)
-    for column, value in (
-        (Case.priority, filters.priority),
-        (Case.status, filters.status),
-        (Case.police_force, filters.force),
-    ):
-        if value is not None:
-            query = query.where(column == value)
-    if filters.forces_in_scope is not None:
-        query = query.where(Case.police_force.in_(filters.forces_in_scope))
-    if filters.flag is not None:
-        query = query.where(sa.exists().where(_FLAGS.c.case_id == Case.id, _FLAGS.c.code == filters.flag))
-    if filters.identifier is not None:
-        query = query.where(
-            sa.exists().where(_IDENTIFIERS.c.case_id == Case.id, _IDENTIFIERS.c.normalized == filters.identifier)
-        )
+    query = _filtered(select(Case), filters)
     if after is not None:
         created_at, case_id = after
         query = query.where(
@@ -319,3 +301,52 @@ def add_note(session: Session, case: Case, *, author: str, body: str, now: datet
 
 def notes_of(session: Session, case_id: int) -> list[CaseNote]:
     return list(session.exec(select(CaseNote).where(CaseNote.case_id == case_id).order_by(CaseNote.id)))
+
+
+EXPORT_BATCH = 500
+
+
+def stream_cases(session: Session, filters: CaseFilters) -> Iterator[tuple[dict, list[tuple[str, str]]]]:
+    """Every matching case, oldest first, from a server-side cursor in batches: memory stays flat however
+    many rows there are. Each batch's identifiers come in one query."""
+    query = _filtered(sa.select(*_CASES.c), filters).order_by(_CASES.c.created_at, _CASES.c.id)
+    result = session.execute(query.execution_options(yield_per=EXPORT_BATCH))
+    for batch in result.mappings().partitions():
+        ids = [row["id"] for row in batch]
+        by_case: dict[int, list[tuple[str, str]]] = {case_id: [] for case_id in ids}
+        for case_id, kind, normalized in session.execute(
+            sa.select(_IDENTIFIERS.c.case_id, _IDENTIFIERS.c.type, _IDENTIFIERS.c.normalized)
+            .where(_IDENTIFIERS.c.case_id.in_(ids))
+            .order_by(_IDENTIFIERS.c.id)
+        ):
+            by_case[case_id].append((kind, normalized))
+        for row in batch:
+            yield dict(row), by_case[row["id"]]
+
+
+def _filtered(query, filters: CaseFilters):
+    """The WHERE clauses of a case search, shared by listing and export."""
+    if filters.since is not None:
+        query = query.where(_CASES.c.created_at >= filters.since)
+    if filters.until is not None:
+        query = query.where(_CASES.c.created_at < filters.until)
+    for column, value in (
+        (_CASES.c.priority, filters.priority),
+        (_CASES.c.status, filters.status),
+        (_CASES.c.police_force, filters.force),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if filters.forces_in_scope is not None:
+        query = query.where(_CASES.c.police_force.in_(filters.forces_in_scope))
+    if filters.flag is not None:
+        query = query.where(sa.exists().where(_FLAGS.c.case_id == _CASES.c.id, _FLAGS.c.code == filters.flag))
+    if filters.identifier is not None:
+        query = query.where(
+            sa.exists().where(_IDENTIFIERS.c.case_id == _CASES.c.id, _IDENTIFIERS.c.normalized == filters.identifier)
+        )
+    return query
+
+
+def count_cases(session: Session, filters: CaseFilters) -> int:
+    return session.execute(_filtered(sa.select(sa.func.count()).select_from(_CASES), filters)).scalar_one()

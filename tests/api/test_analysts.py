@@ -170,20 +170,30 @@ def test_linked_cases_are_listed_with_what_they_share_and_both_sides_are_flagged
     handle = f"synthetic.{uuid.uuid4().hex[:8]}"
     first = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
     assert first["priority"] == "normal"
-    second = new_case(identifiers=[{"type": "mtcn", "value": mtcn},
-                                   {"type": "profile_url", "value": f"https://instagram.com/{handle}"}])
+    second = new_case(
+        identifiers=[
+            {"type": "mtcn", "value": mtcn},
+            {"type": "profile_url", "value": f"https://instagram.com/{handle}"},
+        ]
+    )
     third = new_case(identifiers=[{"type": "username", "value": handle, "platform": "snapchat"}])
-    client.post(f"/v1/cases/{third['reference']}/identifiers", headers=bearer(third["reporter_token"]),
-                json={"type": "profile_url", "value": f"https://www.instagram.com/{handle.upper()}/?igsh=1"})
+    client.post(
+        f"/v1/cases/{third['reference']}/identifiers",
+        headers=bearer(third["reporter_token"]),
+        json={"type": "profile_url", "value": f"https://www.instagram.com/{handle.upper()}/?igsh=1"},
+    )
 
     links = client.get(f"/v1/cases/{second['reference']}/links", headers=bearer(keys.analyst)).json()["links"]
     assert [(link["reference"], [s["type"] for s in link["shared"]]) for link in links] == [
-        (first["reference"], ["mtcn"]), (third["reference"], ["profile_url"])]
+        (first["reference"], ["mtcn"]),
+        (third["reference"], ["profile_url"]),
+    ]
     earlier = client.get(f"/v1/cases/{first['reference']}", headers=bearer(keys.analyst)).json()
     assert [flag["code"] for flag in earlier["flags"]] == ["repeat_identifier"]
     assert earlier["priority"] == "high" and earlier["version"] == 2
-    assert references(client.get("/v1/cases", params={"flag": "repeat_identifier", "identifier": mtcn},
-                                 headers=bearer(keys.analyst))) == [second["reference"], first["reference"]]
+    assert references(
+        client.get("/v1/cases", params={"flag": "repeat_identifier", "identifier": mtcn}, headers=bearer(keys.analyst))
+    ) == [second["reference"], first["reference"]]
 
 
 def test_links_respect_the_keys_force_scope(client, new_case, scoped_key):

@@ -24,8 +24,12 @@ def move(client, keys, reference, etag, **body):
 def test_a_case_is_triaged_assigned_closed_and_reopened(client, keys, new_case):
     reference = new_case()["reference"]
     _, etag = read(client, keys, reference)
-    for status, extra in [("triaged", {}), ("assigned", {"assigned_to": "DC Example"}), ("closed", {}),
-                          ("triaged", {})]:
+    for status, extra in [
+        ("triaged", {}),
+        ("assigned", {"assigned_to": "DC Example"}),
+        ("closed", {}),
+        ("triaged", {}),
+    ]:
         response = move(client, keys, reference, etag, status=status, **extra)
         assert response.status_code == 200, response.text
         assert response.json()["status"] == status
@@ -66,30 +70,39 @@ def test_of_two_analysts_acting_on_one_reading_exactly_one_wins(app, keys, new_c
     with TestClient(app) as local:
         _, etag = read(local, keys, reference)
         with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda _: move(local, keys, reference, etag, status="triaged").status_code,
-                                    range(8)))
+            answers = list(
+                pool.map(lambda _: move(local, keys, reference, etag, status="triaged").status_code, range(8))
+            )
     assert sorted(answers) == [200] + [412] * 7
 
 
 @pytest.mark.parametrize("who", ["submitter", "admin"])
 def test_only_analysts_work_cases(client, keys, new_case, who):
     reference = new_case()["reference"]
-    response = client.post(f"/v1/cases/{reference}/status", json={"status": "triaged"},
-                           headers={**bearer(getattr(keys, who)), "If-Match": "*"})
+    response = client.post(
+        f"/v1/cases/{reference}/status",
+        json={"status": "triaged"},
+        headers={**bearer(getattr(keys, who)), "If-Match": "*"},
+    )
     assert response.status_code == 403
 
 
 def test_notes_are_kept_in_order_and_never_edited(client, keys, new_case, settings):
     reference = new_case()["reference"]
     for body in ("Called the victim; safe for now.", "Western Union asked to recall the transfer."):
-        assert client.post(f"/v1/cases/{reference}/notes", json={"body": body},
-                           headers=bearer(keys.analyst)).status_code == 201
+        assert (
+            client.post(f"/v1/cases/{reference}/notes", json={"body": body}, headers=bearer(keys.analyst)).status_code
+            == 201
+        )
     notes = client.get(f"/v1/cases/{reference}/notes", headers=bearer(keys.analyst)).json()["notes"]
-    assert [note["body"] for note in notes] == ["Called the victim; safe for now.",
-                                                "Western Union asked to recall the transfer."]
+    assert [note["body"] for note in notes] == [
+        "Called the victim; safe for now.",
+        "Western Union asked to recall the transfer.",
+    ]
     engine = sa.create_engine(settings.resolved_database_url)
     with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as connection:
         connection.execute(sa.text("UPDATE case_note SET body = 'rewritten'"))
     engine.dispose()
-    assert client.post(f"/v1/cases/{reference}/notes", json={"body": ""},
-                       headers=bearer(keys.analyst)).status_code == 422
+    assert (
+        client.post(f"/v1/cases/{reference}/notes", json={"body": ""}, headers=bearer(keys.analyst)).status_code == 422
+    )

@@ -1,0 +1,86 @@
+"""GET /v1/cases/export and `intake export`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+from service.domain.export import EXPORT_COLUMNS, spreadsheet_safe
+from tests.api.test_analysts import scoped_key, unique_force  # noqa: F401 - fixture
+from tests.conftest import bearer, project_root
+
+
+def test_ndjson_export_streams_every_matching_case_with_identifiers(client, keys, new_case):
+    force = unique_force()
+    made = [
+        new_case(police_force=force, identifiers=[{"type": "mtcn", "value": f"{i:010d}"}])["reference"]
+        for i in range(3)
+    ]
+    response = client.get("/v1/cases/export", params={"force": force}, headers=bearer(keys.analyst))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in response.text.splitlines()]
+    assert [row["reference"] for row in rows] == made  # oldest first
+    assert rows[0]["identifiers"] == "mtcn:0000000000"
+    assert set(rows[0]) == set(EXPORT_COLUMNS)
+
+
+def test_csv_export_has_the_versioned_columns_and_neutralises_formulas(client, keys, new_case):
+    force = unique_force()
+    new_case(police_force=force, account='=HYPERLINK("http://evil.example","click")', threats="@SUM(1)")
+    response = client.get("/v1/cases/export", params={"force": force, "format": "csv"}, headers=bearer(keys.analyst))
+    assert response.headers["x-export-version"] == "1"
+    table = list(csv.reader(io.StringIO(response.text)))
+    assert table[0] == EXPORT_COLUMNS
+    row = dict(zip(table[0], table[1], strict=True))
+    assert row["account"].startswith("'=HYPERLINK")
+    assert row["threats"] == "'@SUM(1)"
+
+
+def test_spreadsheet_safety_covers_every_formula_start():
+    for start in ("=", "+", "-", "@", "\t", "\r"):
+        assert spreadsheet_safe(f"{start}1").startswith("'")
+    assert spreadsheet_safe("plain") == "plain"
+    assert spreadsheet_safe(None) == "" and spreadsheet_safe(True) == "true"
+
+
+def test_a_scoped_key_exports_only_its_forces(client, new_case, scoped_key):  # noqa: F811
+    mine, theirs = unique_force(), unique_force()
+    own = new_case(police_force=mine)["reference"]
+    new_case(police_force=theirs)
+    response = client.get("/v1/cases/export", params={"force": theirs}, headers=bearer(scoped_key(mine)))
+    assert response.text == ""
+    everything = client.get("/v1/cases/export", headers=bearer(scoped_key(mine))).text.splitlines()
+    assert [json.loads(line)["reference"] for line in everything] == [own]
+
+
+def test_only_analysts_export(client, keys):
+    for who in ("submitter", "admin"):
+        assert client.get("/v1/cases/export", headers=bearer(getattr(keys, who))).status_code == 403
+
+
+def test_intake_export_writes_the_same_rows_to_an_owner_only_file(client, keys, new_case, settings, tmp_path):
+    force = unique_force()
+    made = [new_case(police_force=force)["reference"] for _ in range(2)]
+    output = tmp_path / f"export-{uuid.uuid4().hex}.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "service.cli", "export", "--format", "csv", "--force", force, "--output", str(output)],
+        capture_output=True,
+        text=True,
+        cwd=project_root(),
+        timeout=60,
+        check=False,
+        env={**os.environ, "INTAKE_DATABASE_URL": settings.resolved_database_url},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "wrote 2 case(s)" in result.stdout
+    assert oct(output.stat().st_mode & 0o777) == "0o600"
+    rows = list(csv.DictReader(io.StringIO(output.read_text())))
+    assert [row["reference"] for row in rows] == made
+    api = client.get("/v1/cases/export", params={"force": force, "format": "csv"}, headers=bearer(keys.analyst))
+    assert api.text.replace("\r\n", "\n") == output.read_text().replace("\r\n", "\n")
