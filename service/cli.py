@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--dry-run", action="store_true", help="report only; remove nothing")
     evidence.add_parser("verify", help="re-hash every evidence object against its intake SHA-256")
 
+    retention = commands.add_parser("retention", help="closed cases past INTAKE_RETENTION_PERIOD").add_subparsers(
+        dest="retention_command", required=True
+    )
+    retention.add_parser("review", help="list the closed cases that are past their retention period")
+    erase = retention.add_parser("erase", help="erase them with their evidence objects (audited)")
+    erase.add_argument("--yes", action="store_true", help="really erase; without it, nothing is erased")
+
     export = commands.add_parser("export", help="export cases to a file, as the API's /v1/cases/export does")
     export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
     export.add_argument("--output", required=True, help="the file to write (it will hold personal data)")
@@ -92,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         return _evidence(settings, args)
     if args.command == "export":
         return _export(settings, args)
+    if args.command == "retention":
+        return _retention(settings, args)
 
     engine = create_database_engine(settings.resolved_database_url)
     with session_scope(engine) as session:
@@ -119,6 +128,29 @@ def main(argv: list[str] | None = None) -> int:
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             print(f"{key.id}\t{key.role}\t{state}\t{key.name}")
         return 0
+
+
+def _retention(settings: Settings, args: argparse.Namespace) -> int:
+    from service.app import object_store
+    from service.storage.models import utc_now
+    from service.storage.retention import erase_case, expired_cases
+
+    engine = create_database_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        expired = expired_cases(session, closed_before=utc_now() - settings.retention_period)
+        for case in expired:
+            print(f"{case.reference}\tclosed {case.closed_at:%Y-%m-%d}\t{case.evidence} evidence file(s)")
+        print(f"{len(expired)} closed case(s) past the retention period of {settings.retention_period.days} days")
+        if args.retention_command == "review":
+            return 0
+        if not args.yes:
+            print("nothing erased: add --yes to erase them", file=sys.stderr)
+            return 1
+        store = object_store(settings)
+        for case in expired:
+            erase_case(session, store, case, actor="cli:retention")
+        print(f"erased {len(expired)} case(s) and their evidence")
+    return 0
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:

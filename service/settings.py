@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     recall_window: timedelta = timedelta(days=30)
     deadline_window: timedelta = timedelta(hours=72)
     log_level: str = "INFO"
+    retention_period: timedelta = Field(
+        default=timedelta(days=6 * 365), description="How long a closed case is kept before it may be erased."
+    )
     page_size: int = Field(default=50, description="Cases or audit events in a page when none is asked for.")
     max_page_size: int = Field(default=200, description="The most a caller may ask for in one page.")
 

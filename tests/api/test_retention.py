@@ -1,0 +1,59 @@
+"""`intake retention review` and `erase`: closed cases past their period go, with their evidence."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tests.api.test_evidence import evidence_rows, intake_cli, stored_keys, upload
+from tests.conftest import MINIMAL_CASE, bearer
+from tests.synthetic import png
+
+
+def close_case(client, analyst: str, reference: str) -> None:
+    etag = client.get(f"/v1/cases/{reference}", headers=bearer(analyst)).headers["etag"]
+    response = client.post(
+        f"/v1/cases/{reference}/status", json={"status": "closed"}, headers={**bearer(analyst), "If-Match": etag}
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_closed_cases_past_retention_are_erased_with_their_evidence_and_an_audit_row(
+    evidence_client, evidence_app, evidence_keys
+):
+    def report() -> dict:
+        return evidence_client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(evidence_keys.submitter)).json()
+
+    old, recent, open_case = report(), report(), report()
+    for created in (old, recent, open_case):
+        assert upload(evidence_client, created, ("a.png", png(), "image/png")).status_code == 201
+    close_case(evidence_client, evidence_keys.analyst, old["reference"])
+    close_case(evidence_client, evidence_keys.analyst, recent["reference"])
+    with evidence_app.state.engine.begin() as connection:  # closed seven years ago
+        connection.execute(
+            sa.text('UPDATE "case" SET updated_at = :t WHERE reference IN (:a, :b)'),
+            {"t": "2019-01-01 00:00:00", "a": old["reference"], "b": open_case["reference"]},
+        )
+    keys_before = stored_keys(evidence_app)
+
+    review = intake_cli(evidence_app, "retention", "review")
+    assert review.returncode == 0, review.stderr
+    assert old["reference"] in review.stdout
+    assert recent["reference"] not in review.stdout and open_case["reference"] not in review.stdout
+    assert intake_cli(evidence_app, "retention", "erase").returncode == 1  # no --yes, nothing erased
+    assert evidence_rows(evidence_app, old["reference"]) == 1
+
+    erased = intake_cli(evidence_app, "retention", "erase", "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert (
+        evidence_client.get(f"/v1/cases/{old['reference']}", headers=bearer(evidence_keys.analyst)).status_code == 404
+    )
+    assert len(keys_before - stored_keys(evidence_app)) == 1
+    assert evidence_rows(evidence_app, recent["reference"]) == 1
+    events = evidence_client.get(
+        "/v1/audit", params={"actor": "cli:retention"}, headers=bearer(evidence_keys.admin)
+    ).json()["events"]
+    erased_event = next(
+        e for e in events if e["action"] == "case.erased" and e["detail"]["reference"] == old["reference"]
+    )
+    assert erased_event["detail"]["evidence"] == 1
+    assert "account" not in str(erased_event["detail"])
