@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -12,6 +13,7 @@ import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from service.alerts import AlertDeliverer
 from service.api import analysts, cases, evidence, guidance, identifiers, ops, workflow
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import install_problem_handlers
@@ -39,7 +41,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        delivery = asyncio.create_task(app.state.alerts.run()) if app.state.alerts else None
         yield
+        if delivery:
+            delivery.cancel()
         app.state.engine.dispose()
 
     app = FastAPI(
@@ -60,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = create_database_engine(settings.resolved_database_url, settings.database_pool_size)
     app.state.objects = object_store(settings)
+    app.state.alerts = AlertDeliverer(settings, app.state.engine) if settings.webhook_url else None
     app.state.link_secret = (settings.link_secret or secrets.token_hex(32)).encode()
     app.state.content = load_content(settings.content_dir)
     app.state.guidance_cache = {}

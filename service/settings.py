@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     recall_window: timedelta = timedelta(days=30)
     deadline_window: timedelta = timedelta(hours=72)
     log_level: str = "INFO"
+    webhook_url: str | None = Field(default=None, description="Where urgent-case alerts are POSTed; off if unset.")
+    webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 key for the alert signature.")
+    webhook_max_attempts: int = Field(default=15, description="Tries before an alert is given up (and logged).")
+    webhook_first_backoff: timedelta = Field(default=timedelta(seconds=5), description="Doubles per failed try.")
+    webhook_poll_seconds: float = Field(default=5.0, description="How often the outbox is checked for retries.")
     retention_period: timedelta = Field(
         default=timedelta(days=6 * 365), description="How long a closed case is kept before it may be erased."
     )

@@ -187,7 +187,14 @@ def post_case(
 
     def work():
         now = utc_now()
-        created = create_case(session, submission, submitted_by_key_id=caller.key_id, now=now, policy=policy)
+        created = create_case(
+            session,
+            submission,
+            submitted_by_key_id=caller.key_id,
+            now=now,
+            policy=policy,
+            alert_if_urgent=request.app.state.alerts is not None,
+        )
         evidence = record_evidence(session, created.id, body.files, received_by=caller.actor, now=now)
         record_access(
             session,
@@ -219,6 +226,8 @@ def post_case(
         raise
     if response.headers.get("idempotent-replayed") == "true":
         body.discard_evidence()
+    elif request.app.state.alerts is not None and response.status_code == 201:
+        request.app.state.alerts.nudge()  # an urgent case's alert goes now, not at the next poll
     return response
 
 

@@ -13,7 +13,8 @@ from sqlmodel import Session, select
 from service.domain.cases import CaseSubmission, IdentifierInput
 from service.domain.identifiers import NormalizedIdentifier
 from service.domain.reference import RANDOM_LENGTH, reference_from_random
-from service.domain.urgency import CaseFacts, FlagCode, Urgency, UrgencyPolicy, flag_urgency
+from service.domain.urgency import CaseFacts, FlagCode, Priority, Urgency, UrgencyPolicy, flag_urgency
+from service.storage.alerts import URGENT_EVENT, queue_alert
 from service.storage.keys import new_reporter_token, sha256_hex
 from service.storage.models import Case, CaseFlag, CaseNote, Identifier
 
@@ -53,6 +54,7 @@ def create_case(
     submitted_by_key_id: str | None,
     now: datetime,
     policy: UrgencyPolicy,
+    alert_if_urgent: bool = False,
 ) -> NewCase:
     """Insert the case and its identifiers in the session's transaction (the caller commits).
 
@@ -86,6 +88,19 @@ def create_case(
     ]
     if records:
         session.execute(sa.insert(_IDENTIFIERS), [{"case_id": case_id, **asdict(record)} for record in records])
+    if alert_if_urgent and urgency.priority is Priority.urgent:
+        # Only what lets someone act, never personal data: the case is read through the API.
+        queue_alert(
+            session,
+            event=URGENT_EVENT,
+            now=now,
+            payload={
+                "reference": reference,
+                "priority": columns["priority"],
+                "flags": [flag["code"] for flag in columns["flags"]],
+                "created_at": now.isoformat(),
+            },
+        )
     if shared:  # after the new identifiers are in, so the earlier cases can see what they share
         _reflag_cases_sharing(session, shared, exclude_case_id=case_id, now=now, policy=policy)
     return NewCase(

@@ -187,3 +187,22 @@ class EvidenceUpload(SQLModel, table=True):
     requested_by: str = Field(max_length=80)
     created_at: datetime = _when(default_factory=utc_now)
     expires_at: datetime = _when()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """An alert waiting to reach the configured webhook. Written in the same transaction as the case
+    change that caused it, so a webhook that is down loses nothing; only ever the reference, priority
+    and flags, never personal data."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (sa.Index("ix_webhook_delivery_due", "delivered_at", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event: str = Field(max_length=40)
+    payload: dict = Field(sa_type=JSONDocument)
+    created_at: datetime = _when(default_factory=utc_now)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _when(default_factory=utc_now)
+    delivered_at: datetime | None = _when(default=None, nullable=True)
+    gave_up_at: datetime | None = _when(default=None, nullable=True)
+    last_error: str | None = Field(default=None, max_length=200)
