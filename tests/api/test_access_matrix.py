@@ -1,0 +1,89 @@
+"""Every analyst endpoint, for every kind of caller and key scope: who gets in, and zero leaks.
+
+A case of another force, or any case for a caller who may not see it, answers exactly as a case
+that does not exist would; lists and exports simply never contain it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.api.test_analysts import scoped_key, unique_force  # noqa: F401 - fixture
+from tests.conftest import bearer
+
+CASE_ENDPOINTS = [
+    ("GET", "/v1/cases/{ref}", None),
+    ("GET", "/v1/cases/{ref}/evidence", None),
+    ("GET", "/v1/cases/{ref}/links", None),
+    ("GET", "/v1/cases/{ref}/notes", None),
+    ("POST", "/v1/cases/{ref}/notes", {"body": "x"}),
+    ("POST", "/v1/cases/{ref}/status", {"status": "triaged"}),
+]
+SEARCHES = ["/v1/cases?identifier={mtcn}", "/v1/cases/export?identifier={mtcn}", "/v1/identifiers?normalized={mtcn}"]
+
+
+@pytest.fixture
+def world(client, keys, new_case, scoped_key):  # noqa: F811
+    mine, theirs = unique_force(), unique_force()
+    mtcn = str(uuid.uuid4().int)[:10]
+    own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])
+    other = new_case(police_force=theirs, identifiers=[{"type": "mtcn", "value": mtcn}])
+    callers = {
+        "analyst (all forces)": keys.analyst,
+        "analyst (own force)": scoped_key(mine),
+        "submitter": keys.submitter,
+        "admin": keys.admin,
+        "reporter of own": own["reporter_token"],
+    }
+    return {"own": own["reference"], "other": other["reference"], "mtcn": mtcn, "callers": callers}
+
+
+# Who may reach each case through the analyst endpoints (reporters only read their own case and evidence).
+SEES = {
+    "analyst (all forces)": {"own", "other"},
+    "analyst (own force)": {"own"},
+    "submitter": set(),
+    "admin": set(),
+    "reporter of own": set(),
+}
+
+
+@pytest.mark.parametrize(("method", "path", "body"), CASE_ENDPOINTS)
+def test_case_endpoints_answer_only_those_who_may_see_the_case(client, world, method, path, body):
+    missing = "2222-2222-2222"
+    for caller, token in world["callers"].items():
+        for which in ("own", "other"):
+            reference = world[which]
+            headers = {**bearer(token), "If-Match": "*"}
+            response = client.request(method, path.format(ref=reference), json=body, headers=headers)
+            allowed = which in SEES[caller] or (
+                caller == "reporter of own"
+                and which == "own"
+                and method == "GET"
+                and path in ("/v1/cases/{ref}", "/v1/cases/{ref}/evidence")
+            )
+            if allowed:
+                # in: the answer is about the case itself (a 409 is an impossible move, not a refusal)
+                assert response.status_code in (200, 201, 409), (caller, which, path, response.text)
+                continue
+            assert response.status_code in (403, 404), (caller, which, path, response.status_code)
+            if response.status_code == 404:  # indistinguishable from a case that does not exist
+                absent = client.request(method, path.format(ref=missing), json=body, headers=headers)
+                assert absent.status_code == 404 and absent.json()["detail"] == response.json()["detail"]
+            else:  # 403 only where the role itself is wrong, whatever the case
+                absent = client.request(method, path.format(ref=missing), json=body, headers=headers)
+                assert absent.status_code == 403, (caller, path)
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_searches_and_exports_never_contain_a_case_the_caller_may_not_see(client, world, search):
+    for caller, token in world["callers"].items():
+        response = client.get(search.format(mtcn=world["mtcn"]), headers=bearer(token))
+        if not SEES[caller]:
+            assert response.status_code == 403, (caller, search)
+            continue
+        assert response.status_code == 200
+        found = {ref for ref in (world["own"], world["other"]) if ref in response.text}
+        assert found == {world[which] for which in SEES[caller]}, (caller, search)
