@@ -195,11 +195,14 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         os.fdopen(descriptor, "wb") as output,
         tqdm(total=total, unit="case", desc="exporting", file=sys.stderr) as progress,
     ):
-        for index, line in enumerate(export_lines(engine, filters, args.format)):
-            output.write(line)
-            if args.format == "ndjson" or index > 0:  # the CSV header is not a case
-                written += 1
-                progress.update(1)
+
+        def counted() -> None:
+            nonlocal written
+            written += 1
+            progress.update(1)
+
+        for chunk in export_lines(engine, filters, args.format, on_case=counted):
+            output.write(chunk)
     print(f"wrote {written} case(s) to {args.output}")
     return 0
 

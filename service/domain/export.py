@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 EXPORT_VERSION = "1"
@@ -34,8 +35,8 @@ EXPORT_COLUMNS = [
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def export_record(case: dict[str, Any], identifiers: list[tuple[str, str]]) -> dict[str, Any]:
-    """One case as the export's columns; `case` holds the stored columns, `identifiers` (type, normalized)."""
+def export_record(case: Mapping[str, Any]) -> dict[str, Any]:
+    """One case as the export's columns, from its stored columns and its "type:normalized;..." identifiers."""
     submission = case["submission"]
     reporter = submission.get("reporter", {})
     victim = submission.get("victim", {})
@@ -59,7 +60,7 @@ def export_record(case: dict[str, Any], identifiers: list[tuple[str, str]]) -> d
         "feels_unsafe": submission.get("feels_unsafe"),
         "consent_to_share": submission.get("consent_to_share"),
         "payments_count": len(submission.get("payments", [])),
-        "identifiers": ";".join(f"{kind}:{normalized}" for kind, normalized in identifiers),
+        "identifiers": ";".join(sorted((case["identifiers"] or "").split(";"))).strip(";"),
         "account": submission.get("account"),
         "threats": submission.get("threats"),
     }

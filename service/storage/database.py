@@ -6,9 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+
+# orjson reads and writes the JSON columns several times faster than the standard library.
+_JSON = {"json_serializer": lambda value: orjson.dumps(value).decode(), "json_deserializer": orjson.loads}
 
 
 def create_database_engine(url: str, pool_size: int = 10) -> Engine:
@@ -17,12 +21,20 @@ def create_database_engine(url: str, pool_size: int = 10) -> Engine:
         if database and database != ":memory:":
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         # hide_parameters: SQL errors must never carry what a victim typed into the logs.
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True, **_JSON
+        )
         sa.event.listen(engine, "connect", _configure_sqlite)
         return engine
     # pre-ping: after a database restart the pool hands out live connections, not dead ones.
     return sa.create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=10, hide_parameters=True
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        hide_parameters=True,
+        **_JSON,
     )
 
 
