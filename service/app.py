@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         if delivery:
             delivery.cancel()
+            app.state.alerts.client.close()
         app.state.engine.dispose()
 
     app = FastAPI(

@@ -298,6 +298,10 @@ def _encode(position: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
+def _foreign_cursor():
+    return validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}])
+
+
 def _decode(cursor: str) -> dict:
     try:
         decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -305,7 +309,7 @@ def _decode(cursor: str) -> dict:
             raise ValueError
         return decoded
     except ValueError:
-        raise validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}]) from None
+        raise _foreign_cursor() from None
 
 
 def _case_position(cursor: str | None) -> tuple[datetime, int] | None:
@@ -318,7 +322,7 @@ def _case_position(cursor: str | None) -> tuple[datetime, int] | None:
             raise ValueError
         return moment, int(position["i"])
     except (KeyError, TypeError, ValueError):
-        raise validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}]) from None
+        raise _foreign_cursor() from None
 
 
 def _audit_position(cursor: str | None) -> int | None:
@@ -327,4 +331,4 @@ def _audit_position(cursor: str | None) -> int | None:
     try:
         return int(_decode(cursor)["i"])
     except (KeyError, TypeError, ValueError):
-        raise validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}]) from None
+        raise _foreign_cursor() from None
