@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -23,10 +22,8 @@ from service.api.schemas import EvidenceSummary
 from service.api.signing import sign, verify
 from service.api.uploads import receive_multipart
 from service.domain.evidence import attachment_disposition
-from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
 from service.storage.audit import record_access
-from service.storage.cases import find_case
 from service.storage.database import session_scope
 from service.storage.evidence import (
     EvidenceRefused,
@@ -44,7 +41,6 @@ router = APIRouter(tags=["evidence"])
 integrity_log = logging.getLogger("service.integrity")
 
 EvidenceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The evidence id.")]
-_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
 
 
 class EvidenceList(BaseModel):
@@ -74,15 +70,18 @@ class UploadTicket(BaseModel):
 # --- who may do what ---------------------------------------------------------------------------
 
 
-def analyst_case(session, reference: str, caller: Caller, *, content: bool) -> Case:
-    canonical = canonical_reference(reference)
-    case = find_case(session, canonical) if canonical else None
-    if case is None or caller.role is not Role.analyst or not caller.may_see_force(case.police_force):
+def analyst_evidence(session, reference: str, evidence_id: str, caller: Caller) -> tuple[Case, Evidence]:
+    """A case's evidence for an analyst who may see the case and, for an under-18 case, its images."""
+    if caller.role is not Role.analyst:
         raise case_not_found()
+    case = visible_case(session, reference, caller)
     is_child = any(flag["code"] == FlagCode.under_18.value for flag in case.flags)
-    if content and is_child and not caller.can_view_child_evidence:
+    if is_child and not caller.can_view_child_evidence:
         raise ProblemError(403, "Evidence of cases where the victim is under 18 needs a key with that permission.")
-    return case
+    row = find_evidence(session, case.id, evidence_id)
+    if row is None:
+        raise ProblemError(404, "There is no such evidence on this case.")
+    return case, row
 
 
 # --- upload through the API --------------------------------------------------------------------
@@ -347,10 +346,7 @@ def get_evidence_content(
     request_id: RequestId,
     reason: AccessReason,
 ) -> StreamingResponse:
-    case = analyst_case(session, reference, caller, content=True)
-    row = find_evidence(session, case.id, evidence_id)
-    if row is None:
-        raise ProblemError(404, "There is no such evidence on this case.")
+    case, row = analyst_evidence(session, reference, evidence_id, caller)
     record_access(
         session,
         actor=caller.actor,
@@ -381,10 +377,7 @@ def post_evidence_link(
     reason: AccessReason,
 ) -> ContentLink:
     settings = request.app.state.settings
-    case = analyst_case(session, reference, caller, content=True)
-    row = find_evidence(session, case.id, evidence_id)
-    if row is None:
-        raise ProblemError(404, "There is no such evidence on this case.")
+    case, row = analyst_evidence(session, reference, evidence_id, caller)
     lifetime = settings.evidence_link_seconds
     url = request.app.state.objects.presigned_get(row.object_key, lifetime, row.filename, row.content_type)
     if url is None:

@@ -131,12 +131,10 @@ def add_identifiers(
             existing[(row.type, row.normalized)] = row
         stored.append(row)
     session.flush()
-    shared = shared_identifier_values(session, [normalized for _, normalized in existing], exclude_case_id=case.id)
-    urgency = flag_urgency(CaseFacts(CaseSubmission.model_validate(case.submission), shared), now, policy)
-    for column, value in _urgency_columns(urgency).items():
+    shared, columns = _decide_again(session, case, [normalized for _, normalized in existing], now, policy)
+    for column, value in columns.items():
         setattr(case, column, value)
-    session.execute(sa.delete(_FLAGS).where(_FLAGS.c.case_id == case.id))
-    _write_flag_rows(session, case.id, case.flags)
+    _replace_flag_rows(session, case.id, case.flags)
     if shared:
         _reflag_cases_sharing(session, shared, exclude_case_id=case.id, now=now, policy=policy)
     case.updated_at = now
@@ -203,16 +201,13 @@ def _reflag_cases_sharing(
         if any(flag["code"] == FlagCode.repeat_identifier.value for flag in other.flags):
             continue
         values = [row.normalized for row in identifiers_of(session, other.id)]
-        shared = shared_identifier_values(session, values, exclude_case_id=other.id)
-        urgency = flag_urgency(CaseFacts(CaseSubmission.model_validate(other.submission), shared), now, policy)
-        columns = _urgency_columns(urgency)
+        _, columns = _decide_again(session, other, values, now, policy)
         session.execute(
             sa.update(_CASES)
             .where(_CASES.c.id == other.id)
             .values(**columns, version=_CASES.c.version + 1, updated_at=now)
         )
-        session.execute(sa.delete(_FLAGS).where(_FLAGS.c.case_id == other.id))
-        _write_flag_rows(session, other.id, columns["flags"])
+        _replace_flag_rows(session, other.id, columns["flags"])
 
 
 def links_of(session: Session, case_id: int) -> list[tuple[Case, list[Identifier]]]:
@@ -230,6 +225,21 @@ def links_of(session: Session, case_id: int) -> list[tuple[Case, list[Identifier
     for case, identifier in rows:
         linked.setdefault(case.id, (case, []))[1].append(identifier)
     return list(linked.values())
+
+
+def _decide_again(
+    session: Session, case: Case, normalized_values: list[str], now: datetime, policy: UrgencyPolicy
+) -> tuple[list[str], dict]:
+    """A stored case's urgency decided afresh, given the normalized identifiers it now holds: which of
+    them other cases share, and the urgency columns that follow."""
+    shared = shared_identifier_values(session, normalized_values, exclude_case_id=case.id)
+    urgency = flag_urgency(CaseFacts(CaseSubmission.model_validate(case.submission), shared), now, policy)
+    return shared, _urgency_columns(urgency)
+
+
+def _replace_flag_rows(session: Session, case_id: int, flags: list[dict]) -> None:
+    session.execute(sa.delete(_FLAGS).where(_FLAGS.c.case_id == case_id))
+    _write_flag_rows(session, case_id, flags)
 
 
 def _write_flag_rows(session: Session, case_id: int, flags: list[dict]) -> None:
