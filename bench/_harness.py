@@ -16,7 +16,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devsupport.servers import start_uvicorn  # noqa: E402
 
 # Each request gets a unique counter spliced into its body, so identifiers differ per request.
 _LUA = """
@@ -55,10 +54,6 @@ def require_wrk() -> str:
     if not found:
         raise SystemExit("wrk is needed: `make bench` installs it (apt-get install wrk)")
     return found
-
-
-def start_server(app_target: str, environment: dict[str, str], factory: bool = False) -> tuple[subprocess.Popen, str]:
-    return start_uvicorn(app_target, environment, factory)
 
 
 def load(

@@ -11,9 +11,10 @@ import json
 import subprocess
 import sys
 
-from _harness import ROOT, load, print_table, require_wrk, start_server
+from _harness import ROOT, load, print_table, require_wrk
 
 from devsupport.postgres import PostgresServer
+from devsupport.servers import start_uvicorn
 
 CASE_TEMPLATE = json.dumps(
     {
@@ -61,9 +62,9 @@ def main() -> None:
         auth = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
 
         floor_url = postgres.create_database("floor").replace("postgresql+psycopg", "postgresql")
-        echo, echo_base = start_server("bench.echo_app:app", {})
-        floor, floor_base = start_server("bench.floor_app:app", {"FLOOR_DATABASE_URL": floor_url})
-        intake, intake_base = start_server("service.app:create_app", environment, factory=True)
+        echo, echo_base = start_uvicorn("bench.echo_app:app", {})
+        floor, floor_base = start_uvicorn("bench.floor_app:app", {"FLOOR_DATABASE_URL": floor_url})
+        intake, intake_base = start_uvicorn("service.app:create_app", environment, factory=True)
         try:
             common = {
                 "method": "POST",

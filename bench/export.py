@@ -15,9 +15,10 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from _harness import ROOT, start_server
+from _harness import ROOT
 
 from devsupport.postgres import PostgresServer
+from devsupport.servers import start_uvicorn
 from service.cli import upgrade_database
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import create_api_key
@@ -62,7 +63,7 @@ def main() -> None:
         with session_scope(engine) as session:
             analyst = create_api_key(session, "analyst", "bench")[1]
         environment = {"INTAKE_DATABASE_URL": url, "INTAKE_LOG_LEVEL": "WARNING"}
-        server, base = start_server("service.app:create_app", environment, factory=True)
+        server, base = start_uvicorn("service.app:create_app", environment, factory=True)
         psql = ["psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres", "-d", "export_bench", "-q"]
         seeded = 0
         rows = [("cases", "API rows/s", "COPY rows/s", "ratio", "service memory growth")]

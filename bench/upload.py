@@ -18,10 +18,10 @@ from pathlib import Path
 
 import boto3
 import httpx
-from _harness import ROOT, start_server
+from _harness import ROOT
 
 from devsupport.s3 import CREDENTIALS, S3Server
-from devsupport.servers import multipart_file
+from devsupport.servers import multipart_file, start_uvicorn
 from service.cli import upgrade_database
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import create_api_key
@@ -92,7 +92,7 @@ def main() -> None:
             aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         )
-        server, base = start_server("service.app:create_app", environment, factory=True)
+        server, base = start_uvicorn("service.app:create_app", environment, factory=True)
         auth = {"Authorization": f"Bearer {submitter}"}
         direct_runs: list[float] = []
         api_runs: list[float] = []
