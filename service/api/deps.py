@@ -32,6 +32,7 @@ class Caller:
     reporter_case_id: int | None = None
     can_view_child_evidence: bool = False
     forces: tuple[str, ...] | None = None  # None: every force
+    publishable: bool = False  # a browser key, bound to a force website's origins
 
     def may_see_force(self, police_force: str | None) -> bool:
         return self.forces is None or police_force in self.forces
@@ -77,6 +78,15 @@ _UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="intake"'}
 
 
 def get_caller(request: Request, session: DatabaseSession) -> Caller:
+    try:
+        return _identify(request, session)
+    finally:
+        # End the read at once: the pooled connection must not wait with the request while its body
+        # streams in or it queues for a worker thread, or a burst of requests starves the pool.
+        session.rollback()
+
+
+def _identify(request: Request, session: Session) -> Caller:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
