@@ -14,7 +14,7 @@ import sys
 from _harness import ROOT, load, print_table, require_wrk
 
 from devsupport.postgres import PostgresServer
-from devsupport.servers import start_uvicorn
+from devsupport.servers import UNLIMITED_ENVIRONMENT, start_uvicorn
 
 CASE_TEMPLATE = json.dumps(
     {
@@ -43,6 +43,7 @@ def main() -> None:
             "INTAKE_DATABASE_URL": postgres.create_database("bench"),
             "INTAKE_LOG_LEVEL": "WARNING",
             "INTAKE_DATABASE_POOL_SIZE": "20",
+            **UNLIMITED_ENVIRONMENT,
         }
         subprocess.run(
             [sys.executable, "-m", "service.cli", "db", "upgrade"],

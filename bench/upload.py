@@ -21,7 +21,7 @@ import httpx
 from _harness import ROOT
 
 from devsupport.s3 import CREDENTIALS, S3Server
-from devsupport.servers import multipart_file, start_uvicorn
+from devsupport.servers import UNLIMITED_ENVIRONMENT, multipart_file, start_uvicorn
 from service.cli import upgrade_database
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import create_api_key
@@ -75,6 +75,7 @@ def main() -> None:
         engine.dispose()
         environment = {
             **CREDENTIALS,
+            **UNLIMITED_ENVIRONMENT,
             "INTAKE_DATABASE_URL": database_url,
             "INTAKE_DATA_DIR": scratch,
             "INTAKE_EVIDENCE_STORE": "s3",

@@ -15,36 +15,53 @@ from devsupport.postgres import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Tests, fuzzers and benches send far more from one address and key than any person would; the
+# limits themselves have tests of their own.
+UNLIMITED = {
+    "rate_case_creation_per_key": "off",
+    "rate_case_creation_per_address": "off",
+    "rate_publishable_case_creation_per_key": "off",
+    "rate_guidance_per_address": "off",
+}
+UNLIMITED_ENVIRONMENT = {f"INTAKE_{name.upper()}": value for name, value in UNLIMITED.items()}
+
 
 def start_uvicorn(app_target: str, environment: dict[str, str], factory: bool = False) -> tuple[subprocess.Popen, str]:
     """Start `app_target` on a free loopback port; returns the process and its base URL once it answers."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        app_target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    if factory:
-        command.append("--factory")
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **environment})
+    command = [sys.executable, "-m", "uvicorn", app_target, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--no-access-log", "--log-level", "warning"] + (["--factory"] if factory else [])
+    return _start(command, port, environment, None)
+
+
+def start_service(environment: dict[str, str], log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """`intake serve` as an operator runs it, on a free port; its log (stdout and stderr) goes to `log_path`."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "intake"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return _start(command, port, environment, log_path)
+
+
+def _start(
+    command: list[str], port: int, environment: dict[str, str], log_path: Path | None
+) -> tuple[subprocess.Popen, str]:
+    log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - the child process holds it open
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **environment}, stdout=log, stderr=subprocess.STDOUT if log else None
+    )
+    if log:
+        log.close()
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{command[0]} exited with {process.returncode} before it answered")
         try:
-            httpx.get(base + "/docs", timeout=1)
+            httpx.get(base + "/healthz", timeout=1)
             return process, base
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise RuntimeError(f"{app_target} did not start")
+    raise RuntimeError(f"{command} did not start")
 
 
 def multipart_file(

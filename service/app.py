@@ -16,8 +16,10 @@ from fastapi.openapi.utils import get_openapi
 from service.alerts import AlertDeliverer
 from service.api import analysts, cases, evidence, guidance, identifiers, ops, workflow
 from service.api.middleware import Metrics, RequestContextMiddleware
-from service.api.problems import install_problem_handlers
+from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
+from service.api.ratelimit import RateLimits
 from service.domain.cases import CaseSubmission, IdentifierInput
+from service.domain.evidence import ALLOWED_CONTENT_TYPES
 from service.domain.identifiers import IdentifierType
 from service.settings import Settings
 from service.storage.content import load_content
@@ -71,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.content = load_content(settings.content_dir)
     app.state.guidance_cache = {}
     app.state.metrics = Metrics()
+    app.state.rate_limits = RateLimits.from_settings(settings)
     install_problem_handlers(app)
     # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
     for module in (guidance, analysts, cases, identifiers, evidence, workflow, ops):
@@ -104,6 +107,7 @@ def object_store(settings: Settings) -> ObjectStore:
 def _openapi(app: FastAPI) -> dict[str, Any]:
     if app.openapi_schema:
         return app.openapi_schema
+    settings: Settings = app.state.settings
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
     )
@@ -113,19 +117,81 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         components.update(model_schema.pop("$defs", {}))
         components[model.__name__] = model_schema
     components["CaseForm"] = case_form_schema()
+    components["CaseFormWithFiles"] = case_form_schema(max_files=settings.evidence_max_files)
+    for model in (Problem, FieldProblem):
+        components[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
     schema["components"]["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer", "description": "An API key or a reporter token."}
     }
     for path, operations in schema["paths"].items():
-        if path.startswith("/v1/") and not path.startswith(("/v1/guidance", "/v1/support-services")):
-            for operation in operations.values():
-                operation["security"] = [{"bearer": []}]
+        for method, operation in operations.items():
+            if path.startswith("/v1/") and not path.startswith(_PUBLIC_PATHS):
+                # A signed link is its own credential: it works without (and ignores) a bearer token.
+                operation["security"] = [] if path.startswith(_SIGNED_LINK_PATHS) else [{"bearer": []}]
+            _document_problems(path, method, operation)
+            _document_limits(operation, settings)
+    components["UploadRequest"]["properties"]["size"]["maximum"] = settings.evidence_max_bytes
     app.openapi_schema = schema
     return schema
 
 
-def case_form_schema() -> dict[str, Any]:
-    """The flat form fields that map onto CaseSubmission (see service.api.bodies)."""
+_PUBLIC_PATHS = ("/v1/guidance", "/v1/support-services")
+_SIGNED_LINK_PATHS = ("/v1/evidence-links/", "/v1/evidence-uploads/")
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
+
+
+def _document_problems(path: str, method: str, operation: dict[str, Any]) -> None:
+    """Every error an operation can answer with, as problem+json, including those no router raises itself.
+
+    FastAPI documents only what a route declares; the body parser, authentication, the database and
+    the rate limiter can answer any operation they sit in front of, and clients must be told so.
+    """
+    statuses: set[int] = set()
+    if operation.get("parameters") or "requestBody" in operation:
+        statuses.add(422)
+    if "requestBody" in operation or method in ("post", "put"):
+        statuses |= {400, 413, 415}
+    security = operation.get("security")
+    if security:
+        statuses |= {401, 403}
+    elif security == []:
+        statuses.add(403)  # a signed link that is wrong or out of date
+    if "{" in path:
+        statuses.add(404)
+    if path.startswith("/v1/"):
+        statuses.add(503)
+    responses = operation["responses"]
+    for status in statuses:
+        responses.setdefault(str(status), {"description": problem_title(status)})
+    for status, response in responses.items():
+        if int(status) >= 400 and not (path in ("/readyz",) and status == "503"):
+            response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        if status in ("429", "503") and path.startswith("/v1/"):
+            response["headers"] = _RETRY_AFTER
+    operation["responses"] = dict(sorted(responses.items()))
+
+
+def _document_limits(operation: dict[str, Any], settings: Settings) -> None:
+    """What this deployment's settings allow, written where a client (and a fuzzer) will read it."""
+    for parameter in operation.get("parameters", []):
+        if parameter["in"] == "header" and parameter["name"] == "If-Match":
+            # Without it the answer is 428: the header is optional only in FastAPI's signature.
+            parameter["required"] = True
+            parameter["schema"] = {"type": "string", "maxLength": 100, "examples": ['"v3"']}
+    multipart = operation.get("requestBody", {}).get("content", {}).get("multipart/form-data", {})
+    files = multipart.get("schema", {}).get("properties", {}).get("file")
+    if files is not None:
+        files.update(minItems=1, maxItems=settings.evidence_max_files)
+        multipart["encoding"] = {"file": {"contentType": EVIDENCE_CONTENT_TYPES}}
+
+
+EVIDENCE_CONTENT_TYPES = ", ".join(sorted(ALLOWED_CONTENT_TYPES))
+
+
+def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
+    """The flat form fields that map onto CaseSubmission (see service.api.bodies); with files for multipart."""
     text = {"type": "string"}
     many = {"type": "array", "items": {"type": "string"}}
     properties: dict[str, Any] = {
@@ -160,8 +226,15 @@ def case_form_schema() -> dict[str, Any]:
     }
     for kind in IdentifierType:
         properties[kind.value] = {**many, "description": f"Identifiers of type {kind.value}; repeat the field."}
+    if max_files is not None:
+        properties["evidence"] = {
+            "type": "array",
+            "items": {"type": "string", "format": "binary", "minLength": 1},
+            "maxItems": max_files,
+            "description": "Evidence files, typed by their bytes: " + EVIDENCE_CONTENT_TYPES + ".",
+        }
     return {
-        "title": "CaseForm",
+        "title": "CaseFormWithFiles" if max_files is not None else "CaseForm",
         "type": "object",
         "description": "The case as form fields: dotted names for nested fields, repeated names for lists.",
         "properties": properties,

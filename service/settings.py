@@ -43,6 +43,17 @@ class Settings(BaseSettings):
     page_size: int = Field(default=50, description="Cases or audit events in a page when none is asked for.")
     max_page_size: int = Field(default=200, description="The most a caller may ask for in one page.")
 
+    rate_case_creation_per_key: str = Field(
+        default="600/minute", description="Reports one API key may send: '<count>/<second|minute|hour|day>' or 'off'."
+    )
+    rate_case_creation_per_address: str = Field(
+        default="20/minute", description="Reports from one client address (a person, or a force's web server)."
+    )
+    rate_publishable_case_creation_per_key: str = Field(
+        default="60/minute", description="Reports one publishable (browser) key may send: tighter than a secret key."
+    )
+    rate_guidance_per_address: str = Field(default="300/minute", description="Guidance reads from one address.")
+
     evidence_store: Literal["local", "s3"] = Field(default="local", description="Where evidence bytes go.")
     evidence_dir: Path | None = Field(
         default=None, description="The local evidence folder; data_dir/evidence if unset."

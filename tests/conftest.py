@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from devsupport.postgres import PostgresServer
 from devsupport.s3 import CREDENTIALS, S3Server
+from devsupport.servers import UNLIMITED
 from service.app import create_app
 from service.cli import upgrade_database
 from service.settings import Settings
@@ -49,7 +50,7 @@ def database_url(request, tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=database_url)
+    return Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=database_url, **UNLIMITED)
 
 
 @pytest.fixture(scope="session")
@@ -141,7 +142,7 @@ def evidence_settings_for(store: str, database_url: str, data_dir: Path, request
             "s3_server_side_encryption": "AES256",
             "s3_create_bucket": True,
         }
-    return Settings(data_dir=data_dir, database_url=database_url, **{**extra, **overrides})
+    return Settings(data_dir=data_dir, database_url=database_url, **{**UNLIMITED, **extra, **overrides})
 
 
 STORES = [pytest.param("local", id="local"), pytest.param("s3", id="s3")]

@@ -33,6 +33,7 @@ from service.api.deps import (
 )
 from service.api.idempotency import IdempotencyKey, respond_once
 from service.api.problems import ProblemError, field_errors, problem_responses, validation_problem
+from service.api.ratelimit import limit_case_creation
 from service.api.schemas import (
     CaseCreated,
     CaseForAnalyst,
@@ -120,8 +121,9 @@ async def submitted_case(request: Request) -> SubmittedCase:
     response_model=CaseCreated,
     responses={
         201: {"headers": {"Location": {"schema": {"type": "string"}, "description": "The new case."}}},
-        **problem_responses(401, 403, 413, 415, 422, 503),
+        **problem_responses(429),
     },
+    dependencies=[Depends(limit_case_creation)],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -168,7 +170,7 @@ async def submitted_case(request: Request) -> SubmittedCase:
                     },
                 },
                 URLENCODED: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
-                MULTIPART: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
+                MULTIPART: {"schema": {"$ref": "#/components/schemas/CaseFormWithFiles"}},
             },
         }
     },

@@ -21,7 +21,7 @@ from service.api.problems import ProblemError, problem_responses, validation_pro
 from service.api.schemas import EvidenceSummary
 from service.api.signing import sign, verify
 from service.api.uploads import receive_multipart
-from service.domain.evidence import attachment_disposition
+from service.domain.evidence import ALLOWED_CONTENT_TYPES, attachment_disposition
 from service.domain.urgency import FlagCode
 from service.storage.audit import record_access
 from service.storage.database import session_scope
@@ -67,6 +67,13 @@ class UploadTicket(BaseModel):
     expires_at: datetime
 
 
+NON_EMPTY_FILE = {"type": "string", "format": "binary", "minLength": 1}
+EVIDENCE_CONTENT_RESPONSE = {
+    "description": "The file's bytes, exactly as received, with the type judged from them at intake.",
+    "content": {kind: {"schema": {"type": "string", "format": "binary"}} for kind in sorted(ALLOWED_CONTENT_TYPES)},
+}
+
+
 # --- who may do what ---------------------------------------------------------------------------
 
 
@@ -106,7 +113,8 @@ def analyst_evidence(session, reference: str, evidence_id: str, caller: Caller) 
                     "schema": {
                         "type": "object",
                         "required": ["file"],
-                        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                        "properties": {"file": {"type": "array", "items": NON_EMPTY_FILE}},
+                        "additionalProperties": False,
                     }
                 }
             },
@@ -335,7 +343,7 @@ def list_evidence(
     description="Streams the bytes exactly as received, re-hashing them on the way; a mismatch with the "
     "intake SHA-256 is logged and audited loudly. Under-18 cases need a key with that permission.",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(401, 403, 404, 503)},
+    responses={200: EVIDENCE_CONTENT_RESPONSE},
 )
 def get_evidence_content(
     reference: CaseReference,
@@ -400,7 +408,7 @@ def post_evidence_link(
     "/v1/evidence-links/{token}",
     summary="Follow a content link (local evidence store)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}, **problem_responses(403, 503)},
+    responses={200: EVIDENCE_CONTENT_RESPONSE},
 )
 def get_linked_content(
     token: Annotated[str, Path(max_length=300)], request: Request, session: DatabaseSession, request_id: RequestId

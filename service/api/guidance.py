@@ -7,10 +7,11 @@ import json
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from service.api.problems import ProblemError, problem_responses
+from service.api.ratelimit import limit_guidance
 from service.domain.guidance import Audience, GuidanceSection, SupportService, for_audience
 from service.storage.content import Content
 
@@ -30,7 +31,8 @@ _CACHED = {
     "/v1/guidance",
     summary="List the advice sections",
     response_model=list[GuidanceSection],
-    responses={**_CACHED, **problem_responses(422)},
+    responses={**_CACHED, **problem_responses(429)},
+    dependencies=[Depends(limit_guidance)],
 )
 async def list_guidance(request: Request, audience: AudienceFilter = None) -> Response:
     return _cacheable(
@@ -44,7 +46,8 @@ async def list_guidance(request: Request, audience: AudienceFilter = None) -> Re
     "/v1/guidance/{slug}",
     summary="One advice section",
     response_model=GuidanceSection,
-    responses={**_CACHED, **problem_responses(404)},
+    responses={**_CACHED, **problem_responses(429)},
+    dependencies=[Depends(limit_guidance)],
 )
 async def get_guidance(request: Request, slug: str) -> Response:
     section = request.app.state.content.section(slug)
@@ -57,7 +60,8 @@ async def get_guidance(request: Request, slug: str) -> Response:
     "/v1/support-services",
     summary="List helplines and support services",
     response_model=list[SupportService],
-    responses={**_CACHED, **problem_responses(422)},
+    responses={**_CACHED, **problem_responses(429)},
+    dependencies=[Depends(limit_guidance)],
 )
 async def list_support_services(request: Request, audience: AudienceFilter = None) -> Response:
     return _cacheable(

@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from service.storage.evidence import EvidenceRefused
 from service.storage.objects import ObjectStoreUnavailable
@@ -183,13 +184,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(422, problem.detail, kind="validation", errors=problem.errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         detail = error.detail if isinstance(error.detail, str) else _TITLES.get(error.status_code, "Error")
+        headers = getattr(error, "headers", None)
         if error.status_code == 404 and detail == "Not Found":
             detail = "There is nothing at this address."
-        if error.status_code == 405 and detail == "Method Not Allowed":
+        if error.status_code == 405:
             detail = "This address does not accept that method."
-        return problem_response(error.status_code, detail, headers=getattr(error, "headers", None))
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return problem_response(error.status_code, detail, headers=headers)
 
     @app.exception_handler(EvidenceRefused)
     async def _evidence_refused(_: Request, error: EvidenceRefused) -> JSONResponse:
@@ -232,13 +235,20 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(500, "Something went wrong on our side. Please try again.", kind="internal")
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path: Starlette names only the first route that matched."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
+
+
+def problem_title(status: int) -> str:
+    return _TITLES.get(status, "Error")
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses` entries for the problems an operation can answer with."""
-    return {
-        status: {
-            "description": _TITLES.get(status, "Error"),
-            "model": Problem,
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }
+    """OpenAPI `responses` entries for the problems particular to an operation (the app adds the common ones)."""
+    return {status: {"description": problem_title(status)} for status in statuses}

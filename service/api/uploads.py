@@ -8,7 +8,7 @@ from anyio import to_thread
 from fastapi import Request
 
 from service.api.bodies import FilePart, FileSink, parse_multipart
-from service.api.problems import ProblemError, validation_problem
+from service.api.problems import validation_problem
 from service.settings import Settings
 from service.storage.evidence import IncomingEvidence, ReceivedFile
 
@@ -70,7 +70,9 @@ async def receive_multipart(request: Request, *, file_field: str) -> MultipartWi
         if part.field_name != file_field:
             raise validation_problem([{"field": part.field_name, "message": f"Attach files as '{file_field}'."}])
         if len(received.incoming) >= settings.evidence_max_files:
-            raise ProblemError(413, f"Send at most {settings.evidence_max_files} files in one request.")
+            raise validation_problem(
+                [{"field": file_field, "message": f"Send at most {settings.evidence_max_files} files in one request."}]
+            )
         incoming = IncomingEvidence(
             request.app.state.objects, field=file_field, filename=part.filename, max_bytes=settings.evidence_max_bytes
         )

@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from service.domain.identifiers import (
     MAX_IDENTIFIER_LENGTH,
@@ -35,7 +36,20 @@ def _assume_utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-Moment = Annotated[datetime, AfterValidator(_assume_utc)]
+_DATE_TIME_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_time_text_only(value: object) -> object:
+    # Pydantic would also read numbers (and "0.5") as seconds since 1970, or a bare date as midnight:
+    # neither is what a person meant, and neither is an RFC 3339 date-time as the API promises.
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _DATE_TIME_TEXT.match(value.strip()):
+        raise PydanticCustomError("datetime_parsing", "Give a date and time like 2026-11-20T18:30:00Z.")
+    return value
+
+
+Moment = Annotated[datetime, BeforeValidator(_date_time_text_only), AfterValidator(_assume_utc)]
 
 
 class Strict(BaseModel):

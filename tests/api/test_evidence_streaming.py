@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from devsupport.s3 import CREDENTIALS, S3Server
-from devsupport.servers import multipart_file, start_uvicorn
+from devsupport.servers import UNLIMITED_ENVIRONMENT, multipart_file, start_uvicorn
 from service.cli import upgrade_database
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import create_api_key
@@ -71,6 +71,7 @@ def live_server(tmp_path) -> Iterator[LiveServer]:
     bucket = "live-evidence"
     environment = {
         **CREDENTIALS,
+        **UNLIMITED_ENVIRONMENT,
         "INTAKE_DATABASE_URL": database_url,
         "INTAKE_DATA_DIR": str(tmp_path),
         "INTAKE_EVIDENCE_STORE": "s3",
