@@ -28,7 +28,10 @@ from service.storage.models import AuditEvent, Case
 router = APIRouter(tags=["analysts"])
 
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` from the previous page.")]
-PageSize = Annotated[int | None, Query(ge=1, description="How many to return (the server caps it).")]
+PageSize = Annotated[
+    int | None,
+    Query(ge=1, description="How many to return; more than the server allows (200 unless set) gets that many."),
+]
 
 
 class CaseSummary(BaseModel):

@@ -10,8 +10,9 @@ import secrets
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from service.api.paths import documented_path
 
 access_log = logging.getLogger("service.access")
 
@@ -109,8 +110,6 @@ def _route_template(scope: Scope) -> str:
     route = scope.get("route")
     if route is not None:
         return getattr(route, "path", "unmatched")
-    app = scope.get("app")
-    for candidate in getattr(getattr(app, "router", None), "routes", []):
-        if candidate.matches(scope)[0] is Match.FULL:
-            return getattr(candidate, "path", "unmatched")
-    return "unmatched"
+    # No route ran (a 405, or a request refused before routing): name the documented path it was for.
+    documented = documented_path(scope["app"], scope["path"]) if "app" in scope else None
+    return documented[0] if documented else "unmatched"

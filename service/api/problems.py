@@ -12,8 +12,8 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.routing import Match
 
+from service.api.paths import documented_path
 from service.storage.evidence import EvidenceRefused
 from service.storage.objects import ObjectStoreUnavailable
 
@@ -191,7 +191,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail = "There is nothing at this address."
         if error.status_code == 405:
             detail = "This address does not accept that method."
-            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+            headers = {**(headers or {})}
+            headers["Allow"] = allowed_methods(request) or headers.get("Allow", "")
         return problem_response(error.status_code, detail, headers=headers)
 
     @app.exception_handler(EvidenceRefused)
@@ -236,13 +237,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def allowed_methods(request: Request) -> str:
-    """Every method some route takes at this path: Starlette names only the first route that matched."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return ", ".join(sorted(methods))
+    documented = documented_path(request.app, request.url.path)
+    return ", ".join(sorted(documented[1])) if documented else ""
 
 
 def problem_title(status: int) -> str:

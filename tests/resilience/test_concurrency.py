@@ -101,7 +101,7 @@ def test_concurrent_status_changes_from_one_version_let_exactly_one_through(live
     assert after.json()["status"] == "triaged"
     changes = scalar(
         database_url,
-        "SELECT count(*) FROM audit_event a JOIN \"case\" c ON c.id = a.case_id "
+        'SELECT count(*) FROM audit_event a JOIN "case" c ON c.id = a.case_id '
         "WHERE c.reference = :reference AND a.action = 'case.status'",
         reference=case["reference"],
     )
@@ -124,4 +124,3 @@ def test_concurrent_notes_are_all_kept_in_order_of_arrival(live):
     assert [response.status_code for response in responses] == [201] * 30
     notes = httpx.get(f"{base}/v1/cases/{case['reference']}/notes", headers=bearer(keys.analyst)).json()
     assert sorted(item["body"] for item in notes["notes"]) == sorted(f"Synthetic note {n}." for n in range(30))
-

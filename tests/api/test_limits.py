@@ -1,0 +1,133 @@
+"""Abuse and limits: rate limits with Retry-After, list and page limits, Allow on 405, CORS closed."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.ratelimit import Rate, TokenBuckets
+from service.app import create_app
+from service.cli import upgrade_database
+from service.settings import Settings
+from tests.api.test_errors_and_ops import assert_problem
+from tests.conftest import MINIMAL_CASE, bearer, make_keys
+
+
+@pytest.fixture
+def limited(tmp_path):
+    """An app of its own with tight limits (the shared test app has none)."""
+    settings = Settings(
+        data_dir=tmp_path,
+        rate_case_creation_per_address="3/minute",
+        rate_case_creation_per_key="5/minute",
+        rate_guidance_per_address="4/minute",
+    )
+    upgrade_database(settings.resolved_database_url)
+    keys = make_keys(settings.resolved_database_url)
+    app = create_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, keys
+    app.state.engine.dispose()
+
+
+def test_case_creation_is_limited_per_client_address_with_retry_after(limited):
+    client, keys = limited
+    for _ in range(3):
+        assert client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).status_code == 201
+    refused = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.other_submitter))
+    body = assert_problem(refused, 429)
+    assert 1 <= int(refused.headers["retry-after"]) <= 20  # one token comes back every 20 s
+    assert "wait" in body["detail"]
+    # Another address is not held back by this one.
+    other = TestClient(client.app, client=("198.51.100.7", 50000))
+    assert other.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).status_code == 201
+
+
+def test_case_creation_is_limited_per_key_across_addresses(limited):
+    client, keys = limited
+    answers = [
+        TestClient(client.app, client=(f"198.51.100.{n}", 50000))
+        .post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter))
+        .status_code
+        for n in range(7)
+    ]
+    assert answers == [201] * 5 + [429] * 2
+
+
+def test_a_refused_report_is_refused_before_its_body_is_read_or_stored(limited):
+    client, keys = limited
+    for _ in range(3):
+        client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter))
+    refused = client.post("/v1/cases", content=b"{not even json", headers=bearer(keys.submitter))
+    assert_problem(refused, 429)
+
+
+def test_public_guidance_is_limited_per_address(limited):
+    client, _ = limited
+    statuses = [client.get("/v1/guidance").status_code for _ in range(5)]
+    assert statuses == [200] * 4 + [429]
+
+
+def test_token_buckets_refill_with_time_and_forget_idle_callers():
+    now = [0.0]
+    buckets = TokenBuckets(Rate.parse("2/minute"), clock=lambda: now[0], max_buckets=2)
+    assert buckets.take("a") == 0 and buckets.take("a") == 0
+    assert buckets.take("a") == pytest.approx(30.0)
+    now[0] = 30.0
+    assert buckets.take("a") == 0
+    buckets.take("b")
+    now[0] = 200.0
+    buckets.take("c")  # a third caller: the idle, refilled buckets are dropped to bound memory
+    assert set(buckets._buckets) == {"c"}
+
+
+@pytest.mark.parametrize("text", ["30", "0/minute", "5/fortnight", "lots"])
+def test_a_badly_written_rate_is_refused_at_start(text, tmp_path):
+    with pytest.raises(ValueError, match="30/minute"):
+        create_app(Settings(data_dir=tmp_path, rate_guidance_per_address=text))
+
+
+def test_deeply_nested_json_is_refused_without_a_500(client, keys):
+    nested = b'{"a":' * 50_000 + b"1" + b"}" * 50_000
+    response = client.post(
+        "/v1/cases", content=nested, headers={**bearer(keys.submitter), "Content-Type": "application/json"}
+    )
+    assert "nested too deeply" in assert_problem(response, 422)["errors"][0]["message"]
+
+
+def test_identifiers_and_lists_have_limits_named_in_the_answer(client, keys, new_case):
+    many = [{"type": "email", "value": f"offender{n}@example.net"} for n in range(51)]
+    response = client.post("/v1/cases", json={**MINIMAL_CASE, "identifiers": many}, headers=bearer(keys.submitter))
+    assert "at most 50 items" in assert_problem(response, 422)["errors"][0]["message"]
+    case = new_case()
+    added = client.post(f"/v1/cases/{case['reference']}/identifiers", json=many, headers=bearer(case["reporter_token"]))
+    assert "at most 50 identifiers" in assert_problem(added, 422)["errors"][0]["message"]
+
+
+def test_a_page_is_never_larger_than_the_server_allows(client, keys, new_case, settings):
+    for _ in range(3):
+        new_case()
+    small = Settings(**{**settings.model_dump(), "max_page_size": 2})
+    app = create_app(small)
+    with TestClient(app) as capped:
+        page = capped.get("/v1/cases?limit=1000", headers=bearer(keys.analyst)).json()
+    app.state.engine.dispose()
+    assert len(page["cases"]) == 2 and page["next_cursor"]
+
+
+def test_405_names_every_method_the_address_takes(client):
+    response = client.request("OPTIONS", "/v1/cases")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, HEAD, POST"
+    assert client.delete("/v1/cases/2222-2222-2222/notes").headers["allow"] == "GET, HEAD, POST"
+
+
+def test_cors_is_closed_by_default(client, keys):
+    preflight = client.request(
+        "OPTIONS",
+        "/v1/cases",
+        headers={"Origin": "https://attacker.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    read = client.get("/v1/guidance", headers={"Origin": "https://attacker.example"})
+    assert "access-control-allow-origin" not in read.headers
