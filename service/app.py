@@ -243,5 +243,25 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
     }
 
 
+# Libraries that, below WARNING, log request URLs, headers, signing material or SQL parameters.
+_TALKATIVE_LIBRARIES = (
+    "botocore",
+    "boto3",
+    "s3transfer",
+    "urllib3",
+    "sqlalchemy",
+    "alembic",
+    "httpx",
+    "httpcore",
+    "multipart",
+    "python_multipart",
+    "asyncio",
+    "uvicorn.access",
+)
+
+
 def configure_logging(level: str = "INFO") -> None:
+    """Our own JSON lines at `level`; other libraries only from WARNING, whatever `level` says."""
     logging.basicConfig(level=level, format="%(message)s")
+    for name in _TALKATIVE_LIBRARIES:
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level.upper()), logging.WARNING))

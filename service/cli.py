@@ -258,7 +258,15 @@ def _serve(settings: Settings, host: str, port: int) -> int:
     upgrade_database(settings.resolved_database_url)
     # Uvicorn's own access log prints paths and query strings, which can hold personal data;
     # the app logs each request itself, by route template.
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False, proxy_headers=False)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        # Only a proxy we were told to trust may say who the client is (rate limits go by it).
+        proxy_headers=settings.trusted_proxies is not None,
+        forwarded_allow_ips=settings.trusted_proxies,
+    )
     return 0
 
 

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     rate_publishable_case_creation_per_key: str = Field(
         default="60/minute", description="Reports one publishable (browser) key may send: tighter than a secret key."
     )
+    trusted_proxies: str | None = Field(
+        default=None,
+        description="Addresses of reverse proxies whose X-Forwarded-For names the client (comma-separated); "
+        "unset: the connecting address is the client, which behind a proxy makes every visitor one address.",
+    )
     rate_guidance_per_address: str = Field(default="300/minute", description="Guidance reads from one address.")
 
     evidence_store: Literal["local", "s3"] = Field(default="local", description="Where evidence bytes go.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,6 +18,8 @@ from starlette.requests import ClientDisconnect
 from service.api.paths import documented_path
 from service.storage.evidence import EvidenceRefused
 from service.storage.objects import ObjectStoreUnavailable
+
+outage_log = logging.getLogger("service.outages")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://intake.example/problems/"
@@ -207,7 +211,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(ObjectStoreUnavailable)
-    async def _store_down(_: Request, __: ObjectStoreUnavailable) -> JSONResponse:
+    async def _store_down(request: Request, __: ObjectStoreUnavailable) -> JSONResponse:
+        _log_outage("evidence_store_unavailable", request)
         return problem_response(
             503,
             "The evidence store is unreachable for a moment. Nothing was kept; please try again shortly.",
@@ -222,7 +227,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeoutError)
-    async def _database_down(_: Request, __: Exception) -> JSONResponse:
+    async def _database_down(request: Request, __: Exception) -> JSONResponse:
+        _log_outage("database_unavailable", request)
         return problem_response(
             503,
             "The case database is unreachable for a moment. Please try again shortly; nothing was saved.",
@@ -234,6 +240,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, __: Exception) -> JSONResponse:
         # The traceback is logged by the server without request data; the caller learns nothing.
         return problem_response(500, "Something went wrong on our side. Please try again.", kind="internal")
+
+
+def _log_outage(event: str, request: Request) -> None:
+    # The event and the request id only: the exception's text can carry SQL, URLs or object keys.
+    request_id = getattr(request.state, "request_id", None)
+    outage_log.warning(json.dumps({"event": event, "request_id": request_id}))
 
 
 def allowed_methods(request: Request) -> str:
