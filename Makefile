@@ -30,10 +30,10 @@ openapi: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check service tests devsupport bench migrations
 
+## bench: every benchmark (loads, upload, export) and one table of ratios against same-run baselines
 bench: $(STAMP)
 	./scripts/ensure-system-packages.sh --postgres --wrk
-	$(BIN)/python bench/create_cases.py
-	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/all.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

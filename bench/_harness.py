@@ -136,6 +136,36 @@ def print_table(results: list[Result]) -> None:
         (r.name, f"{r.per_second:.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}", str(r.requests), str(r.errors))
         for r in results
     ]
+    print_rows(rows)
+
+
+def print_rows(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+@dataclass
+class Target:
+    """One figure a bench is judged by, for the summary `make bench` prints."""
+
+    bench: str
+    measure: str
+    measured: float
+    target: float
+    higher_is_better: bool = True
+    unit: str = ""
+
+    @property
+    def met(self) -> bool:
+        return self.measured >= self.target if self.higher_is_better else self.measured <= self.target
+
+    def row(self) -> tuple[str, ...]:
+        sign = ">=" if self.higher_is_better else "<="
+        return (
+            self.bench,
+            self.measure,
+            f"{self.measured:.2f}{self.unit}",
+            f"{sign} {self.target:g}{self.unit}",
+            "met" if self.met else "NOT MET",
+        )

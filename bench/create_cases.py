@@ -11,7 +11,7 @@ import json
 import subprocess
 import sys
 
-from _harness import ROOT, load, print_table, require_wrk
+from _harness import ROOT, Target, load, print_table, require_wrk
 
 from devsupport.postgres import PostgresServer
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_uvicorn
@@ -31,11 +31,11 @@ CASE_TEMPLATE = json.dumps(
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Target]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     require_wrk()
 
     with PostgresServer(fsync=True) as postgres:
@@ -89,7 +89,13 @@ def main() -> None:
     print(f"wrk, {args.connections} connections, {args.seconds}s each, one uvicorn worker per server")
     print_table([baseline, single_insert, cases])
     print(f"ratio cases/s to echo/s: {cases.per_second / baseline.per_second:.2f} (target >= 0.30)")
+    print(f"p99 of POST /v1/cases: {cases.p99_ms:.0f} ms (target <= 100 ms)")
     print(f"for scale, one durable INSERT alone to echo/s: {single_insert.per_second / baseline.per_second:.2f}")
+    return [
+        Target("create_cases", "cases/s ÷ echo/s", cases.per_second / baseline.per_second, 0.30),
+        Target("create_cases", "p99 of POST /v1/cases", cases.p99_ms, 100, higher_is_better=False, unit=" ms"),
+        Target("create_cases", "(one INSERT alone ÷ echo/s)", single_insert.per_second / baseline.per_second, 0.30),
+    ]
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
-from _harness import ROOT
+from _harness import ROOT, Target, print_rows
 
 from devsupport.postgres import PostgresServer
 from devsupport.servers import start_uvicorn
@@ -51,10 +51,10 @@ def memory(pid: int) -> tuple[int, int]:
     return int(fields["VmHWM"].split()[0]) * 1024, int(fields["VmRSS"].split()[0]) * 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Target]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[50_000, 200_000])
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     with PostgresServer() as postgres:
         url = postgres.create_database("export_bench")
@@ -67,6 +67,7 @@ def main() -> None:
         psql = ["psql", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres", "-d", "export_bench", "-q"]
         seeded = 0
         rows = [("cases", "API rows/s", "COPY rows/s", "ratio", "service memory growth")]
+        ratios, growths = [], []
         try:
             for size in sorted(args.sizes):
                 with engine.begin() as connection:
@@ -93,6 +94,8 @@ def main() -> None:
                 peak, _ = memory(server.pid)
                 if lines != size:
                     raise SystemExit(f"export gave {lines} rows, expected {size}")
+                ratios.append(copy_seconds / api_seconds)
+                growths.append((peak - rss_before) / MiB)
                 rows.append(
                     (
                         f"{size:,}",
@@ -107,11 +110,15 @@ def main() -> None:
             server.wait()
             engine.dispose()
 
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print("NDJSON export through the API vs psql COPY TO STDOUT of the same rows, one uvicorn worker")
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print_rows(rows)
     print("targets: ratio >= 0.25; memory growth flat as rows grow")
+    largest = max(args.sizes)
+    return [
+        Target("export", f"API rows/s ÷ COPY rows/s at {largest:,}", ratios[-1], 0.25),
+        # Flat: the largest export may grow memory by no more than 8 MiB over the smallest's growth.
+        Target("export", "memory growth, largest - smallest", growths[-1] - growths[0], 8, False, " MiB"),
+    ]
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import boto3
 import httpx
-from _harness import ROOT
+from _harness import ROOT, Target
 
 from devsupport.s3 import CREDENTIALS, S3Server
 from devsupport.servers import UNLIMITED_ENVIRONMENT, multipart_file, start_uvicorn
@@ -56,11 +56,11 @@ def memory(pid: int) -> tuple[int, int]:
     return int(fields["VmHWM"].split()[0]) * 1024, int(fields["VmRSS"].split()[0]) * 1024
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> list[Target]:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     size = args.mib * MiB
 
     with tempfile.TemporaryDirectory() as scratch, S3Server() as s3:
@@ -151,6 +151,10 @@ def main() -> None:
     print(f"POST /v1/cases/{{ref}}/evidence     {api:8.1f} MiB/s (streamed, hashed, typed, then stored)")
     print(f"ratio API to direct: {api / direct:.2f} (target >= 0.70)")
     print(f"service peak memory growth: {growth / MiB:.1f} MiB, the largest of any round (target <= 64 MiB)")
+    return [
+        Target("upload", "API MiB/s ÷ boto3 upload_file MiB/s", api / direct, 0.70),
+        Target("upload", "service peak memory growth", growth / MiB, 64, higher_is_better=False, unit=" MiB"),
+    ]
 
 
 if __name__ == "__main__":

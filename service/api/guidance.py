@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from service.api.problems import ProblemError, problem_responses
@@ -32,9 +32,9 @@ _CACHED = {
     summary="List the advice sections",
     response_model=list[GuidanceSection],
     responses={**_CACHED, **problem_responses(429)},
-    dependencies=[Depends(limit_guidance)],
 )
 async def list_guidance(request: Request, audience: AudienceFilter = None) -> Response:
+    limit_guidance(request)
     return _cacheable(
         request,
         ("guidance", audience),
@@ -47,9 +47,9 @@ async def list_guidance(request: Request, audience: AudienceFilter = None) -> Re
     summary="One advice section",
     response_model=GuidanceSection,
     responses={**_CACHED, **problem_responses(429)},
-    dependencies=[Depends(limit_guidance)],
 )
 async def get_guidance(request: Request, slug: str) -> Response:
+    limit_guidance(request)
     section = request.app.state.content.section(slug)
     if section is None:
         raise ProblemError(404, f"There is no advice section called '{slug[:80]}'.")
@@ -61,9 +61,9 @@ async def get_guidance(request: Request, slug: str) -> Response:
     summary="List helplines and support services",
     response_model=list[SupportService],
     responses={**_CACHED, **problem_responses(429)},
-    dependencies=[Depends(limit_guidance)],
 )
 async def list_support_services(request: Request, audience: AudienceFilter = None) -> Response:
+    limit_guidance(request)
     return _cacheable(
         request,
         ("support-services", audience),

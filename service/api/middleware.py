@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
-import secrets
 import time
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -41,6 +41,16 @@ class Metrics:
             registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
+        self._children: dict[tuple[str, str, int], tuple] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        # `labels()` hashes and locks on every call; the (method, route, status) set is small, so keep them.
+        children = self._children.get((method, route, status))
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.duration.labels(method, route))
+            self._children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 class RequestContextMiddleware:
@@ -54,7 +64,8 @@ class RequestContextMiddleware:
             return
         started = time.perf_counter()
         offered = _header(scope, b"x-request-id")
-        request_id = offered if offered and _CLIENT_REQUEST_ID.match(offered) else secrets.token_hex(8)
+        # A request id correlates log lines; it guards nothing, so it needs no system entropy per request.
+        request_id = offered if offered and _CLIENT_REQUEST_ID.match(offered) else f"{random.getrandbits(64):016x}"
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         is_docs = scope["path"] in _DOCS_PATHS
@@ -81,8 +92,7 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
-            self.metrics.duration.labels(scope["method"], route).observe(elapsed)
+            self.metrics.observe(scope["method"], route, status, elapsed)
             if access_log.isEnabledFor(logging.INFO):
                 access_log.info(
                     json.dumps(

@@ -122,5 +122,6 @@ async def limit_case_creation(request: Request, caller: CurrentCaller) -> None:
         _enforce(per_key, caller.key_id, "reports with this key")
 
 
-async def limit_guidance(request: Request) -> None:
+def limit_guidance(request: Request) -> None:
+    # Called from the handlers, not as a dependency: public reads are the hottest path there is.
     _enforce(request.app.state.rate_limits.guidance_per_address, client_address(request), "requests")
