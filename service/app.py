@@ -15,6 +15,7 @@ from fastapi.openapi.utils import get_openapi
 
 from service.alerts import AlertDeliverer
 from service.api import analysts, cases, evidence, guidance, identifiers, ops, workflow
+from service.api.cors import AllowedOrigins, CorsMiddleware
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
 from service.api.ratelimit import RateLimits
@@ -78,7 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
     for module in (guidance, analysts, cases, identifiers, evidence, workflow, ops):
         app.include_router(module.router)
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)
+    app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)
+    app.add_middleware(CorsMiddleware, origins=app.state.cors)
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: ids and headers on all
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -47,6 +47,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="analyst keys only: may view evidence of cases where the victim is under 18",
     )
+    create.add_argument(
+        "--publishable",
+        action="store_true",
+        help="submitter keys only: a key for a force website's pages, usable by browsers only from --origin",
+    )
+    create.add_argument(
+        "--origin",
+        action="append",
+        dest="origins",
+        metavar="URL",
+        help="with --publishable: the website's origin, e.g. https://www.example.police.uk (repeat for more)",
+    )
     revoke = keys.add_parser("revoke", help="revoke a key at once")
     revoke.add_argument("key_id")
     keys.add_parser("list", help="list keys (never their secrets)")
@@ -106,8 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     with session_scope(engine) as session:
         if args.keys_command == "create":
             try:
+                if args.origins and not args.publishable:
+                    raise ValueError("--origin is for publishable keys: add --publishable")
                 key, plaintext = create_api_key(
-                    session, args.role, args.name, can_view_child_evidence=args.child_evidence, forces=args.forces
+                    session,
+                    args.role,
+                    args.name,
+                    can_view_child_evidence=args.child_evidence,
+                    forces=args.forces,
+                    origins=(args.origins or []) if args.publishable else None,
                 )
             except ValueError as error:
                 print(f"intake: {error}", file=sys.stderr)
@@ -115,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = " It may view evidence of under-18 cases." if key.can_view_child_evidence else ""
             if key.forces:
                 extra += f" It sees only cases of: {', '.join(key.forces)}."
+            if key.publishable:
+                extra += f" Publishable, for pages at: {', '.join(key.origins or [])}."
             print(f"Created {key.role} key {key.id} for {key.name!r}.{extra} Store it now: it is not shown again.")
             print(plaintext)
             return 0
@@ -126,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         for key in list_api_keys(session):
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-            print(f"{key.id}\t{key.role}\t{state}\t{key.name}")
+            kind = "publishable " + ",".join(key.origins or []) if key.publishable else "secret"
+            print(f"{key.id}\t{key.role}\t{kind}\t{state}\t{key.name}")
         return 0
 
 

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         description="Addresses of reverse proxies whose X-Forwarded-For names the client (comma-separated); "
         "unset: the connecting address is the client, which behind a proxy makes every visitor one address.",
     )
+    cors_cache_seconds: float = Field(
+        default=30.0, description="How long the origins of publishable keys are remembered before being read again."
+    )
     rate_guidance_per_address: str = Field(default="300/minute", description="Guidance reads from one address.")
 
     evidence_store: Literal["local", "s3"] = Field(default="local", description="Where evidence bytes go.")

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
+from service.api.paths import documented_path
 from service.api.problems import ProblemError
 from service.storage.cases import find_case_id_by_reporter_token
 from service.storage.database import session_scope
@@ -94,22 +95,63 @@ def _identify(request: Request, session: Session) -> Caller:
         raise ProblemError(
             401, "Send your API key or reporter token as 'Authorization: Bearer <token>'.", headers=_UNAUTHENTICATED
         )
+    origin = request.headers.get("origin")
     if token.startswith(API_KEY_PREFIX + "_"):
         key = find_active_key(session, token)
         if key is not None:
             request.state.key_id = key.id
+            if key.origins is not None:
+                _check_publishable_use(request, origin, key.origins)
+            elif origin is not None and origin != own_origin(request):
+                raise ProblemError(
+                    403,
+                    "A secret API key must never be used in a web page, where anyone can read it. "
+                    "Use a publishable key made for your website's origin.",
+                    kind="secret-key-in-browser",
+                )
             return Caller(
                 token=token,
                 key_id=key.id,
                 role=Role(key.role),
                 can_view_child_evidence=key.can_view_child_evidence,
                 forces=key.forces,
+                publishable=key.origins is not None,
             )
     elif token.startswith(REPORTER_TOKEN_PREFIX + "_") and len(token) < 100:
         case_id = find_case_id_by_reporter_token(session, token)
         if case_id is not None:
+            if origin is not None and origin != own_origin(request) and not request.app.state.cors.allows(origin):
+                raise ProblemError(403, "This website may not send reports here.", kind="origin-not-allowed")
             return Caller(token=token, reporter_case_id=case_id)
     raise ProblemError(401, "This token is not valid, or has been revoked.", headers=_UNAUTHENTICATED)
+
+
+# What a publishable key, written into a force website's pages for anyone to read, may do.
+PUBLISHABLE_OPERATIONS = frozenset(
+    {
+        ("POST", "/v1/cases"),
+        ("POST", "/v1/cases/{reference}/identifiers"),
+        ("POST", "/v1/cases/{reference}/evidence"),
+        ("POST", "/v1/cases/{reference}/evidence/uploads"),
+        ("POST", "/v1/cases/{reference}/evidence/uploads/{upload_id}/complete"),
+    }
+)
+
+
+def _check_publishable_use(request: Request, origin: str | None, origins: tuple[str, ...]) -> None:
+    if origin is not None and origin not in origins:
+        raise ProblemError(403, "This key may be used only from its own website.", kind="origin-not-allowed")
+    documented = documented_path(request.app, request.url.path)
+    if documented is None or (request.method, documented[0]) not in PUBLISHABLE_OPERATIONS:
+        raise ProblemError(
+            403,
+            "A publishable key can only report cases and add identifiers and evidence to the cases it reported.",
+            kind="publishable-key-scope",
+        )
+
+
+def own_origin(request: Request) -> str:
+    return f"{request.url.scheme}://{request.url.netloc}"
 
 
 CurrentCaller = Annotated[Caller, Depends(get_caller)]

@@ -63,7 +63,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        offered = _header(scope, b"x-request-id")
+        offered = scope_header(scope, b"x-request-id")
         # A request id correlates log lines; it guards nothing, so it needs no system entropy per request.
         request_id = offered if offered and _CLIENT_REQUEST_ID.match(offered) else f"{random.getrandbits(64):016x}"
         scope.setdefault("state", {})["request_id"] = request_id
@@ -109,7 +109,7 @@ class RequestContextMiddleware:
                 )
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def scope_header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key == name:
             return value.decode("latin-1")

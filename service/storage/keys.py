@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -32,14 +33,23 @@ def create_api_key(
     *,
     can_view_child_evidence: bool = False,
     forces: list[str] | None = None,
+    origins: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
-    """Make a key; returns the row and the only copy of the plaintext key."""
+    """Make a key; returns the row and the only copy of the plaintext key.
+
+    Given `origins`, the key is publishable: for a force website's own pages, from those origins.
+    """
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if can_view_child_evidence and role != "analyst":
         raise ValueError("only analyst keys can be allowed to view evidence of under-18 cases")
     if forces and role != "analyst":
         raise ValueError("only analyst keys can be limited to police forces")
+    if origins is not None and role != "submitter":
+        raise ValueError("only submitter keys can be publishable")
+    if origins is not None and not origins:
+        raise ValueError("a publishable key needs at least one --origin")
+    cleaned_origins = sorted({normalize_origin(origin) for origin in origins}) if origins else None
     key_id = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     key = ApiKey(
@@ -49,10 +59,23 @@ def create_api_key(
         secret_sha256=sha256_hex(secret),
         can_view_child_evidence=can_view_child_evidence,
         forces=sorted(set(forces)) if forces else None,
+        publishable=cleaned_origins is not None,
+        origins=cleaned_origins,
     )
     session.add(key)
     session.commit()
     return key, f"{API_KEY_PREFIX}_{key_id}_{secret}"
+
+
+def normalize_origin(origin: str) -> str:
+    """'https://Www.Force.police.uk/' → 'https://www.force.police.uk', as browsers send it in `Origin`."""
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"an origin is a scheme and host, like https://www.example.police.uk, not {origin!r}")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1"):
+        raise ValueError(f"a website's origin must be https (http only for localhost): {origin!r}")
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"
 
 
 @dataclass(frozen=True)
@@ -61,11 +84,26 @@ class ActiveKey:
     role: str
     can_view_child_evidence: bool
     forces: tuple[str, ...] | None
+    origins: tuple[str, ...] | None  # set only for a publishable key
+
+
+def publishable_origins(session: Session) -> frozenset[str]:
+    """Every origin some live publishable key is for: the origins CORS may answer."""
+    rows = session.execute(
+        sa.select(_KEYS.c.origins).where(_KEYS.c.publishable.is_(True), _KEYS.c.revoked_at.is_(None))
+    ).scalars()
+    return frozenset(origin for origins in rows if origins for origin in origins)
 
 
 _KEYS = ApiKey.__table__
 _LIVE_KEY = sa.select(
-    _KEYS.c.id, _KEYS.c.role, _KEYS.c.secret_sha256, _KEYS.c.can_view_child_evidence, _KEYS.c.forces
+    _KEYS.c.id,
+    _KEYS.c.role,
+    _KEYS.c.secret_sha256,
+    _KEYS.c.can_view_child_evidence,
+    _KEYS.c.forces,
+    _KEYS.c.publishable,
+    _KEYS.c.origins,
 ).where(_KEYS.c.id == sa.bindparam("key_id"), _KEYS.c.revoked_at.is_(None))
 
 
@@ -86,6 +124,7 @@ def find_active_key(session: Session, presented: str) -> ActiveKey | None:
         role=row.role,
         can_view_child_evidence=bool(row.can_view_child_evidence),
         forces=tuple(row.forces) if row.forces else None,
+        origins=tuple(row.origins or ()) if row.publishable else None,
     )
 
 

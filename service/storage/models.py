@@ -51,6 +51,10 @@ class ApiKey(SQLModel, table=True):
     can_view_child_evidence: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # An analyst key may be limited to some police forces: it then never sees another force's cases.
     forces: list[str] | None = Field(default=None, sa_type=JSONDocument)
+    # A publishable key is written into a force website's pages: it only reports cases and adds to
+    # them, and browsers may use it only from its own origins.
+    publishable: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    origins: list[str] | None = Field(default=None, sa_type=JSONDocument)
     created_at: datetime = _when(default_factory=utc_now)
     revoked_at: datetime | None = _when(default=None, nullable=True)
 

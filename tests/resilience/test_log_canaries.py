@@ -134,8 +134,9 @@ def test_no_canary_reaches_the_logs_even_at_debug_level(postgres_server, tmp_pat
     assert '"event": "evidence_store_unavailable"' in log  # operators still hear of the outage
     assert "StringToSign" not in log and "Authorization" not in log  # no library's request dumps
     leaked = [needle for needle in NEEDLES if needle.lower() in log.lower()]
-    assert leaked == [], f"found {leaked} in the log:\n" + "\n".join(
-        line for line in lines if any(needle.lower() in line.lower() for needle in leaked)
-    )[:5000]
+    assert leaked == [], (
+        f"found {leaked} in the log:\n"
+        + "\n".join(line for line in lines if any(needle.lower() in line.lower() for needle in leaked))[:5000]
+    )
     for secret in (keys.submitter, keys.analyst, case["reporter_token"]):
         assert secret not in log

@@ -1,0 +1,162 @@
+"""Publishable keys for force websites: only reporting, only from their origins, CORS for just those."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from service.cli import main as intake
+from service.settings import Settings
+from service.storage.database import session_scope
+from service.storage.keys import create_api_key, normalize_origin
+from tests.api.test_errors_and_ops import assert_problem
+from tests.conftest import MINIMAL_CASE, bearer, make_keys
+from tests.synthetic import png
+
+SITE = "https://www.example-force.police.uk"
+OTHER_SITE = "https://attacker.example"
+
+
+@pytest.fixture
+def website(tmp_path):
+    settings = Settings(data_dir=tmp_path, cors_cache_seconds=0, rate_publishable_case_creation_per_key="3/minute")
+    from service.cli import upgrade_database
+
+    upgrade_database(settings.resolved_database_url)
+    keys = make_keys(settings.resolved_database_url)
+    app = create_app(settings)
+    with session_scope(app.state.engine) as session:
+        publishable = create_api_key(session, "submitter", "force website", origins=[SITE + "/"])[1]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client, publishable, keys
+    app.state.engine.dispose()
+
+
+def from_site(token: str, origin: str = SITE) -> dict[str, str]:
+    return {**bearer(token), "Origin": origin}
+
+
+def test_a_publishable_key_reports_and_adds_to_its_own_cases_from_its_website(website):
+    client, publishable, _ = website
+    created = client.post("/v1/cases", json=MINIMAL_CASE, headers=from_site(publishable))
+    assert created.status_code == 201, created.text
+    assert created.headers["access-control-allow-origin"] == SITE
+    assert "Location" in created.headers["access-control-expose-headers"]
+    reference = created.json()["reference"]
+    identifiers = [{"type": "email", "value": "offender@example.net"}]
+    added = client.post(f"/v1/cases/{reference}/identifiers", json=identifiers, headers=from_site(publishable))
+    assert added.status_code == 201, added.text
+    files = [("file", ("screenshot.png", png(), "image/png"))]
+    uploaded = client.post(f"/v1/cases/{reference}/evidence", files=files, headers=from_site(publishable))
+    assert uploaded.status_code == 201, uploaded.text
+
+
+def test_a_publishable_key_can_do_nothing_else(website):
+    client, publishable, keys = website
+    created = client.post("/v1/cases", json=MINIMAL_CASE, headers=from_site(publishable)).json()
+    for method, path in [
+        ("GET", f"/v1/cases/{created['reference']}"),
+        ("GET", f"/v1/cases/{created['reference']}/evidence"),
+        ("GET", "/v1/cases"),
+        ("GET", "/v1/cases/export"),
+        ("GET", "/v1/identifiers?normalized=x"),
+        ("POST", f"/v1/cases/{created['reference']}/notes"),
+    ]:
+        response = client.request(method, path, headers=from_site(publishable), json={"body": "x"})
+        assert_problem(response, 403)
+    other = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
+    refused = client.post(
+        f"/v1/cases/{other['reference']}/identifiers",
+        json=[{"type": "email", "value": "a@example.net"}],
+        headers=from_site(publishable),
+    )
+    assert refused.status_code == 404  # another key's case does not exist for it
+
+
+def test_a_publishable_key_is_refused_from_another_origin_and_gets_no_cors(website):
+    client, publishable, _ = website
+    response = client.post("/v1/cases", json=MINIMAL_CASE, headers=from_site(publishable, OTHER_SITE))
+    assert assert_problem(response, 403)["type"].endswith("origin-not-allowed")
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_secret_keys_are_never_accepted_from_a_browser_origin(website):
+    client, _, keys = website
+    for token in (keys.submitter, keys.analyst):
+        for origin in (SITE, OTHER_SITE):
+            response = client.get("/v1/cases", headers=from_site(token, origin))
+            assert assert_problem(response, 403)["type"].endswith("secret-key-in-browser")
+
+
+def test_preflight_is_answered_only_for_publishable_origins(website):
+    client, _, _ = website
+    asking = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"}
+    allowed = client.options("/v1/cases", headers={"Origin": SITE, **asking})
+    assert allowed.status_code == 204
+    assert allowed.headers["access-control-allow-origin"] == SITE
+    assert "POST" in allowed.headers["access-control-allow-methods"]
+    assert "Authorization" in allowed.headers["access-control-allow-headers"]
+    assert "Origin" in allowed.headers["vary"]
+    refused = client.options("/v1/cases", headers={"Origin": OTHER_SITE, **asking})
+    assert refused.status_code == 405
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_a_revoked_publishable_key_closes_its_origin(website):
+    client, publishable, _ = website
+    key_id = publishable.split("_")[1]
+    with session_scope(client.app.state.engine) as session:
+        from service.storage.keys import revoke_api_key
+
+        assert revoke_api_key(session, key_id)
+    preflight = client.options("/v1/cases", headers={"Origin": SITE, "Access-Control-Request-Method": "POST"})
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_publishable_keys_have_a_tighter_rate_limit(website):
+    client, publishable, keys = website
+    statuses = [
+        client.post("/v1/cases", json=MINIMAL_CASE, headers=from_site(publishable)).status_code for _ in range(4)
+    ]
+    assert statuses == [201, 201, 201, 429]
+
+
+def test_the_reporter_token_works_from_the_website_for_adding_evidence(website):
+    client, publishable, _ = website
+    created = client.post("/v1/cases", json=MINIMAL_CASE, headers=from_site(publishable)).json()
+    files = [("file", ("screenshot.png", png(), "image/png"))]
+    path = f"/v1/cases/{created['reference']}/evidence"
+    assert client.post(path, files=files, headers=from_site(created["reporter_token"])).status_code == 201
+    assert client.post(path, files=files, headers=from_site(created["reporter_token"], OTHER_SITE)).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("https://WWW.Example.police.uk/", "https://www.example.police.uk"),
+        ("http://localhost:8080", "http://localhost:8080"),
+    ],
+)
+def test_origins_are_kept_as_browsers_send_them(given, stored):
+    assert normalize_origin(given) == stored
+
+
+@pytest.mark.parametrize(
+    "bad", ["www.example.police.uk", "http://www.example.police.uk", "https://x.uk/report", "ftp://x"]
+)
+def test_a_malformed_origin_is_refused(bad):
+    with pytest.raises(ValueError):
+        normalize_origin(bad)
+
+
+def test_the_cli_makes_publishable_keys_only_for_submitters(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("INTAKE_DATABASE_URL", f"sqlite:///{tmp_path / 'keys.db'}")
+    assert intake(["db", "upgrade"]) == 0
+    made = ["keys", "create", "--role", "submitter", "--name", "site", "--publishable", "--origin", SITE]
+    assert intake(made) == 0
+    assert f"Publishable, for pages at: {SITE}" in capsys.readouterr().out
+    assert intake(["keys", "create", "--role", "analyst", "--name", "x", "--publishable", "--origin", SITE]) == 2
+    assert intake(["keys", "create", "--role", "submitter", "--name", "x", "--origin", SITE]) == 2
+    assert intake(["keys", "list"]) == 0
+    assert f"publishable {SITE}" in capsys.readouterr().out
