@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
+AXE_VERSION := 4.14.1
+AXE := .cache/browser-tests/node_modules/axe-core/axe.min.js
 
 .PHONY: run test openapi lint bench clean
 
@@ -18,10 +20,14 @@ run: $(STAMP)
 	./scripts/ensure-system-packages.sh
 	$(BIN)/intake serve --host 127.0.0.1 --port $(PORT)
 
-## test: set up and run the whole suite, against SQLite and a real PostgreSQL it starts itself
-test: $(STAMP)
-	./scripts/ensure-system-packages.sh --postgres
+## test: set up and run the whole suite: SQLite and a real PostgreSQL, S3 over HTTP, headless Chromium
+test: $(STAMP) $(AXE)
+	./scripts/ensure-system-packages.sh --postgres --browser
 	$(BIN)/pytest
+
+# The accessibility checker the browser tests inject into the report form's pages.
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix .cache/browser-tests axe-core@$(AXE_VERSION)
 
 ## openapi: write the served OpenAPI document to openapi/openapi.json
 openapi: $(STAMP)
@@ -36,4 +42,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/all.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .cache

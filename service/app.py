@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.alerts import AlertDeliverer
-from service.api import analysts, cases, evidence, guidance, identifiers, ops, workflow
+from service.api import analysts, cases, evidence, guidance, identifiers, ops, report_form, workflow
 from service.api.cors import AllowedOrigins, CorsMiddleware
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limits = RateLimits.from_settings(settings)
     install_problem_handlers(app)
     # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
-    for module in (guidance, analysts, cases, identifiers, evidence, workflow, ops):
+    for module in (guidance, analysts, cases, identifiers, evidence, workflow, ops, report_form):
         app.include_router(module.router)
     app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)
     app.add_middleware(CorsMiddleware, origins=app.state.cors)

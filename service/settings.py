@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     )
     rate_guidance_per_address: str = Field(default="300/minute", description="Guidance reads from one address.")
 
+    report_form_enabled: bool = Field(default=True, description="Serve the reference report form at /report.")
+    report_exit_url: str = Field(
+        default="https://www.bbc.co.uk/weather",
+        description="Where 'Leave this site' goes: somewhere ordinary, in case someone is watching.",
+    )
+
     evidence_store: Literal["local", "s3"] = Field(default="local", description="Where evidence bytes go.")
     evidence_dir: Path | None = Field(
         default=None, description="The local evidence folder; data_dir/evidence if unset."

@@ -121,6 +121,7 @@ class _Part:
     sink: FileSink | None = None
     name: str = ""
     filename: str | None = None
+    skip: bool = False
 
 
 async def parse_multipart(
@@ -183,13 +184,18 @@ async def parse_multipart(
                     part.headers[payload[0]] = payload[1]
                 elif kind == "headers_done":
                     part.name, part.filename = _disposition(part.headers)
-                    if part.filename is not None:
+                    if part.filename == "":
+                        # A browser sends an empty, nameless part for a file input left empty: no file.
+                        part.skip = True
+                    elif part.filename is not None:
                         declared = part.headers.get("content-type", "application/octet-stream")
                         part.sink = await on_file(FilePart(part.name, part.filename, declared))
                         sinks.append(part.sink)
                     elif len(fields) >= max_fields:
                         raise ProblemError(413, f"The form has too many fields: the limit is {max_fields}.")
                 elif kind == "data":
+                    if part.skip:
+                        continue
                     if part.sink is not None:
                         await part.sink.write(payload)
                     else:
@@ -198,6 +204,8 @@ async def parse_multipart(
                             raise too_large(max_field_bytes)
                         part.data.extend(payload)
                 elif kind == "end":
+                    if part.skip:
+                        continue
                     if part.sink is not None:
                         await part.sink.finish()
                     else:

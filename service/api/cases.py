@@ -107,6 +107,43 @@ async def submitted_case(request: Request) -> SubmittedCase:
         raise
 
 
+def store_report(
+    request: Request, session, body: SubmittedCase, *, actor: str, key_id: str | None, request_id: str
+) -> CaseCreated:
+    """The case, its identifiers, its evidence rows and the audit row, in the session's transaction."""
+    settings: Settings = request.app.state.settings
+    policy = UrgencyPolicy(recall_window=settings.recall_window, deadline_window=settings.deadline_window)
+    now = utc_now()
+    created = create_case(
+        session,
+        body.submission,
+        submitted_by_key_id=key_id,
+        now=now,
+        policy=policy,
+        alert_if_urgent=request.app.state.alerts is not None,
+    )
+    evidence = record_evidence(session, created.id, body.files, received_by=actor, now=now)
+    record_access(
+        session,
+        actor=actor,
+        action="case.create",
+        case_id=created.id,
+        request_id=request_id,
+        detail={"evidence": [row.id for row in evidence]} if evidence else None,
+    )
+    return CaseCreated(
+        reference=created.reference,
+        reporter_token=created.reporter_token,
+        status=created.status,
+        priority=created.priority,
+        flags=[FlagOut(**flag) for flag in created.flags],
+        next_steps=created.next_steps,
+        identifiers=[StoredIdentifier.of(record) for record in created.identifiers],
+        evidence=[EvidenceSummary.of(row) for row in evidence],
+        created_at=created.created_at,
+    )
+
+
 @router.post(
     "/v1/cases",
     summary="Report a case",
@@ -183,41 +220,11 @@ def post_case(
     caller: Caller = require_role(Role.submitter),
     body: SubmittedCase = Depends(submitted_case),
 ) -> JSONResponse:
-    settings: Settings = request.app.state.settings
-    policy = UrgencyPolicy(recall_window=settings.recall_window, deadline_window=settings.deadline_window)
     submission = body.submission
 
     def work():
-        now = utc_now()
-        created = create_case(
-            session,
-            submission,
-            submitted_by_key_id=caller.key_id,
-            now=now,
-            policy=policy,
-            alert_if_urgent=request.app.state.alerts is not None,
-        )
-        evidence = record_evidence(session, created.id, body.files, received_by=caller.actor, now=now)
-        record_access(
-            session,
-            actor=caller.actor,
-            action="case.create",
-            case_id=created.id,
-            request_id=request_id,
-            detail={"evidence": [row.id for row in evidence]} if evidence else None,
-        )
-        answer = CaseCreated(
-            reference=created.reference,
-            reporter_token=created.reporter_token,
-            status=created.status,
-            priority=created.priority,
-            flags=[FlagOut(**flag) for flag in created.flags],
-            next_steps=created.next_steps,
-            identifiers=[StoredIdentifier.of(record) for record in created.identifiers],
-            evidence=[EvidenceSummary.of(row) for row in evidence],
-            created_at=created.created_at,
-        )
-        return 201, answer, {"Location": f"/v1/cases/{created.reference}"}
+        answer = store_report(request, session, body, actor=caller.actor, key_id=caller.key_id, request_id=request_id)
+        return 201, answer, {"Location": f"/v1/cases/{answer.reference}"}
 
     payload = [submission.model_dump(mode="json"), [[f.filename, f.sha256, f.size] for f in body.files]]
     fingerprint = request_fingerprint("POST", "/v1/cases", payload if body.files else payload[0])

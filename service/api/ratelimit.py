@@ -122,6 +122,11 @@ async def limit_case_creation(request: Request, caller: CurrentCaller) -> None:
         _enforce(per_key, caller.key_id, "reports with this key")
 
 
+def limit_reports_from_address(request: Request) -> None:
+    """For the report form, which has no key: the address limit alone."""
+    _enforce(request.app.state.rate_limits.case_creation_per_address, client_address(request), "reports from here")
+
+
 def limit_guidance(request: Request) -> None:
     # Called from the handlers, not as a dependency: public reads are the hottest path there is.
     _enforce(request.app.state.rate_limits.guidance_per_address, client_address(request), "requests")
