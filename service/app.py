@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        # Operation ids are the route functions' names, so generated clients read `post_case`, `find_cases`.
+        generate_unique_id_function=lambda route: route.name,
         title="Sextortion case intake",
         version=API_VERSION,
         description=DESCRIPTION,
