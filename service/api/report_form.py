@@ -32,6 +32,7 @@ from service.domain.guidance import Audience, for_audience
 from service.domain.identifiers import IdentifierType
 from service.domain.urgency import FlagCode
 from service.storage.database import session_scope
+from service.storage.evidence import EvidenceRefused
 
 router = APIRouter(include_in_schema=False)
 
@@ -124,13 +125,18 @@ async def submit_report(request: Request) -> Response:
     if not _csrf_cookie_and_origin_ok(request):
         # Before reading a byte: a post from another site brings neither our cookie nor our origin.
         return _form_page(request, values={}, errors=FormErrors({"form": _EXPIRED}), status=403)
+    refusals: list[EvidenceRefused] = []
     try:
-        received = await receive_multipart(request, file_field="evidence")
+        received = await receive_multipart(request, file_field="evidence", refusals=refusals)
     except ProblemError as problem:
-        # A refused file (type, size, count) ends the upload; what was typed comes back on the page.
+        # Too many files, or a body that is not a form: nothing typed could be read back.
         field = (problem.errors or [{"field": "evidence"}])[0]["field"]
         return _form_page(request, values={}, errors=FormErrors({field: problem.detail}), status=problem.status)
     values = FormData(received.fields)
+    if refusals:
+        await run_in_threadpool(received.discard)
+        message = " ".join(refusal.message for refusal in refusals)
+        return _form_page(request, values=values, errors=FormErrors({"evidence": message}), status=refusals[0].status)
     if not _csrf_token_ok(request, values.get("csrf_token")):
         await run_in_threadpool(received.discard)
         return _form_page(request, values=values, errors=FormErrors({"form": _EXPIRED}), status=403)

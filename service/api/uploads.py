@@ -10,7 +10,7 @@ from fastapi import Request
 from service.api.bodies import FilePart, FileSink, parse_multipart
 from service.api.problems import validation_problem
 from service.settings import Settings
-from service.storage.evidence import IncomingEvidence, ReceivedFile
+from service.storage.evidence import EvidenceRefused, IncomingEvidence, ReceivedFile
 
 # Hand bytes to the blocking store in slices this big: one thread hop per MiB, not per packet.
 HANDOFF_BYTES = 1024 * 1024
@@ -58,10 +58,43 @@ class MultipartWithFiles:
             item.abort()
 
 
-async def receive_multipart(request: Request, *, file_field: str) -> MultipartWithFiles:
+class RefusalKeptSink(FileSink):
+    """A file the store refuses (type, size) is dropped and its refusal noted, and reading goes on:
+    the report form shows the refusal beside everything else the person typed, not instead of it."""
+
+    def __init__(self, inner: EvidenceSink, refusals: list[EvidenceRefused]) -> None:
+        self.inner = inner
+        self.refusals = refusals
+        self.refused = False
+
+    async def write(self, chunk: bytes) -> None:
+        if not self.refused:
+            await self._guarded(self.inner.write(chunk))
+
+    async def finish(self) -> None:
+        if not self.refused:
+            await self._guarded(self.inner.finish())
+
+    async def abort(self) -> None:
+        if not self.refused:
+            await self.inner.abort()
+
+    async def _guarded(self, step) -> None:
+        try:
+            await step
+        except EvidenceRefused as refusal:
+            self.refused = True
+            self.refusals.append(refusal)
+            await self.inner.abort()
+
+
+async def receive_multipart(
+    request: Request, *, file_field: str, refusals: list[EvidenceRefused] | None = None
+) -> MultipartWithFiles:
     """Fields of a multipart body, with each `file_field` part streamed into evidence storage.
 
-    On any failure every object already stored is removed before the error goes up.
+    On any failure every object already stored is removed before the error goes up. Given a
+    `refusals` list, a refused file is noted there instead, and the rest of the body is still read.
     """
     settings: Settings = request.app.state.settings
     received = MultipartWithFiles(fields=[])
@@ -77,7 +110,8 @@ async def receive_multipart(request: Request, *, file_field: str) -> MultipartWi
             request.app.state.objects, field=file_field, filename=part.filename, max_bytes=settings.evidence_max_bytes
         )
         received.incoming.append(incoming)
-        return EvidenceSink(incoming)
+        sink = EvidenceSink(incoming)
+        return RefusalKeptSink(sink, refusals) if refusals is not None else sink
 
     received.fields = await parse_multipart(
         request, max_field_bytes=settings.max_body_bytes, max_fields=settings.max_form_fields, on_file=on_file
