@@ -3,6 +3,7 @@ the client is never the bottleneck), and a table of the results."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -47,6 +48,14 @@ class Result:
     p99_ms: float
     requests: int
     errors: int
+
+
+def load_options(argv: list[str] | None) -> argparse.Namespace:
+    """--seconds and --connections, for the benches that drive a server with wrk."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    return parser.parse_args(argv)
 
 
 def require_wrk() -> str:

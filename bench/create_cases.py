@@ -6,12 +6,11 @@ a bare FastAPI JSON echo measured in the same run on the same machine; the ratio
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 
-from _harness import ROOT, Target, load, print_table, require_wrk
+from _harness import ROOT, Target, load, load_options, print_table, require_wrk
 
 from devsupport.postgres import PostgresServer
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_uvicorn
@@ -32,10 +31,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def main(argv: list[str] | None = None) -> list[Target]:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args(argv)
+    args = load_options(argv)
     require_wrk()
 
     with PostgresServer(fsync=True) as postgres:

@@ -7,20 +7,16 @@ A force website or app polls the advice with If-None-Match; the answer is then a
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 
 import httpx
-from _harness import Target, load, print_table, require_wrk
+from _harness import Target, load, load_options, print_table, require_wrk
 
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_uvicorn
 
 
 def main(argv: list[str] | None = None) -> list[Target]:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    args = parser.parse_args(argv)
+    args = load_options(argv)
     require_wrk()
 
     with tempfile.TemporaryDirectory() as data:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from devsupport.postgres import PostgresServer
 from devsupport.s3 import CREDENTIALS, S3Server
-from devsupport.servers import UNLIMITED
+from devsupport.servers import UNLIMITED, UNLIMITED_ENVIRONMENT, start_service
 from service.app import create_app
 from service.cli import upgrade_database
 from service.settings import Settings
@@ -177,3 +178,17 @@ def child_analyst_key(evidence_app) -> str:
         key = create_api_key(session, "analyst", "test child-evidence analyst", can_view_child_evidence=True)[1]
     engine.dispose()
     return key
+
+
+@contextmanager
+def running_service(database_url: str, data_dir: Path, **environment: str) -> Iterator[tuple[str, Keys]]:
+    """`intake serve` in its own process on a migrated database with test keys; its log is data_dir/server.log."""
+    upgrade_database(database_url)
+    keys = make_keys(database_url)
+    settings = {"INTAKE_DATABASE_URL": database_url, "INTAKE_DATA_DIR": str(data_dir), **UNLIMITED_ENVIRONMENT}
+    process, base = start_service({**settings, **environment}, data_dir / "server.log")
+    try:
+        yield base, keys
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from devsupport.servers import UNLIMITED_ENVIRONMENT, start_service
-from service.cli import upgrade_database
-from tests.conftest import make_keys, project_root
+from tests.conftest import project_root, running_service
 from tests.synthetic import png
 
 
@@ -54,14 +52,8 @@ def generated_client(tmp_path_factory):
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     data = tmp_path_factory.mktemp("client-server")
-    database_url = f"sqlite:///{data / 'intake.db'}"
-    upgrade_database(database_url)
-    keys = make_keys(database_url)
-    environment = {"INTAKE_DATABASE_URL": database_url, "INTAKE_DATA_DIR": str(data), **UNLIMITED_ENVIRONMENT}
-    process, base = start_service(environment, data / "server.log")
-    yield base, keys
-    process.terminate()
-    process.wait(timeout=10)
+    with running_service(f"sqlite:///{data / 'intake.db'}", data) as running:
+        yield running
 
 
 def test_a_generated_client_reports_adds_and_reads_back(generated_client, live):

@@ -13,9 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devsupport.servers import UNLIMITED_ENVIRONMENT, start_service
-from service.cli import upgrade_database
-from tests.conftest import bearer, make_keys, project_root
+from tests.conftest import bearer, project_root, running_service
 from tests.synthetic import png
 
 pytestmark = [pytest.mark.browser]
@@ -38,18 +36,9 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     data = tmp_path_factory.mktemp("browser")
-    database_url = f"sqlite:///{data / 'intake.db'}"
-    upgrade_database(database_url)
-    keys = make_keys(database_url)
-    environment = {
-        "INTAKE_DATABASE_URL": database_url,
-        "INTAKE_DATA_DIR": str(data),
-        **UNLIMITED_ENVIRONMENT,
-    }
-    process, base = start_service({**environment, "INTAKE_REPORT_EXIT_URL": "about:blank#left"}, data / "server.log")
-    yield base, keys, data
-    process.terminate()
-    process.wait(timeout=10)
+    exit_url = "about:blank#left"  # the closed network has nowhere else to go
+    with running_service(f"sqlite:///{data / 'intake.db'}", data, INTAKE_REPORT_EXIT_URL=exit_url) as running:
+        yield (*running, data)
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from devsupport.servers import UNLIMITED_ENVIRONMENT, start_service
-from service.cli import upgrade_database
-from tests.conftest import make_keys, project_root
+from tests.conftest import project_root, running_service
 
 pytestmark = [pytest.mark.postgres, pytest.mark.fuzz]
 
@@ -27,18 +25,8 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 
 def test_every_operation_keeps_to_the_committed_spec(postgres_server, tmp_path):
     database_url = postgres_server.create_database("intake_fuzz")
-    upgrade_database(database_url)
-    keys = make_keys(database_url)
-    log_path = tmp_path / "server.log"
-    environment = {
-        "INTAKE_DATABASE_URL": database_url,
-        "INTAKE_DATA_DIR": str(tmp_path / "data"),
-        "INTAKE_LINK_SECRET": "fuzzing-link-secret",
-        **UNLIMITED_ENVIRONMENT,
-    }
-    process, base = start_service(environment, log_path)
     seed = os.environ.get("FUZZ_SEED") or str(random.randrange(2**63))
-    try:
+    with running_service(database_url, tmp_path, INTAKE_LINK_SECRET="fuzzing-link-secret") as (base, keys):
         result = subprocess.run(
             [
                 str(Path(sys.executable).parent / "schemathesis"),
@@ -64,11 +52,8 @@ def test_every_operation_keeps_to_the_committed_spec(postgres_server, tmp_path):
             text=True,
             timeout=900,
         )
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
     report = result.stdout[-20_000:] + result.stderr[-5_000:]
     assert result.returncode == 0, f"schemathesis (seed {seed}) found problems:\n{report}"
     assert "No issues found" in result.stdout, report
-    server_log = log_path.read_text(errors="replace")
+    server_log = (tmp_path / "server.log").read_text(errors="replace")
     assert "Traceback" not in server_log, server_log[-10_000:]

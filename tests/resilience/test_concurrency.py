@@ -9,9 +9,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from devsupport.servers import UNLIMITED_ENVIRONMENT, start_service
-from service.cli import upgrade_database
-from tests.conftest import MINIMAL_CASE, bearer, make_keys
+from tests.conftest import MINIMAL_CASE, bearer, running_service
 
 pytestmark = [pytest.mark.postgres]
 
@@ -19,14 +17,8 @@ pytestmark = [pytest.mark.postgres]
 @pytest.fixture(scope="module")
 def live(postgres_server, tmp_path_factory):
     database_url = postgres_server.create_database("intake_concurrency")
-    upgrade_database(database_url)
-    keys = make_keys(database_url)
-    data = tmp_path_factory.mktemp("concurrency")
-    environment = {"INTAKE_DATABASE_URL": database_url, "INTAKE_DATA_DIR": str(data), **UNLIMITED_ENVIRONMENT}
-    process, base = start_service(environment, data / "server.log")
-    yield base, keys, database_url
-    process.terminate()
-    process.wait(timeout=10)
+    with running_service(database_url, tmp_path_factory.mktemp("concurrency")) as (base, keys):
+        yield base, keys, database_url
 
 
 async def at_once(count: int, send) -> list[httpx.Response]:
