@@ -18,19 +18,8 @@ from tests.synthetic import png
 
 pytestmark = [pytest.mark.browser]
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 AXE = project_root() / ".cache" / "browser-tests" / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = project_root() / "docs" / "screenshots"
-# As root, on a closed network: no sandbox, and none of Chromium's own calls home.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +28,6 @@ def live(tmp_path_factory):
     exit_url = "about:blank#left"  # the closed network has nowhere else to go
     with running_service(f"sqlite:///{data / 'intake.db'}", data, INTAKE_REPORT_EXIT_URL=exit_url) as running:
         yield (*running, data)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
