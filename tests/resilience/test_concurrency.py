@@ -44,6 +44,7 @@ def test_200_concurrent_retries_with_one_idempotency_key_make_one_case_and_the_s
     responses = asyncio.run(at_once(200, lambda http, _: http.post(base + "/v1/cases", json=body, headers=headers)))
 
     statuses = Counter(response.status_code for response in responses)
+    print(f"200 concurrent posts with one Idempotency-Key: {dict(statuses)}")
     assert set(statuses) <= {201, 409}, statuses  # 409: the first is still in flight (IETF draft, 2.6)
     answers = {response.content for response in responses if response.status_code == 201}
     assert len(answers) == 1, "every 201 must be the same answer, byte for byte"

@@ -114,6 +114,7 @@ def test_every_acknowledged_report_survives_a_database_restart_and_the_service_r
             stored = set(connection.execute(sa.text('SELECT reference FROM "case"')).scalars())
         engine.dispose()
         acknowledged = set(reporters.acknowledged)
+        print(f"{len(acknowledged)} acknowledged, {len(reporters.unavailable)} told to retry, {len(stored)} stored")
         assert len(acknowledged) == len(reporters.acknowledged)
         assert acknowledged <= stored, f"{len(acknowledged - stored)} acknowledged reports were lost"
         assert "Traceback" not in (tmp_path / "server.log").read_text()
