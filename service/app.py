@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.alerts import AlertDeliverer
 from service.api import analysts, cases, evidence, guidance, identifiers, ops, report_form, workflow
 from service.api.cors import AllowedOrigins, CorsMiddleware
+from service.api.deps import refuse_nul_in_query
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
 from service.api.ratelimit import RateLimits
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Operation ids are the route functions' names, so generated clients read `post_case`, `find_cases`.
         generate_unique_id_function=lambda route: route.name,
+        dependencies=[Depends(refuse_nul_in_query)],
         title="Sextortion case intake",
         version=API_VERSION,
         description=DESCRIPTION,
@@ -238,12 +240,18 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
             "maxItems": max_files,
             "description": "Evidence files, typed by their bytes: " + EVIDENCE_CONTENT_TYPES + ".",
         }
+    required = ["reporter.relationship", "account"]
+    for name, schema in properties.items():
+        if name not in required and schema.get("type") != "array" and schema != text:
+            # A browser sends every field of a form, filled in or not: empty means not given.
+            properties[name] = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
     return {
         "title": "CaseFormWithFiles" if max_files is not None else "CaseForm",
         "type": "object",
-        "description": "The case as form fields: dotted names for nested fields, repeated names for lists.",
+        "description": "The case as form fields: dotted names for nested fields, repeated names for lists. "
+        "An empty field is the same as one left out.",
         "properties": properties,
-        "required": ["reporter.relationship", "account"],
+        "required": required,
         "additionalProperties": False,
     }
 

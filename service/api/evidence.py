@@ -21,6 +21,7 @@ from service.api.problems import ProblemError, problem_responses, validation_pro
 from service.api.schemas import EvidenceSummary
 from service.api.signing import sign, verify
 from service.api.uploads import receive_multipart
+from service.domain.cases import Strict
 from service.domain.evidence import ALLOWED_CONTENT_TYPES, attachment_disposition
 from service.domain.urgency import FlagCode
 from service.storage.audit import record_access
@@ -52,8 +53,7 @@ class ContentLink(BaseModel):
     expires_at: datetime
 
 
-class UploadRequest(BaseModel):
-    model_config = {"extra": "forbid"}
+class UploadRequest(Strict):
     filename: str = Field(min_length=1, max_length=255, examples=["screen-recording.mp4"])
     size: int = Field(gt=0, description="Exact size in bytes.", examples=[734003200])
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the file, in hex.")

@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from service.api.cases import CaseReference, visible_case
 from service.api.deps import Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import ProblemError, problem_responses, validation_problem
 from service.api.schemas import CaseForAnalyst, case_etag, case_for_analyst
+from service.domain.cases import Strict
 from service.domain.workflow import CaseStatus, IllegalMove, check_move
 from service.storage.audit import record_access
 from service.storage.cases import StaleVersion, add_note, change_status, identifiers_of, notes_of
@@ -25,8 +26,7 @@ IfMatch = Annotated[
 ]
 
 
-class StatusChange(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class StatusChange(Strict):
     status: CaseStatus
     assigned_to: str | None = Field(
         default=None, max_length=120, description="Needed to assign.", examples=["DC Example, Cyber Crime Unit"]
@@ -34,8 +34,7 @@ class StatusChange(BaseModel):
     reason: str | None = Field(default=None, max_length=500, description="Kept in the audit log.")
 
 
-class NoteIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+class NoteIn(Strict):
     body: str = Field(min_length=1, max_length=10_000)
 
 

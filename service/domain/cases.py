@@ -52,8 +52,28 @@ def _date_time_text_only(value: object) -> object:
 Moment = Annotated[datetime, BeforeValidator(_date_time_text_only), AfterValidator(_assume_utc)]
 
 
+NUL_MESSAGE = "This has a NUL character (\\u0000) in it, which can't be kept. Remove it and send again."
+
+
+def has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(isinstance(item, str) and "\x00" in item for item in value)
+    return False
+
+
 class Strict(BaseModel):
+    """Unknown fields refused; text trimmed; no NUL characters (no database can keep them as text)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        if has_nul(value):
+            raise ValueError(NUL_MESSAGE)
+        return value
 
 
 class Relationship(StrEnum):

@@ -131,3 +131,33 @@ def test_cors_is_closed_by_default(client, keys):
     assert "access-control-allow-origin" not in preflight.headers
     read = client.get("/v1/guidance", headers={"Origin": "https://attacker.example"})
     assert "access-control-allow-origin" not in read.headers
+
+
+NUL = "\u0000"
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"account": f"Synthetic{NUL}account"}, "account"),
+        ({"threats": f"x{NUL}"}, "threats"),
+        ({"reporter": {"relationship": "self", "name": f"n{NUL}"}}, "reporter.name"),
+        ({"platforms": ["instagram", f"sk{NUL}ype"]}, "platforms"),
+        ({"identifiers": [{"type": "username", "value": f"a{NUL}b", "platform": "x"}]}, "identifiers[0].value"),
+    ],
+)
+def test_a_nul_character_is_refused_by_name_never_a_500(client, keys, fields, named):
+    # PostgreSQL can't keep NUL in text: found by the fuzzer as 500s before this check existed.
+    response = client.post("/v1/cases", json={**MINIMAL_CASE, **fields}, headers=bearer(keys.submitter))
+    assert assert_problem(response, 422)["errors"][0]["field"] == named
+
+
+def test_nul_characters_in_forms_notes_and_queries_are_refused(client, keys, new_case):
+    form = {"reporter.relationship": "other", "account": "Synthetic.", "threats": f"v{NUL}"}
+    assert_problem(client.post("/v1/cases", data=form, headers=bearer(keys.submitter)), 422)
+    case = new_case()
+    note = client.post(f"/v1/cases/{case['reference']}/notes", json={"body": f"a{NUL}"}, headers=bearer(keys.analyst))
+    assert assert_problem(note, 422)["errors"][0]["field"] == "body"
+    for path, name in [("/v1/cases", "force"), ("/v1/identifiers", "normalized"), ("/v1/cases/export", "identifier")]:
+        response = client.get(path, params={name: f"x{NUL}"}, headers=bearer(keys.analyst))
+        assert assert_problem(response, 422)["errors"][0]["field"] == name
