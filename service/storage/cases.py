@@ -383,5 +383,55 @@ def _filtered(query, filters: CaseFilters):
     return query
 
 
+def stream_export_json(session: Session, filters: CaseFilters) -> Iterator[str]:
+    """PostgreSQL only: every matching case as one JSON object of the export's columns, built by the
+    database itself (the same values export_record makes in Python, ~4x faster than decoding rows)."""
+    line = sa.literal_column(_EXPORT_JSON)
+    query = _filtered(sa.select(line).select_from(_CASES), filters).order_by(_CASES.c.created_at, _CASES.c.id)
+    for batch in session.execute(query.execution_options(yield_per=EXPORT_BATCH)).scalars().partitions():
+        yield from batch
+
+
+def _iso_utc(column: str) -> str:
+    # As Python's isoformat() writes a UTC time: microseconds only when there are any.
+    return (
+        f"CASE WHEN date_part('microseconds', {column})::bigint % 1000000 = 0 "
+        f"""THEN to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"') """
+        f"""ELSE to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') END"""
+    )
+
+
+# The columns of service.domain.export.EXPORT_COLUMNS, in order; tests compare it with export_record.
+_EXPORT_JSON = f"""json_build_object(
+    'reference', "case".reference,
+    'created_at', {_iso_utc('"case".created_at')},
+    'updated_at', {_iso_utc('"case".updated_at')},
+    'status', "case".status,
+    'priority', "case".priority,
+    'flags', COALESCE((SELECT string_agg(flag->>'code', ';' ORDER BY position)
+                       FROM jsonb_array_elements("case".flags) WITH ORDINALITY AS f(flag, position)), ''),
+    'police_force', "case".police_force,
+    'assigned_to', "case".assigned_to,
+    'reporter_relationship', "case".submission->'reporter'->>'relationship',
+    'victim_age', "case".submission->'victim'->'age',
+    'victim_age_band', "case".submission->'victim'->>'age_band',
+    'victim_date_of_birth', "case".submission->'victim'->>'date_of_birth',
+    'platforms', COALESCE((SELECT string_agg(platform, ';' ORDER BY position)
+                           FROM jsonb_array_elements_text("case".submission->'platforms')
+                                WITH ORDINALITY AS p(platform, position)), ''),
+    'first_contact_at', "case".submission->>'first_contact_at',
+    'deadline_at', "case".submission->>'deadline_at',
+    'images_shared', "case".submission->'images_shared',
+    'feels_unsafe', "case".submission->'feels_unsafe',
+    'consent_to_share', "case".submission->'consent_to_share',
+    'payments_count', COALESCE(jsonb_array_length("case".submission->'payments'), 0),
+    'identifiers', COALESCE((SELECT string_agg(identifier.type || ':' || identifier.normalized, ';'
+                                              ORDER BY identifier.type || ':' || identifier.normalized COLLATE "C")
+                             FROM identifier WHERE identifier.case_id = "case".id), ''),
+    'account', "case".submission->>'account',
+    'threats', "case".submission->>'threats'
+)::text"""  # noqa: S608 - built from constants only, never from input
+
+
 def count_cases(session: Session, filters: CaseFilters) -> int:
     return session.execute(_filtered(sa.select(sa.func.count()).select_from(_CASES), filters)).scalar_one()

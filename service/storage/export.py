@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from service.domain.export import EXPORT_COLUMNS, export_record, spreadsheet_safe
-from service.storage.cases import CaseFilters, stream_cases
+from service.storage.cases import CaseFilters, stream_cases, stream_export_json
 from service.storage.database import session_scope
 
 CHUNK_BYTES = 64 * 1024
@@ -35,6 +35,11 @@ def export_lines(
 
 def _lines(engine: Engine, filters: CaseFilters, format: str, on_case: Callable[[], None]) -> Iterator[bytes]:
     with session_scope(engine) as session:
+        if format == "ndjson" and engine.dialect.name == "postgresql":
+            for line in stream_export_json(session, filters):
+                on_case()
+                yield line.encode() + b"\n"
+            return
         if format == "csv":
             yield _csv_line(EXPORT_COLUMNS)
         for case in stream_cases(session, filters):

@@ -10,7 +10,12 @@ import subprocess
 import sys
 import uuid
 
-from service.domain.export import EXPORT_COLUMNS, spreadsheet_safe
+import pytest
+import sqlalchemy as sa
+
+from service.domain.export import EXPORT_COLUMNS, export_record, spreadsheet_safe
+from service.storage.cases import CaseFilters, stream_cases, stream_export_json
+from service.storage.database import session_scope
 from tests.api.test_analysts import scoped_key, unique_force  # noqa: F401 - fixture
 from tests.conftest import bearer, project_root
 
@@ -84,3 +89,42 @@ def test_intake_export_writes_the_same_rows_to_an_owner_only_file(client, keys, 
     assert [row["reference"] for row in rows] == made
     api = client.get("/v1/cases/export", params={"force": force, "format": "csv"}, headers=bearer(keys.analyst))
     assert api.text.replace("\r\n", "\n") == output.read_text().replace("\r\n", "\n")
+
+
+def test_postgresql_builds_the_same_export_records_as_python(client, keys, new_case, settings):
+    """On PostgreSQL the NDJSON lines are built by the database; they must hold exactly what
+    export_record makes in Python (which SQLite exports and CSV use) for every kind of case."""
+    if not settings.resolved_database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL builds export lines in the database")
+    force = unique_force()
+    new_case(police_force=force)
+    new_case(
+        police_force=force,
+        victim={"age": 15, "date_of_birth": "2011-03-04"},
+        platforms=["instagram", "skype", "snapchat"],
+        first_contact_at="2026-11-20T18:30:00Z",
+        deadline_at="2026-11-26T09:15:30.250000+01:00",
+        images_shared=True,
+        feels_unsafe=False,
+        payments=[{"amount": "100", "currency": "GBP", "method": "western_union"}, {"amount": "20"}],
+        identifiers=[
+            {"type": "skype_id", "value": "live:.cid.1a2b3c4d5e6f7a8b"},
+            {"type": "mtcn", "value": "123-456-7890"},
+            {"type": "email", "value": "Zed@Example.net"},
+        ],
+        account='Synthetic: "quotes", a newline\nand ünïcödé, a tab\tand a backslash \\ too.',
+        threats="To send it to everyone.",
+    )
+    new_case(police_force=force, victim={"age_band": "25_plus"}, reporter={"relationship": "parent_or_carer"})
+    with client.app.state.engine.begin() as connection:  # a whole second: isoformat() drops the microseconds
+        connection.execute(
+            sa.text("UPDATE \"case\" SET created_at = date_trunc('second', created_at) WHERE police_force = :f"),
+            {"f": force},
+        )
+    filters = CaseFilters(force=force)
+    with session_scope(client.app.state.engine) as session:
+        from_python = [export_record(row) for row in stream_cases(session, filters)]
+        from_database = [json.loads(line) for line in stream_export_json(session, filters)]
+    assert len(from_python) == 3
+    assert from_database == from_python
+    assert list(from_database[1]) == EXPORT_COLUMNS  # the same order of keys, too
