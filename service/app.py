@@ -140,6 +140,8 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             _document_problems(path, method, operation)
             _document_limits(operation, settings)
     components["UploadRequest"]["properties"]["size"]["maximum"] = settings.evidence_max_bytes
+    # Not in problems: they may quote what the client sent, e.g. the name of a field we don't know.
+    _text_has_no_nul([schema["paths"], *(v for k, v in components.items() if k not in ("Problem", "FieldProblem"))])
     app.openapi_schema = schema
     return schema
 
@@ -178,6 +180,27 @@ def _document_problems(path: str, method: str, operation: dict[str, Any]) -> Non
         if status in ("429", "503") and path.startswith("/v1/"):
             response["headers"] = _RETRY_AFTER
     operation["responses"] = dict(sorted(responses.items()))
+
+
+# Python's str.strip() whitespace, which is not quite ECMAScript's \s, and NUL.
+_STRIPPED = (
+    "\\t\\n\\u000b\\u000c\\r\\u001c-\\u001f \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK = f"^[^\\u0000]*[^{_STRIPPED}\\u0000][^\\u0000]*$"
+
+
+def _text_has_no_nul(node: Any) -> None:
+    """Say in every free-text schema what the service enforces (domain.cases.Strict): no NUL character,
+    and where text is required, something besides the whitespace that is trimmed off."""
+    if isinstance(node, dict):
+        if node.get("type") == "string" and not {"format", "enum", "pattern", "const"} & node.keys():
+            node["pattern"] = NOT_BLANK if node.get("minLength", 0) >= 1 else NO_NUL
+        for value in node.values():
+            _text_has_no_nul(value)
+    elif isinstance(node, list):
+        for value in node:
+            _text_has_no_nul(value)
 
 
 def _document_limits(operation: dict[str, Any], settings: Settings) -> None:
