@@ -385,17 +385,37 @@ def _filtered(query, filters: CaseFilters):
 
 def stream_export_json(session: Session, filters: CaseFilters) -> Iterator[str]:
     """PostgreSQL only: every matching case as one JSON object of the export's columns, built by the
-    database itself (the same values export_record makes in Python, ~4x faster than decoding rows)."""
+    database itself (the same values export_record makes in Python)."""
+    for batch in session.execute(_export_json_query(filters).execution_options(yield_per=EXPORT_BATCH)).partitions():
+        yield from (row[0] for row in batch)
+
+
+def copy_export_lines(session: Session, filters: CaseFilters) -> Iterator[bytes]:
+    """PostgreSQL only: the same JSON lines as stream_export_json, through COPY TO STDOUT, in blocks
+    as the database sends them; Python only passes them on, so the export runs at the database's pace.
+
+    CSV mode with control characters as delimiter and quote: JSON text never holds either raw, so
+    nothing is quoted or escaped and each row is exactly one JSON object and a newline.
+    """
+    compiled = _export_json_query(filters).compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+    )
+    statement = f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x01', QUOTE E'\\x02')"
+    cursor = session.connection().connection.driver_connection.cursor()
+    with cursor.copy(statement, compiled.params) as copy:  # psycopg binds the filters client-side, quoted
+        for block in copy:
+            yield bytes(block)
+
+
+def _export_json_query(filters: CaseFilters):
     line = sa.literal_column(_EXPORT_JSON)
-    query = _filtered(sa.select(line).select_from(_CASES), filters).order_by(_CASES.c.created_at, _CASES.c.id)
-    for batch in session.execute(query.execution_options(yield_per=EXPORT_BATCH)).scalars().partitions():
-        yield from batch
+    return _filtered(sa.select(line).select_from(_CASES), filters).order_by(_CASES.c.created_at, _CASES.c.id)
 
 
 def _iso_utc(column: str) -> str:
     # As Python's isoformat() writes a UTC time: microseconds only when there are any.
     return (
-        f"CASE WHEN date_part('microseconds', {column})::bigint % 1000000 = 0 "
+        f"CASE WHEN mod(date_part('microseconds', {column})::bigint, 1000000) = 0 "
         f"""THEN to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"') """
         f"""ELSE to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') END"""
     )

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy.engine import Engine
 
 from service.domain.export import EXPORT_COLUMNS, export_record, spreadsheet_safe
-from service.storage.cases import CaseFilters, stream_cases, stream_export_json
+from service.storage.cases import CaseFilters, copy_export_lines, stream_cases
 from service.storage.database import session_scope
 
 CHUNK_BYTES = 64 * 1024
@@ -36,9 +36,10 @@ def export_lines(
 def _lines(engine: Engine, filters: CaseFilters, format: str, on_case: Callable[[], None]) -> Iterator[bytes]:
     with session_scope(engine) as session:
         if format == "ndjson" and engine.dialect.name == "postgresql":
-            for line in stream_export_json(session, filters):
-                on_case()
-                yield line.encode() + b"\n"
+            for block in copy_export_lines(session, filters):
+                for _ in range(block.count(b"\n")):
+                    on_case()
+                yield block
             return
         if format == "csv":
             yield _csv_line(EXPORT_COLUMNS)
