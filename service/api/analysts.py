@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -154,12 +155,15 @@ def export_cases(
     session.commit()
     engine = request.app.state.engine
     lines = export_lines(engine, filters, format)
+    # The first chunk is read here, before the 200 is sent: a database that is down or a query that
+    # fails is then a problem+json answer, not a response cut off half-way.
+    first = next(lines, b"")
     media_type = "application/x-ndjson" if format == "ndjson" else "text/csv; charset=utf-8"
     headers = {
         "Content-Disposition": f'attachment; filename="cases-v{EXPORT_VERSION}.{format}"',
         "X-Export-Version": EXPORT_VERSION,
     }
-    return StreamingResponse(lines, media_type=media_type, headers=headers)
+    return StreamingResponse(itertools.chain([first], lines), media_type=media_type, headers=headers)
 
 
 @router.get(
