@@ -10,13 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.alerts import AlertDeliverer
 from service.api import analysts, cases, evidence, guidance, identifiers, ops, report_form, workflow
 from service.api.cors import AllowedOrigins, CorsMiddleware
-from service.api.deps import refuse_nul_in_query
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
 from service.api.ratelimit import RateLimits
@@ -56,7 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         # Operation ids are the route functions' names, so generated clients read `post_case`, `find_cases`.
         generate_unique_id_function=lambda route: route.name,
-        dependencies=[Depends(refuse_nul_in_query)],
         title="Sextortion case intake",
         version=API_VERSION,
         description=DESCRIPTION,

@@ -11,8 +11,7 @@ from fastapi import Depends, Header, Request
 from sqlmodel import Session
 
 from service.api.paths import documented_path
-from service.api.problems import ProblemError, validation_problem
-from service.domain.cases import NUL_MESSAGE
+from service.api.problems import ProblemError
 from service.storage.cases import find_case_id_by_reporter_token
 from service.storage.database import session_scope
 from service.storage.keys import API_KEY_PREFIX, REPORTER_TOKEN_PREFIX, find_active_key
@@ -166,10 +165,3 @@ def require_role(*roles: Role):
         return caller
 
     return Depends(check)
-
-
-def refuse_nul_in_query(request: Request) -> None:
-    """Every route: a NUL character in the query string is refused before any database sees it."""
-    for name, value in request.query_params.multi_items():
-        if "\x00" in name or "\x00" in value:
-            raise validation_problem([{"field": name.replace("\x00", ""), "message": NUL_MESSAGE}])

@@ -8,11 +8,14 @@ import logging
 import random
 import re
 import time
+from urllib.parse import parse_qsl
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.paths import documented_path
+from service.api.problems import problem_response, validation_problem
+from service.domain.cases import NUL_MESSAGE
 
 access_log = logging.getLogger("service.access")
 
@@ -88,7 +91,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            refusal = _nul_in_query(scope)
+            await (refusal or self.app)(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -107,6 +111,17 @@ class RequestContextMiddleware:
                         }
                     )
                 )
+
+
+def _nul_in_query(scope: Scope) -> ASGIApp | None:
+    """A NUL character in the query string, refused here before any route or database sees it
+    (no text column can keep one). Checked on the raw bytes: cheap on the path every request takes."""
+    raw = scope.get("query_string", b"")
+    if b"%00" not in raw:
+        return None
+    names = [name for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True) if "\x00" in name + value]
+    problem = validation_problem([{"field": (names or ["query"])[0].replace("\x00", ""), "message": NUL_MESSAGE}])
+    return problem_response(422, problem.detail, kind="validation", errors=problem.errors)
 
 
 def scope_header(scope: Scope, name: bytes) -> str | None:
