@@ -17,7 +17,7 @@ from service.api.cases import CaseReference, visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import problem_responses, validation_problem
 from service.api.schemas import Priority, Status
-from service.domain.cases import Moment
+from service.domain.cases import SearchMoment
 from service.domain.export import EXPORT_COLUMNS, EXPORT_VERSION
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
@@ -99,8 +99,8 @@ class AuditPage(BaseModel):
 
 def case_filters(
     caller: Caller = require_role(Role.analyst),
-    since: Annotated[Moment | None, Query(description="Created at or after (UTC if no offset is given).")] = None,
-    until: Annotated[Moment | None, Query(description="Created before (UTC if no offset is given).")] = None,
+    since: Annotated[SearchMoment | None, Query(description="Created at or after (UTC if no offset is given).")] = None,
+    until: Annotated[SearchMoment | None, Query(description="Created before (UTC if no offset is given).")] = None,
     priority: Priority | None = None,
     flag: FlagCode | None = None,
     force: Annotated[str | None, Query(max_length=80, description="Police force slug.")] = None,
@@ -258,7 +258,7 @@ def read_audit(
     session: DatabaseSession,
     case: Annotated[str | None, Query(max_length=40, description="A case reference.")] = None,
     actor: Annotated[str | None, Query(max_length=80, examples=["key:3f2a9c1b7d4e"])] = None,
-    since: Annotated[Moment | None, Query(description="At or after (UTC if no offset is given).")] = None,
+    since: Annotated[SearchMoment | None, Query(description="At or after (UTC if no offset is given).")] = None,
     cursor: Cursor = None,
     limit: PageSize = None,
     caller: Caller = require_role(Role.admin),

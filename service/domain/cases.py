@@ -52,6 +52,17 @@ def _date_time_text_only(value: object) -> object:
 Moment = Annotated[datetime, BeforeValidator(_date_time_text_only), AfterValidator(_assume_utc)]
 
 
+def _in_utc(moment: datetime) -> datetime:
+    # Databases keep offsets within ±15:59 and Python within ±23:59: a search bound is compared in UTC.
+    try:
+        return _assume_utc(moment).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("This date is out of range.") from None
+
+
+SearchMoment = Annotated[datetime, BeforeValidator(_date_time_text_only), AfterValidator(_in_utc)]
+
+
 NUL_MESSAGE = "This has a NUL character (\\u0000) in it, which can't be kept. Remove it and send again."
 
 

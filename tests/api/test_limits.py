@@ -161,3 +161,13 @@ def test_nul_characters_in_forms_notes_and_queries_are_refused(client, keys, new
     for path, name in [("/v1/cases", "force"), ("/v1/identifiers", "normalized"), ("/v1/cases/export", "identifier")]:
         response = client.get(path, params={name: f"x{NUL}"}, headers=bearer(keys.analyst))
         assert assert_problem(response, 422)["errors"][0]["field"] == name
+
+
+@pytest.mark.parametrize(
+    "until", ["0913-12-18T11:00:04-18:04", "0001-01-01T00:00:00+18:00", "9999-12-31T23:59:59-18:00"]
+)
+def test_search_bounds_with_extreme_offsets_are_compared_in_utc_or_refused(client, keys, until):
+    # An offset PostgreSQL can't keep (±15:59 at most) was a 500 on export (found by the fuzzer).
+    for path in ("/v1/cases", "/v1/cases/export"):
+        response = client.get(path, params={"until": until}, headers=bearer(keys.analyst))
+        assert response.status_code in (200, 422), response.text
