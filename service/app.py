@@ -171,9 +171,10 @@ def _document_problems(path: str, method: str, operation: dict[str, Any]) -> Non
         statuses.add(503)
     responses = operation["responses"]
     for status in statuses:
-        responses.setdefault(str(status), {"description": problem_title(status)})
+        responses.setdefault(str(status), {})
     for status, response in responses.items():
         if int(status) >= 400 and not (path in ("/readyz",) and status == "503"):
+            response["description"] = problem_title(int(status))
             response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         if status in ("429", "503") and path.startswith("/v1/"):
             response["headers"] = _RETRY_AFTER

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from service.api.cases import CaseReference, visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
-from service.api.problems import problem_responses, validation_problem
+from service.api.problems import validation_problem
 from service.api.schemas import Priority, Status
 from service.domain.cases import SearchMoment
 from service.domain.export import EXPORT_COLUMNS, EXPORT_VERSION
@@ -133,7 +133,7 @@ def _described(filters: CaseFilters) -> dict[str, str]:
     f"CSV columns are version {EXPORT_VERSION}: " + ", ".join(EXPORT_COLUMNS) + ". Cells that a "
     "spreadsheet would run as a formula start with a quote. Every export is audited.",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}, **problem_responses(401, 403, 422)},
+    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
 )
 def export_cases(
     request: Request,
@@ -172,7 +172,6 @@ def export_cases(
     description="Newest first, with keyset pagination that stays stable while new cases arrive. A key "
     "limited to some forces sees only their cases. Every search is audited.",
     response_model=CasePage,
-    responses=problem_responses(401, 403, 422, 503),
 )
 def find_cases(
     request: Request,
@@ -207,7 +206,6 @@ def find_cases(
     description="Offenders reuse MTCN receivers, Skype IDs and profile links across victims: these are the "
     "other cases that share a normalized identifier with this one, and what they share.",
     response_model=CaseLinks,
-    responses=problem_responses(401, 403, 404, 503),
 )
 def get_links(
     reference: CaseReference,
@@ -251,7 +249,6 @@ def get_links(
     summary="Read the audit log",
     description="Who read or changed what, when and why; newest first. Admin keys only.",
     response_model=AuditPage,
-    responses=problem_responses(401, 403, 422, 503),
 )
 def read_audit(
     request: Request,

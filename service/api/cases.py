@@ -249,7 +249,6 @@ def post_case(
         "say why in `X-Access-Reason`."
     ),
     response_model=CaseForAnalyst | CaseForReporter,
-    responses=problem_responses(401, 404, 503),
 )
 def get_case(
     reference: CaseReference,

@@ -104,7 +104,6 @@ def analyst_evidence(session, reference: str, evidence_id: str, caller: Caller) 
     ),
     status_code=201,
     response_model=EvidenceList,
-    responses=problem_responses(401, 403, 404, 413, 415, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -178,7 +177,6 @@ async def post_evidence(
     ),
     status_code=201,
     response_model=UploadTicket,
-    responses=problem_responses(401, 403, 404, 413, 422, 503),
 )
 def post_upload_request(
     reference: CaseReference,
@@ -231,7 +229,6 @@ def post_upload_request(
     summary="Receive a direct upload (local evidence store)",
     description="Where the local store points direct uploads; the signed token in the URL is the credential.",
     status_code=204,
-    responses=problem_responses(403, 413, 503),
 )
 async def put_direct_upload(
     upload_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
@@ -267,7 +264,7 @@ async def put_direct_upload(
     "the object is deleted and the answer is 422.",
     status_code=201,
     response_model=EvidenceSummary,
-    responses=problem_responses(401, 403, 404, 409, 415, 422, 503),
+    responses=problem_responses(409),
 )
 def complete_upload(
     reference: CaseReference,
@@ -319,7 +316,6 @@ def complete_upload(
     "/v1/cases/{reference}/evidence",
     summary="List a case's evidence",
     response_model=EvidenceList,
-    responses=problem_responses(401, 404, 503),
 )
 def list_evidence(
     reference: CaseReference,
@@ -373,7 +369,6 @@ def get_evidence_content(
     summary="Get a short-lived link to an evidence file",
     status_code=201,
     response_model=ContentLink,
-    responses=problem_responses(401, 403, 404, 503),
 )
 def post_evidence_link(
     reference: CaseReference,

@@ -13,7 +13,7 @@ from service.api.bodies import JSON, media_type_of, parse_json, read_bounded, un
 from service.api.cases import CaseReference, contributor_case
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role, require_role
 from service.api.idempotency import IdempotencyKey, respond_once
-from service.api.problems import field_errors, problem_responses, validation_problem
+from service.api.problems import field_errors, validation_problem
 from service.api.schemas import FlagOut, Priority, Status, StoredIdentifier
 from service.domain.cases import MAX_LIST, IdentifierInput
 from service.domain.urgency import UrgencyPolicy
@@ -73,7 +73,6 @@ async def identifier_inputs(request: Request) -> list[IdentifierInput]:
     ),
     status_code=201,
     response_model=IdentifiersAdded,
-    responses=problem_responses(401, 403, 404, 413, 415, 422, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -148,7 +147,6 @@ def post_identifiers(
     "/v1/identifiers",
     summary="Find the cases that share an identifier",
     response_model=IdentifierMatches,
-    responses=problem_responses(401, 403, 422, 503),
 )
 def find_by_identifier(
     normalized: Annotated[

@@ -77,7 +77,7 @@ def _stale() -> ProblemError:
     description="Needs `If-Match` with the case's ETag; a change since then answers 412, an impossible move "
     "409 naming the moves that are possible.",
     response_model=CaseForAnalyst,
-    responses=problem_responses(401, 403, 404, 409, 412, 422, 428, 503),
+    responses=problem_responses(409, 412, 428),
 )
 def post_status(
     reference: CaseReference,
@@ -129,7 +129,6 @@ def post_status(
     description="Notes are never edited or removed; add another to correct one.",
     status_code=201,
     response_model=NoteOut,
-    responses=problem_responses(401, 403, 404, 422, 503),
 )
 def post_note(
     reference: CaseReference,
@@ -156,7 +155,6 @@ def post_note(
     "/v1/cases/{reference}/notes",
     summary="Read a case's notes",
     response_model=NoteList,
-    responses=problem_responses(401, 403, 404, 503),
 )
 def get_notes(
     reference: CaseReference,
