@@ -383,16 +383,10 @@ def _filtered(query, filters: CaseFilters):
     return query
 
 
-def stream_export_json(session: Session, filters: CaseFilters) -> Iterator[str]:
-    """PostgreSQL only: every matching case as one JSON object of the export's columns, built by the
-    database itself (the same values export_record makes in Python)."""
-    for batch in session.execute(_export_json_query(filters).execution_options(yield_per=EXPORT_BATCH)).partitions():
-        yield from (row[0] for row in batch)
-
-
 def copy_export_lines(session: Session, filters: CaseFilters) -> Iterator[bytes]:
-    """PostgreSQL only: the same JSON lines as stream_export_json, through COPY TO STDOUT, in blocks
-    as the database sends them; Python only passes them on, so the export runs at the database's pace.
+    """PostgreSQL only: every matching case as one JSON line of the export's columns, built by the
+    database itself (the same values export_record makes in Python) and sent through COPY TO STDOUT in
+    blocks as the database sends them; Python only passes them on, so the export runs at the database's pace.
 
     CSV mode with control characters as delimiter and quote: JSON text never holds either raw, so
     nothing is quoted or escaped and each row is exactly one JSON object and a newline.
