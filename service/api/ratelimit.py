@@ -115,16 +115,17 @@ def client_address(request: Request) -> str:
 
 
 async def limit_case_creation(request: Request, caller: CurrentCaller) -> None:
-    limits: RateLimits = request.app.state.rate_limits
-    _enforce(limits.case_creation_per_address, client_address(request), "reports from this address")
+    limit_reports_from_address(request)
     if caller.key_id is not None:
+        limits: RateLimits = request.app.state.rate_limits
         per_key = limits.publishable_case_creation_per_key if caller.publishable else limits.case_creation_per_key
         _enforce(per_key, caller.key_id, "reports with this key")
 
 
 def limit_reports_from_address(request: Request) -> None:
-    """For the report form, which has no key: the address limit alone."""
-    _enforce(request.app.state.rate_limits.case_creation_per_address, client_address(request), "reports from here")
+    """Every report, the form's included (it has no key): the address limit."""
+    limits: RateLimits = request.app.state.rate_limits
+    _enforce(limits.case_creation_per_address, client_address(request), "reports from this address")
 
 
 def limit_guidance(request: Request) -> None:
