@@ -173,7 +173,7 @@ def _document_problems(path: str, method: str, operation: dict[str, Any]) -> Non
     for status in statuses:
         responses.setdefault(str(status), {})
     for status, response in responses.items():
-        if int(status) >= 400 and not (path in ("/readyz",) and status == "503"):
+        if int(status) >= 400 and not (path == "/readyz" and status == "503"):  # readyz answers with its checks
             response["description"] = problem_title(int(status))
             response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
         if status in ("429", "503") and path.startswith("/v1/"):
