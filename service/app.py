@@ -144,7 +144,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-_PUBLIC_PATHS = ("/v1/guidance", "/v1/support-services")
+_PUBLIC_PATHS = ("/v1/guidance", "/v1/support-services", "/v1/police-forces")
 _SIGNED_LINK_PATHS = ("/v1/evidence-links/", "/v1/evidence-uploads/")
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
 

@@ -9,7 +9,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from service.domain.police_forces import UnknownPoliceForce
 from service.settings import Settings
+from service.storage.content import load_content
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import ROLES, create_api_key, list_api_keys, revoke_api_key
 
@@ -25,6 +27,16 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_database(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
+
+
+def _check_forces(settings: Settings, slugs: list[str]) -> None:
+    """A key or export limited to a force that does not exist would match nothing, silently."""
+    forces = load_content(settings.content_dir).police_forces
+    for slug in slugs:
+        try:
+            forces.check(slug)
+        except UnknownPoliceForce as error:
+            raise ValueError(f"--force: {error}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "evidence":
         return _evidence(settings, args)
     if args.command == "export":
+        try:
+            _check_forces(settings, [args.force] if args.force else [])
+        except ValueError as error:
+            print(f"intake: {error}", file=sys.stderr)
+            return 2
         return _export(settings, args)
     if args.command == "retention":
         return _retention(settings, args)
@@ -120,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if args.origins and not args.publishable:
                     raise ValueError("--origin is for publishable keys: add --publishable")
+                _check_forces(settings, args.forces or [])
                 key, plaintext = create_api_key(
                     session,
                     args.role,

@@ -49,9 +49,35 @@ def database_url(request, tmp_path_factory) -> str:
     return fresh_database_url(request.param, request, tmp_path_factory)
 
 
+# Forces a test deployment adds (content/police-forces.yaml), so each test can file cases under a force
+# of its own in a database shared by the session: a slug not on the list is refused.
+_SYNTHETIC_FORCES = 2000
+_synthetic_force_numbers = itertools.count()
+
+
+def unique_force() -> str:
+    return f"synthetic-force-{next(_synthetic_force_numbers) % _SYNTHETIC_FORCES}"
+
+
+def synthetic_content_dir(folder: Path) -> Path:
+    (folder / "guidance").mkdir(parents=True, exist_ok=True)
+    (folder / "police-forces.yaml").write_text(
+        "".join(
+            f"- {{slug: synthetic-force-{n}, name: Synthetic Force {n}, nation: England}}\n"
+            for n in range(_SYNTHETIC_FORCES)
+        )
+    )
+    return folder
+
+
 @pytest.fixture(scope="session")
 def settings(database_url: str, tmp_path_factory) -> Settings:
-    return Settings(data_dir=tmp_path_factory.mktemp("data"), database_url=database_url, **UNLIMITED)
+    return Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        database_url=database_url,
+        content_dir=synthetic_content_dir(tmp_path_factory.mktemp("content")),
+        **UNLIMITED,
+    )
 
 
 @pytest.fixture(scope="session")

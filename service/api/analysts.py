@@ -19,6 +19,7 @@ from service.api.problems import validation_problem
 from service.api.schemas import Priority, Status
 from service.domain.cases import SearchMoment
 from service.domain.export import EXPORT_COLUMNS, EXPORT_VERSION
+from service.domain.police_forces import UnknownPoliceForce
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
 from service.storage.audit import list_audit, record_access
@@ -98,15 +99,21 @@ class AuditPage(BaseModel):
 
 
 def case_filters(
+    request: Request,
     caller: Caller = require_role(Role.analyst),
     since: Annotated[SearchMoment | None, Query(description="Created at or after (UTC if no offset is given).")] = None,
     until: Annotated[SearchMoment | None, Query(description="Created before (UTC if no offset is given).")] = None,
     priority: Priority | None = None,
     flag: FlagCode | None = None,
-    force: Annotated[str | None, Query(max_length=80, description="Police force slug.")] = None,
+    force: Annotated[str | None, Query(max_length=80, description="Police force slug (GET /v1/police-forces).")] = None,
     status: Status | None = None,
     identifier: Annotated[str | None, Query(max_length=1000, description="A normalized identifier.")] = None,
 ) -> CaseFilters:
+    if force is not None:
+        try:
+            request.app.state.content.police_forces.check(force)
+        except UnknownPoliceForce as error:
+            raise validation_problem([{"field": "force", "message": str(error)}]) from None
     return CaseFilters(
         since=since,
         until=until,

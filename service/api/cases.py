@@ -46,7 +46,7 @@ from service.api.schemas import (
     case_for_reporter,
 )
 from service.api.uploads import MultipartWithFiles, receive_multipart
-from service.domain.cases import CaseSubmission
+from service.domain.cases import CaseSubmission, SubmissionRules, parse_submission
 from service.domain.reference import canonical_reference
 from service.domain.urgency import UrgencyPolicy
 from service.settings import Settings
@@ -98,13 +98,18 @@ async def submitted_case(request: Request) -> SubmittedCase:
         if not isinstance(data, dict):
             raise validation_problem([{"field": "body", "message": "The body should be a JSON object."}])
         try:
-            return SubmittedCase(CaseSubmission.model_validate(data), evidence)
+            return SubmittedCase(parse_submission(data, submission_rules(request)), evidence)
         except ValidationError as error:
             raise validation_problem(field_errors(list(error.errors()), drop_prefix=())) from None
     except BaseException:
         if evidence:
             await run_in_threadpool(evidence.discard)
         raise
+
+
+def submission_rules(request: Request) -> SubmissionRules:
+    """What a new report is checked against: this deployment's police forces, and today (UTC)."""
+    return SubmissionRules(police_forces=request.app.state.content.police_forces, today=utc_now().date())
 
 
 def store_report(

@@ -17,7 +17,7 @@ from service.api.bodies import MULTIPART, media_type_of, unsupported_media_type
 from service.api.cases import CaseReference, case_not_found, contributor_case, visible_case
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role
 from service.api.idempotency import IdempotencyKey, respond_once
-from service.api.problems import ProblemError, problem_responses, validation_problem
+from service.api.problems import ProblemError, describe_pattern, problem_responses, validation_problem
 from service.api.schemas import EvidenceSummary
 from service.api.signing import sign, verify
 from service.api.uploads import receive_multipart
@@ -41,7 +41,8 @@ from service.storage.models import Case, Evidence, EvidenceUpload, utc_now
 router = APIRouter(tags=["evidence"])
 integrity_log = logging.getLogger("service.integrity")
 
-EvidenceId = Annotated[str, Path(pattern=r"^[0-9a-f]{32}$", description="The evidence id.")]
+_HEX_ID = describe_pattern(r"^[0-9a-f]{32}$", "This id is 32 characters, each 0-9 or a-f.")
+EvidenceId = Annotated[str, Path(pattern=_HEX_ID, description="The evidence id.")]
 
 
 class EvidenceList(BaseModel):
@@ -56,7 +57,10 @@ class ContentLink(BaseModel):
 class UploadRequest(Strict):
     filename: str = Field(min_length=1, max_length=255, examples=["screen-recording.mp4"])
     size: int = Field(gt=0, description="Exact size in bytes.", examples=[734003200])
-    sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="SHA-256 of the file, in hex.")
+    sha256: str = Field(
+        pattern=describe_pattern(r"^[0-9a-fA-F]{64}$", "Give the SHA-256 as 64 hexadecimal characters (0-9, a-f)."),
+        description="SHA-256 of the file, in hex.",
+    )
 
 
 class UploadTicket(BaseModel):
@@ -231,7 +235,7 @@ def post_upload_request(
     status_code=204,
 )
 async def put_direct_upload(
-    upload_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    upload_id: Annotated[str, Path(pattern=_HEX_ID)],
     token: Annotated[str, Query(max_length=300)],
     request: Request,
 ) -> JSONResponse:
@@ -268,7 +272,7 @@ async def put_direct_upload(
 )
 def complete_upload(
     reference: CaseReference,
-    upload_id: Annotated[str, Path(pattern=r"^[0-9a-f]{32}$")],
+    upload_id: Annotated[str, Path(pattern=_HEX_ID)],
     request: Request,
     session: DatabaseSession,
     caller: CurrentCaller,

@@ -1,4 +1,4 @@
-"""Public advice and helplines: no authentication, cacheable, filtered by audience."""
+"""Public advice, helplines and the list of police forces: no authentication, cacheable, filtered by audience."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from service.api.problems import ProblemError, problem_responses
 from service.api.ratelimit import limit_guidance
 from service.domain.guidance import Audience, GuidanceSection, SupportService, for_audience
+from service.domain.police_forces import PoliceForce
 from service.storage.content import Content
 
 router = APIRouter(tags=["guidance"])
@@ -70,6 +71,23 @@ async def list_support_services(request: Request, audience: AudienceFilter = Non
         lambda content: [
             service.model_dump(mode="json") for service in for_audience(content.support_services, audience)
         ],
+    )
+
+
+@router.get(
+    "/v1/police-forces",
+    summary="List the police forces a case can be routed to",
+    description="The slugs that `police_force` accepts (and analyst keys may be limited to), with their names: "
+    "the UK's territorial forces, British Transport Police, and any a deployment adds.",
+    response_model=list[PoliceForce],
+    responses={**_CACHED, **problem_responses(429)},
+)
+async def list_police_forces(request: Request) -> Response:
+    limit_guidance(request)
+    return _cacheable(
+        request,
+        ("police-forces",),
+        lambda content: [force.model_dump(mode="json") for force in content.police_forces.forces],
     )
 
 

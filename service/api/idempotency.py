@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlmodel import Session
 
 from service.api.deps import Caller
-from service.api.problems import ProblemError
+from service.api.problems import ProblemError, describe_pattern
 from service.storage.idempotency import IdempotencyKeyReused, IdempotencyRecordUnreadable, run_once
 
 IdempotencyKey = Annotated[
@@ -20,7 +20,7 @@ IdempotencyKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
+        pattern=describe_pattern(r"^[\x21-\x7e]+$", "Use printable ASCII characters without spaces, like a UUID."),
         description="Any unique string (a UUID is ideal). A retry with the same key and body returns "
         "the first response instead of creating a second record.",
         examples=["4f1e7c1a-5d7b-4a8e-9a57-1f7e0a3c2b9d"],

@@ -151,23 +151,35 @@ def _plain_message(error: dict[str, Any]) -> str:
         return "Answer true or false."
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return "Give a whole number."
-    if kind in ("greater_than_equal", "less_than_equal"):
-        return (
-            f"This should be between {ctx.get('ge', 0)} and 120."
-            if "ge" in ctx or "le" in ctx
-            else str(error.get("msg"))
-        )
+    if kind in _BOUND_MESSAGES:
+        return _BOUND_MESSAGES[kind].format(**ctx)
     if kind == "string_pattern_mismatch":
-        return "Use lower-case letters, numbers and dashes only, like north-yorkshire."
+        return PATTERN_MESSAGES.get(ctx.get("pattern", ""), "This is not in the form expected here.")
     if kind in ("list_type", "model_type", "dict_type", "model_attributes_type"):
-        return {"list_type": "This should be a list.", "string_type": "This should be text."}.get(
-            kind, "This should be an object with named fields."
-        )
+        return "This should be a list." if kind == "list_type" else "This should be an object with named fields."
     if kind == "string_type":
         return "This should be text."
     if kind == "json_invalid":
         return f"The body is not valid JSON: {ctx.get('error', 'check the syntax')}."
     return str(error.get("msg", "This value is not valid."))
+
+
+# Each bound says what it is: "at least 1" for a page size, "at most 120" for an age.
+_BOUND_MESSAGES = {
+    "greater_than_equal": "This should be {ge} or more.",
+    "greater_than": "This should be more than {gt}.",
+    "less_than_equal": "This should be {le} or less.",
+    "less_than": "This should be less than {lt}.",
+}
+# A pattern's message is kept beside the pattern, in the words of the thing it checks; one without
+# a message here gets a general one rather than another field's example.
+PATTERN_MESSAGES: dict[str, str] = {}
+
+
+def describe_pattern(pattern: str, message: str) -> str:
+    """Register the plain-words message for a pattern a field declares; returns the pattern."""
+    PATTERN_MESSAGES[pattern] = message
+    return pattern
 
 
 def install_problem_handlers(app: FastAPI) -> None:

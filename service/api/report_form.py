@@ -22,12 +22,12 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 
 from service.api.bodies import case_from_form_fields
-from service.api.cases import SubmittedCase, store_report
+from service.api.cases import SubmittedCase, store_report, submission_rules
 from service.api.deps import own_origin
 from service.api.problems import ProblemError, field_errors
 from service.api.ratelimit import limit_reports_from_address
 from service.api.uploads import receive_multipart
-from service.domain.cases import CaseSubmission
+from service.domain.cases import parse_submission
 from service.domain.guidance import Audience, for_audience
 from service.domain.identifiers import IdentifierType
 from service.domain.urgency import FlagCode
@@ -142,7 +142,7 @@ async def submit_report(request: Request) -> Response:
         return _form_page(request, values=values, errors=FormErrors({"form": _EXPIRED}), status=403)
     fields = [(name, value) for name, value in received.fields if name != "csrf_token"]
     try:
-        submission = CaseSubmission.model_validate(case_from_form_fields(fields))
+        submission = parse_submission(case_from_form_fields(fields), submission_rules(request))
     except ValidationError as error:
         await run_in_threadpool(received.discard)
         errors = _errors_by_input(field_errors(list(error.errors()), drop_prefix=()), fields)

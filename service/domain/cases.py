@@ -8,12 +8,23 @@ silently, so a partner app's typo is caught at once instead of losing what the v
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from service.domain.identifiers import (
@@ -23,10 +34,29 @@ from service.domain.identifiers import (
     NormalizedIdentifier,
     normalize_identifier,
 )
+from service.domain.police_forces import PoliceForces, UnknownPoliceForce
 
 MAX_TEXT = 20_000
 MAX_SHORT_TEXT = 200
 MAX_LIST = 50
+OLDEST_AGE = 120
+
+
+@dataclass(frozen=True)
+class SubmissionRules:
+    """What checking new input needs beyond the input itself: the deployment's forces and today's date.
+
+    Passed as pydantic's validation context. Stored submissions are read back without it, so a
+    case filed under a force that a deployment later removed (or by a birthday) still reads.
+    """
+
+    police_forces: PoliceForces
+    today: date
+
+
+def _rules(info: ValidationInfo) -> SubmissionRules | None:
+    return info.context.get("rules") if isinstance(info.context, dict) else None
+
 
 ShortText = Annotated[str, Field(max_length=MAX_SHORT_TEXT)]
 
@@ -151,21 +181,68 @@ class Victim(Strict):
 
     @field_validator("date_of_birth")
     @classmethod
-    def _born_in_a_plausible_year(cls, born: date | None) -> date | None:
-        if born is not None and born.year < 1900:
-            raise ValueError("Please check the year of birth.")
+    def _born_in_a_plausible_year(cls, born: date | None, info: ValidationInfo) -> date | None:
+        rules = _rules(info)
+        if born is None or rules is None:
+            return born
+        if born > rules.today:
+            raise ValueError("The date of birth is in the future. Check the day, month and year.")
+        if born < _years_before(rules.today, OLDEST_AGE):
+            raise ValueError(f"The date of birth is more than {OLDEST_AGE} years ago. Check the year.")
         return born
+
+
+def _years_before(today: date, years: int) -> date:
+    try:
+        return today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        return today.replace(year=today.year - years, day=28)
 
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
+# Symbols a person may type with an amount, and the currency each one means. "$" is left out: it is
+# the sign of too many currencies to decide one, so "$100" keeps its number and asks for no currency.
+_CURRENCY_SIGNS = {"£": "GBP", "€": "EUR", "$": None}
+_AMOUNT_WITH_CURRENCY = re.compile(
+    r"^(?P<before>[£€$]|[A-Za-z]{3})?\s*(?P<number>[-+0-9.,\s]*?)\s*(?P<after>[£€$]|[A-Za-z]{3})?$"
+)
+
+
+def _amount_as_text(value: object) -> object:
+    # A JSON number is as good an amount as a decimal string (Decimal keeps what was written).
+    if isinstance(value, bool):
+        raise PydanticCustomError("amount", "Give the amount as a number, like 250 or 250.00.")
+    if isinstance(value, int | float):
+        return str(Decimal(str(value)))
+    return value
+
+
+AmountText = Annotated[
+    str,
+    BeforeValidator(_amount_as_text),
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "string", "maxLength": 40}, {"type": "number", "minimum": 0}],
+            "description": 'A decimal string ("250.00") or a JSON number. A leading or trailing £, € or '
+            "ISO 4217 code is read as the currency.",
+            "examples": ["250.00"],
+        }
+    ),
+]
+
+
 class Payment(Strict):
-    amount: str | None = Field(default=None, description='Decimal string, e.g. "250.00".', examples=["250.00"])
+    amount: Annotated[AmountText, Field(max_length=40)] | None = Field(default=None)
     currency: str | None = Field(default=None, description="ISO 4217 code, e.g. GBP.", examples=["GBP"])
     method: PaymentMethod | None = None
     paid_at: Moment | None = None
-    collected: Collected | None = Field(default=None, description="Whether the money has been collected.")
+    collected: Collected | None = Field(
+        default=None,
+        description="Whether the money has been collected: `unknown` for a recent transfer counts as possibly "
+        "recallable.",
+    )
     reference: ShortText | None = Field(default=None, description="The MTCN or transfer reference.")
 
     @field_validator("amount")
@@ -173,13 +250,13 @@ class Payment(Strict):
     def _amount_is_money(cls, amount: str | None) -> str | None:
         if amount is None or amount == "":
             return None
-        cleaned = amount.replace(",", "").lstrip("£$€")
+        number, _ = _split_amount(amount)
         try:
-            value = Decimal(cleaned)
+            value = Decimal(number.replace(",", "").replace(" ", ""))
         except InvalidOperation:
-            raise ValueError("Please give the amount as a number, like 250 or 250.00.") from None
+            raise ValueError("Give the amount as a number, like 250 or 250.00.") from None
         if not value.is_finite() or value < 0 or value > Decimal("1e12"):
-            raise ValueError("Please give the amount as a positive number, like 250 or 250.00.")
+            raise ValueError("Give the amount as a positive number, like 250 or 250.00.")
         if value.as_tuple().exponent < -8:  # type: ignore[operator]
             raise ValueError("The amount has too many decimal places.")
         return str(value)
@@ -193,6 +270,35 @@ class Payment(Strict):
         if not _CURRENCY.fullmatch(code):
             raise ValueError("Use the three-letter currency code, like GBP, USD or EUR.")
         return code
+
+    @model_validator(mode="before")
+    @classmethod
+    def _currency_written_with_the_amount(cls, data: object) -> object:
+        """`£100` and `100 GBP` say the currency too: it fills `currency`, or must agree with it."""
+        if not isinstance(data, dict) or not isinstance(data.get("amount"), str):
+            return data
+        _, written = _split_amount(data["amount"])
+        if written is None:
+            return data
+        given = data.get("currency")
+        if isinstance(given, str) and given.strip() and given.strip().upper() != written:
+            raise PydanticCustomError(
+                "currency_mismatch",
+                "The amount is written in {written} but the currency says {given}: give one currency.",
+                {"written": written, "given": given.strip().upper()},
+            )
+        return {**data, "currency": written}
+
+
+def _split_amount(text: str) -> tuple[str, str | None]:
+    """The number in `text` and the currency written beside it (£, € or a three-letter code), if any."""
+    match = _AMOUNT_WITH_CURRENCY.match(text.strip())
+    if not match or (match["before"] and match["after"]):
+        return text, None
+    sign = match["before"] or match["after"]
+    if sign is None:
+        return match["number"], None
+    return match["number"], _CURRENCY_SIGNS[sign] if sign in _CURRENCY_SIGNS else sign.upper()
 
 
 class IdentifierInput(Strict):
@@ -221,8 +327,10 @@ class CaseSubmission(Strict):
 
     reporter: Reporter
     victim: Victim | None = None
-    police_force: Annotated[str, Field(max_length=80, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")] | None = Field(
-        default=None, description="The force area as a slug, e.g. north-yorkshire.", examples=["north-yorkshire"]
+    police_force: Annotated[str, Field(max_length=80)] | None = Field(
+        default=None,
+        description="The force area as a slug from GET /v1/police-forces, e.g. north-yorkshire.",
+        examples=["north-yorkshire"],
     )
     platforms: Annotated[list[ShortText], Field(max_length=MAX_LIST)] = Field(
         default_factory=list, description="Where contact happened (instagram, snapchat, skype, ...)."
@@ -241,6 +349,17 @@ class CaseSubmission(Strict):
     consent_to_share: bool | None = None
     identifiers: Annotated[list[IdentifierInput], Field(max_length=MAX_LIST)] = Field(default_factory=list)
 
+    @field_validator("police_force")
+    @classmethod
+    def _police_force_is_known(cls, slug: str | None, info: ValidationInfo) -> str | None:
+        rules = _rules(info)
+        if slug is None or rules is None:
+            return slug
+        try:
+            return rules.police_forces.check(slug)
+        except UnknownPoliceForce as error:
+            raise ValueError(str(error)) from None
+
     @field_validator("platforms")
     @classmethod
     def _platforms_are_lower_case(cls, platforms: list[str]) -> list[str]:
@@ -255,3 +374,8 @@ def _checked(identifier_type: IdentifierType, value: str | None) -> str | None:
     except IdentifierError as error:
         raise ValueError(str(error)) from None
     return value
+
+
+def parse_submission(data: object, rules: SubmissionRules) -> CaseSubmission:
+    """A new report, checked against this deployment's forces and today's date (every entry point calls this)."""
+    return CaseSubmission.model_validate(data, context={"rules": rules})

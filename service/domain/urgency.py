@@ -184,7 +184,9 @@ def flag_urgency(facts: CaseFacts, now: datetime, policy: UrgencyPolicy | None =
 
 
 def _may_be_recalled(payment, now: datetime, policy: UrgencyPolicy) -> bool:
-    if payment.collected not in (Collected.no, Collected.unknown):
+    # Not answered is the same as "don't know": only a "yes" rules the recall out. Calling the transfer
+    # company costs nothing if the money is gone; not calling costs the money if it is not.
+    if payment.collected is Collected.yes:
         return False
     if payment.method not in _RECALLABLE_METHODS:
         return False

@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from service.domain.guidance import GuidanceSection, SupportService
+from service.domain.police_forces import PoliceForce, PoliceForces
 from service.domain.urgency import (
     BASE_NEXT_STEPS,
     CANCEL_PAYMENT_GUIDANCE,
@@ -33,6 +34,7 @@ class ContentError(RuntimeError):
 class Content:
     sections: list[GuidanceSection]
     support_services: list[SupportService]
+    police_forces: PoliceForces
 
     def section(self, slug: str) -> GuidanceSection | None:
         return next((section for section in self.sections if section.slug == slug), None)
@@ -51,22 +53,35 @@ def load_content(override_dir: Path | None = None) -> Content:
     folders = [BUILTIN_CONTENT] + ([override_dir] if override_dir else [])
     sections: dict[str, GuidanceSection] = {}
     services: dict[str, SupportService] = {}
+    forces: dict[str, PoliceForce] = {}
     for folder in folders:
         if not folder.is_dir():
             raise ContentError(f"content folder {folder} does not exist")
         for path in sorted((folder / "guidance").glob("*.md")):
             section = _read_section(path)
             sections[section.slug] = section
-        services_file = folder / "support-services.yaml"
-        if services_file.exists():
-            for entry in _read_yaml(services_file) or []:
-                slug = entry.get("slug")
-                if entry.get("disabled"):
-                    services.pop(slug, None)
-                    continue
-                merged = {**services[slug].model_dump(mode="json"), **entry} if slug in services else entry
-                services[slug] = _validated(SupportService, merged, services_file)
-    return Content(sections=_in_reading_order(sections), support_services=list(services.values()))
+        _merge_by_slug(services, SupportService, folder / "support-services.yaml")
+        _merge_by_slug(forces, PoliceForce, folder / "police-forces.yaml")
+    return Content(
+        sections=_in_reading_order(sections),
+        support_services=list(services.values()),
+        police_forces=PoliceForces(tuple(forces.values())),
+    )
+
+
+def _merge_by_slug(items: dict, model, path: Path) -> None:
+    """A deployment's entries over the built-in ones: same slug replaces, `disabled: true` hides, new slugs add."""
+    if not path.exists():
+        return
+    for entry in _read_yaml(path) or []:
+        if not isinstance(entry, dict):
+            raise ContentError(f"{path}: each entry is a mapping with a slug")
+        slug = entry.get("slug")
+        if entry.get("disabled"):
+            items.pop(slug, None)
+            continue
+        merged = {**items[slug].model_dump(mode="json"), **entry} if slug in items else entry
+        items[slug] = _validated(model, merged, path)
 
 
 # The police advice in its own order, then the sections that particular cases bring forward.

@@ -8,11 +8,7 @@ import pytest
 
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import create_api_key
-from tests.conftest import bearer
-
-
-def unique_force() -> str:
-    return f"force-{uuid.uuid4().hex[:10]}"
+from tests.conftest import bearer, unique_force
 
 
 @pytest.fixture

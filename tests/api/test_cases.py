@@ -197,3 +197,53 @@ def test_every_create_and_read_is_audited(client, keys, new_case, settings):
     assert [row.action for row in rows] == ["case.create", "case.read"]
     assert rows[1].reason == "triage"
     assert rows[1].actor.startswith("key:")
+
+
+def test_a_date_of_birth_in_the_future_or_over_120_years_ago_is_refused_in_plain_words(client, keys, settings):
+    before = count_cases(settings)
+    for born, message in [
+        ("2999-01-01", "The date of birth is in the future. Check the day, month and year."),
+        ("1850-06-01", "The date of birth is more than 120 years ago. Check the year."),
+    ]:
+        response = client.post(
+            "/v1/cases", json={**MINIMAL_CASE, "victim": {"date_of_birth": born}}, headers=bearer(keys.submitter)
+        )
+        assert response.status_code == 422
+        assert response.json()["errors"] == [{"field": "victim.date_of_birth", "message": message}]
+    assert count_cases(settings) == before
+
+
+def test_an_amount_may_be_a_json_number_and_a_pound_sign_sets_the_currency(client, keys):
+    answers = [
+        client.post("/v1/cases", json={**MINIMAL_CASE, "payments": [payment]}, headers=bearer(keys.submitter))
+        for payment in ({"amount": 100}, {"amount": "£100"}, {"amount": "100", "currency": "GBP"})
+    ]
+    assert [answer.status_code for answer in answers] == [201, 201, 201]
+    stored = [
+        client.get(f"/v1/cases/{answer.json()['reference']}", headers=bearer(keys.analyst)).json()["submission"][
+            "payments"
+        ][0]
+        for answer in answers
+    ]
+    assert [(payment["amount"], payment.get("currency")) for payment in stored] == [
+        ("100", None),
+        ("100", "GBP"),
+        ("100", "GBP"),
+    ]
+
+
+def test_range_and_pattern_messages_come_from_the_fields_own_constraints(client, keys, new_case):
+    page = client.get("/v1/cases", params={"limit": 0}, headers=bearer(keys.analyst))
+    assert page.json()["errors"] == [{"field": "limit", "message": "This should be 1 or more."}]
+    too_old = client.post("/v1/cases", json={**MINIMAL_CASE, "victim": {"age": 121}}, headers=bearer(keys.submitter))
+    assert too_old.json()["errors"] == [{"field": "victim.age", "message": "This should be 120 or less."}]
+    reference = new_case()["reference"]
+    upload = client.post(
+        f"/v1/cases/{reference}/evidence/uploads",
+        json={"filename": "a.png", "size": 10, "sha256": "not-a-hash"},
+        headers=bearer(keys.submitter),
+    )
+    assert upload.status_code == 422
+    assert upload.json()["errors"] == [
+        {"field": "sha256", "message": "Give the SHA-256 as 64 hexadecimal characters (0-9, a-f)."}
+    ]

@@ -80,7 +80,11 @@ def test_intake_export_writes_the_same_rows_to_an_owner_only_file(client, keys, 
         cwd=project_root(),
         timeout=60,
         check=False,
-        env={**os.environ, "INTAKE_DATABASE_URL": settings.resolved_database_url},
+        env={
+            **os.environ,
+            "INTAKE_DATABASE_URL": settings.resolved_database_url,
+            "INTAKE_CONTENT_DIR": str(settings.content_dir),
+        },
     )
     assert result.returncode == 0, result.stderr
     assert "wrote 2 case(s)" in result.stdout

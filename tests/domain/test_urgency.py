@@ -60,6 +60,30 @@ TABLE = [
         Priority.high,
     ),
     ({"payments": [{"method": "western_union", "collected": "yes"}]}, ["already_paid"], Priority.high),
+    # Not answered is "don't know": a recent transfer may still be stopped (the form's MTCN case).
+    (
+        {"payments": [{"method": "western_union", "reference": "1234567890"}]},
+        ["payment_recallable", "already_paid"],
+        Priority.high,
+    ),
+    (
+        {
+            "payments": [
+                {"method": "western_union", "collected": "unknown", "paid_at": (NOW - timedelta(days=2)).isoformat()}
+            ]
+        },
+        ["payment_recallable", "already_paid"],
+        Priority.high,
+    ),
+    (
+        {
+            "payments": [
+                {"method": "western_union", "collected": "unknown", "paid_at": (NOW - timedelta(days=45)).isoformat()}
+            ]
+        },
+        ["already_paid"],
+        Priority.high,
+    ),
     ({"payments": [{"method": "crypto", "collected": "no"}]}, ["already_paid"], Priority.high),
     (
         {
