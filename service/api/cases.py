@@ -48,7 +48,7 @@ from service.api.schemas import (
 from service.api.uploads import MultipartWithFiles, receive_multipart
 from service.domain.cases import CaseSubmission, SubmissionRules, parse_submission
 from service.domain.reference import canonical_reference
-from service.domain.urgency import UrgencyPolicy
+from service.domain.urgency import UrgencyPolicy, as_told_to_reporter
 from service.settings import Settings
 from service.storage.audit import record_access
 from service.storage.cases import create_case, find_case, identifiers_of
@@ -136,13 +136,14 @@ def store_report(
         request_id=request_id,
         detail={"evidence": [row.id for row in evidence]} if evidence else None,
     )
+    told = as_told_to_reporter(created.urgency)  # never whether anything sent is already known
     return CaseCreated(
         reference=created.reference,
         reporter_token=created.reporter_token,
         status=created.status,
-        priority=created.priority,
-        flags=[FlagOut(**flag) for flag in created.flags],
-        next_steps=created.next_steps,
+        priority=told.priority.name,
+        flags=[FlagOut(code=flag.code.value, reason=flag.reason) for flag in told.flags],
+        next_steps=told.next_steps,
         identifiers=[StoredIdentifier.of(record) for record in created.identifiers],
         evidence=[EvidenceSummary.of(row) for row in evidence],
         created_at=created.created_at,

@@ -23,7 +23,6 @@ from service.api.signing import sign, verify
 from service.api.uploads import receive_multipart
 from service.domain.cases import Strict
 from service.domain.evidence import ALLOWED_CONTENT_TYPES, attachment_disposition
-from service.domain.urgency import FlagCode
 from service.storage.audit import record_access
 from service.storage.database import session_scope
 from service.storage.evidence import (
@@ -86,8 +85,7 @@ def analyst_evidence(session, reference: str, evidence_id: str, caller: Caller) 
     if caller.role is not Role.analyst:
         raise case_not_found()
     case = visible_case(session, reference, caller)
-    is_child = any(flag["code"] == FlagCode.under_18.value for flag in case.flags)
-    if is_child and not caller.can_view_child_evidence:
+    if case.victim_was_under_18 and not caller.can_view_child_evidence:
         raise ProblemError(403, "Evidence of cases where the victim is under 18 needs a key with that permission.")
     row = find_evidence(session, case.id, evidence_id)
     if row is None:

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from service.api.bodies import JSON, media_type_of, parse_json, read_bounded, unsupported_media_type
 from service.api.cases import CaseReference, contributor_case
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role, require_role
 from service.api.idempotency import IdempotencyKey, respond_once
 from service.api.problems import field_errors, validation_problem
-from service.api.schemas import FlagOut, Priority, Status, StoredIdentifier
+from service.api.schemas import Priority, Status, StoredIdentifier
 from service.domain.cases import MAX_LIST, IdentifierInput
 from service.domain.urgency import UrgencyPolicy
 from service.storage.audit import record_access
@@ -28,9 +28,10 @@ _IDENTIFIER_LIST = TypeAdapter(list[IdentifierInput])
 
 
 class IdentifiersAdded(BaseModel):
+    """Only what was sent: whether an identifier is known from other cases, and the priority that
+    would follow, are for analysts (an offender could otherwise test their own MTCN)."""
+
     identifiers: list[StoredIdentifier]
-    priority: Priority = Field(description="The case's priority after these identifiers.")
-    flags: list[FlagOut]
 
 
 class SharingCase(BaseModel):
@@ -131,11 +132,7 @@ def post_identifiers(
             request_id=request_id,
             detail={"count": len(stored)},
         )
-        answer = IdentifiersAdded(
-            identifiers=[StoredIdentifier.of(row) for row in stored],
-            priority=case.priority,
-            flags=[FlagOut(**flag) for flag in case.flags],
-        )
+        answer = IdentifiersAdded(identifiers=[StoredIdentifier.of(row) for row in stored])
         return 201, answer, {}
 
     payload = [item.model_dump(mode="json") for item in inputs]

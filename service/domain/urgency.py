@@ -61,6 +61,8 @@ class CaseFacts:
 
     submission: CaseSubmission
     shared_identifiers: list[str] = field(default_factory=list)  # normalized values seen elsewhere
+    # The kept fact for a stored case (see `victim_was_under_18`); None for a report being made now.
+    victim_was_under_18: bool | None = None
 
 
 # Guidance slugs, in the order a calm person would read them.
@@ -106,13 +108,25 @@ def is_under_18(submission: CaseSubmission, today: date) -> bool:
     return by_age or by_band or by_birth
 
 
+def victim_was_under_18(submission: CaseSubmission, at: datetime, *, already: bool = False) -> bool:
+    """Whether the victim was a child, from their age when the report (or a piece of evidence) came in.
+
+    Kept as a fact once true: a birthday after the report never lifts the child's protection, and
+    nobody (an offender reporting their own identifier included) can make it be decided again later.
+    """
+    return already or is_under_18(submission, at.date())
+
+
 def flag_urgency(facts: CaseFacts, now: datetime, policy: UrgencyPolicy | None = None) -> Urgency:
     """Priority, flags with reasons, and the guidance slugs that fit, for a case at time `now`."""
     policy = policy or UrgencyPolicy()
     submission = facts.submission
     flags: list[Flag] = []
 
-    if is_under_18(submission, now.date()):
+    was_child = facts.victim_was_under_18
+    if was_child is None:  # a report being made now
+        was_child = victim_was_under_18(submission, now)
+    if was_child:
         flags.append(
             Flag(
                 FlagCode.under_18,
@@ -181,6 +195,19 @@ def flag_urgency(facts: CaseFacts, now: datetime, policy: UrgencyPolicy | None =
 
     priority = max((flag.priority for flag in flags), default=Priority.normal)
     return Urgency(priority=priority, flags=flags, next_steps=_next_steps({flag.code for flag in flags}))
+
+
+# Facts about other cases: an analyst's to link, never told to whoever sent the report, or an
+# offender could report their own MTCN to learn whether a victim already has.
+CROSS_CASE_FLAGS = frozenset({FlagCode.repeat_identifier})
+
+
+def as_told_to_reporter(urgency: Urgency) -> Urgency:
+    """What a submitter, a website or a reporter learns about their own report: its own flags, and
+    the priority and next steps those alone give."""
+    own = [flag for flag in urgency.flags if flag.code not in CROSS_CASE_FLAGS]
+    priority = max((flag.priority for flag in own), default=Priority.normal)
+    return Urgency(priority=priority, flags=own, next_steps=_next_steps({flag.code for flag in own}))
 
 
 def _may_be_recalled(payment, now: datetime, policy: UrgencyPolicy) -> bool:

@@ -13,7 +13,15 @@ from sqlmodel import Session, select
 from service.domain.cases import CaseSubmission, IdentifierInput
 from service.domain.identifiers import NormalizedIdentifier
 from service.domain.reference import RANDOM_LENGTH, reference_from_random
-from service.domain.urgency import CaseFacts, FlagCode, Priority, Urgency, UrgencyPolicy, flag_urgency
+from service.domain.urgency import (
+    CaseFacts,
+    FlagCode,
+    Priority,
+    Urgency,
+    UrgencyPolicy,
+    flag_urgency,
+    victim_was_under_18,
+)
 from service.storage.alerts import URGENT_EVENT, queue_alert
 from service.storage.keys import new_reporter_token, sha256_hex
 from service.storage.models import Case, CaseFlag, CaseNote, Identifier
@@ -35,9 +43,7 @@ class NewCase:
     reference: str
     reporter_token: str
     status: str
-    priority: str
-    flags: list[dict]
-    next_steps: list[str]
+    urgency: Urgency  # as decided, with cross-case flags: what analysts see
     created_at: datetime
     identifiers: list[IdentifierRecord]
 
@@ -62,7 +68,8 @@ def create_case(
     """
     normalized = _unique_normalized(submission.identifiers)
     shared = shared_identifier_values(session, [item.normalized for item in normalized])
-    urgency = flag_urgency(CaseFacts(submission, shared_identifiers=shared), now, policy)
+    was_child = victim_was_under_18(submission, now)
+    urgency = flag_urgency(CaseFacts(submission, shared, victim_was_under_18=was_child), now, policy)
     reporter_token = new_reporter_token()
     reference = reference_from_random(secrets.token_bytes(RANDOM_LENGTH))
     columns = _urgency_columns(urgency)
@@ -78,6 +85,7 @@ def create_case(
             "submission": submission.model_dump(mode="json", exclude_none=True, exclude_defaults=True),
             "created_at": now,
             "updated_at": now,
+            "victim_was_under_18": was_child,
             **columns,
         },
     ).scalar_one()
@@ -108,9 +116,7 @@ def create_case(
         reference=reference,
         reporter_token=reporter_token,
         status="received",
-        priority=columns["priority"],
-        flags=columns["flags"],
-        next_steps=columns["next_steps"],
+        urgency=urgency,
         created_at=now,
         identifiers=records,
     )
@@ -233,7 +239,8 @@ def _decide_again(
     """A stored case's urgency decided afresh, given the normalized identifiers it now holds: which of
     them other cases share, and the urgency columns that follow."""
     shared = shared_identifier_values(session, normalized_values, exclude_case_id=case.id)
-    urgency = flag_urgency(CaseFacts(CaseSubmission.model_validate(case.submission), shared), now, policy)
+    submission = CaseSubmission.model_validate(case.submission)
+    urgency = flag_urgency(CaseFacts(submission, shared, victim_was_under_18=case.victim_was_under_18), now, policy)
     return shared, _urgency_columns(urgency)
 
 

@@ -80,6 +80,9 @@ class Case(SQLModel, table=True):
     police_force: str | None = Field(default=None, max_length=80)
     flags: list[dict] = Field(sa_type=JSONDocument)
     next_steps: list[str] = Field(sa_type=JSONDocument)
+    # Decided from the victim's age when the report came in and kept: never re-decided, so a birthday
+    # never lifts the under_18 flag or the extra permission its evidence needs.
+    victim_was_under_18: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     submission: dict = Field(sa_type=JSONDocument)
     created_at: datetime = _when(default_factory=utc_now)
     updated_at: datetime = _when(default_factory=utc_now)

@@ -49,22 +49,32 @@ def test_the_submitting_key_adds_a_list_and_repeats_are_not_duplicated(client, k
     assert len(case["identifiers"]) == 2
 
 
-def test_an_identifier_seen_before_flags_both_the_answer_and_the_case(client, keys, new_case):
+def test_an_identifier_seen_before_is_told_to_analysts_and_never_to_whoever_sent_it(client, keys, new_case):
+    """Else an offender reports their own MTCN and learns from the answer whether a victim has."""
     mtcn = unique_mtcn()
     first = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
-    assert first["priority"] == "normal"
-    second = new_case(identifiers=[{"type": "mtcn", "value": f"{mtcn[:5]} {mtcn[5:]}"}])
-    assert [flag["code"] for flag in second["flags"]] == ["repeat_identifier"]
-    assert second["priority"] == "high"
+    second = new_case(identifiers=[{"type": "mtcn", "value": f"{mtcn[:5]} {mtcn[5:]}"}], feels_unsafe=True)
+    assert first["flags"] == [] and first["priority"] == "normal"
+    # Its own report's flags only, and the priority they alone give.
+    assert [flag["code"] for flag in second["flags"]] == ["self_harm_risk"]
+    assert second["priority"] == "urgent"
+    quiet = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
+    assert quiet["flags"] == [] and quiet["priority"] == "normal"
+    assert "repeat" not in str(quiet) and "already" not in str(quiet)
 
     later = new_case()
-    added = client.post(
-        f"/v1/cases/{later['reference']}/identifiers",
-        headers=bearer(later["reporter_token"]),
-        json={"type": "mtcn", "value": mtcn},
-    ).json()
-    assert added["priority"] == "high"
-    assert [flag["code"] for flag in added["flags"]] == ["repeat_identifier"]
+    url = f"/v1/cases/{later['reference']}/identifiers"
+    for token in (later["reporter_token"], keys.submitter):
+        added = client.post(url, headers=bearer(token), json={"type": "mtcn", "value": mtcn})
+        assert added.status_code == 201
+        assert set(added.json()) == {"identifiers"}
+
+    for case in (quiet, later):
+        seen = client.get(f"/v1/cases/{case['reference']}", headers=bearer(keys.analyst)).json()
+        assert [flag["code"] for flag in seen["flags"]] == ["repeat_identifier"]
+        assert seen["priority"] == "high"
+    reporter_view = client.get(f"/v1/cases/{later['reference']}", headers=bearer(later["reporter_token"])).json()
+    assert "flags" not in reporter_view and "priority" not in reporter_view
 
 
 def test_analysts_find_every_case_that_shares_an_identifier(client, keys, new_case):

@@ -15,7 +15,9 @@ from service.domain.urgency import (
     Priority,
     UrgencyPolicy,
     age_on,
+    as_told_to_reporter,
     flag_urgency,
+    victim_was_under_18,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -168,3 +170,22 @@ def test_priority_is_the_highest_of_its_flags(age, unsafe, shared, paid):
     expected = max((flag.priority for flag in urgency.flags), default=Priority.normal)
     assert urgency.priority is expected
     assert (urgency.priority is Priority.urgent) == (age < 18 or unsafe)
+
+
+def test_a_childs_case_decided_again_after_the_birthday_keeps_under_18():
+    submission = case(victim={"date_of_birth": "2008-11-26"})  # 17 on the day of the report
+    was_child = victim_was_under_18(submission, NOW)
+    assert was_child
+    years_later = NOW + timedelta(days=3 * 365)
+    assert not victim_was_under_18(submission, years_later)  # what the old re-decision saw
+    again = flag_urgency(CaseFacts(submission, ["x"], victim_was_under_18=was_child), years_later)
+    assert again.flag_codes == ["under_18", "repeat_identifier"] and again.priority is Priority.urgent
+    assert victim_was_under_18(submission, years_later, already=True)
+
+
+@given(shared=st.booleans(), unsafe=st.booleans(), age=st.integers(min_value=0, max_value=120))
+def test_a_reporter_is_never_told_what_other_cases_hold(shared, unsafe, age):
+    submission = case(victim={"age": age}, feels_unsafe=unsafe)
+    told = as_told_to_reporter(urgency_of(submission, shared=["x"] if shared else []))
+    assert told == urgency_of(submission)
+    assert "repeat_identifier" not in told.flag_codes

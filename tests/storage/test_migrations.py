@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -67,3 +68,48 @@ def test_cases_stored_before_flag_rows_existed_get_them_on_upgrade(backend, requ
         codes = connection.execute(sa.text("SELECT code FROM case_flag ORDER BY code")).scalars().all()
     engine.dispose()
     assert codes == ["self_harm_risk", "under_18"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_keeps_a_child_case_a_child_case_and_gives_back_a_lost_under_18(backend, request, tmp_path_factory):
+    from alembic import command
+
+    from service.cli import alembic_config
+
+    if backend == "postgres":
+        url = request.getfixturevalue("postgres_server").create_database(f"child_{uuid.uuid4().hex[:8]}")
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('child') / 'c.db'}"
+    command.upgrade(alembic_config(url), "0006")
+    engine = sa.create_engine(url)
+    insert = sa.text(
+        'INSERT INTO "case" (reference, reporter_token_sha256, status, priority, flags, next_steps, submission, '
+        "created_at, updated_at) VALUES (:reference, :reference, 'received', :priority, :flags, :steps, :submission, "
+        "'2020-06-01 12:00:00+00:00', '2024-06-01 12:00:00+00:00')"
+    )
+    steps = '["support-services", "dont-panic"]'
+    self_harm = '[{"code": "self_harm_risk", "reason": "r"}]'
+    with engine.begin() as connection:
+        for reference, priority, flags, submission in [
+            # 17 when reported in 2020; re-decided after the birthday, the flag was lost.
+            ("LOST", "urgent", self_harm, '{"victim": {"date_of_birth": "2003-01-01"}}'),
+            ("KEPT", "urgent", '[{"code": "under_18", "reason": "r"}]', '{"victim": {"age_band": "16_17"}}'),
+            ("ADULT", "normal", "[]", '{"victim": {"date_of_birth": "2002-05-31"}}'),
+        ]:
+            values = {"reference": reference, "priority": priority, "flags": flags, "submission": submission}
+            connection.execute(insert, {**values, "steps": steps})
+    command.upgrade(alembic_config(url), "head")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text('SELECT reference, victim_was_under_18, priority, flags, next_steps FROM "case" ORDER BY reference')
+        ).all()
+        flag_rows = connection.execute(sa.text("SELECT code FROM case_flag ORDER BY code")).scalars().all()
+    engine.dispose()
+    by_reference = {row[0]: row for row in rows}
+    assert [bool(by_reference[name][1]) for name in ("LOST", "KEPT", "ADULT")] == [True, True, False]
+    lost = by_reference["LOST"]
+    flags = lost[3] if isinstance(lost[3], list) else json.loads(lost[3])
+    steps_after = lost[4] if isinstance(lost[4], list) else json.loads(lost[4])
+    assert [flag["code"] for flag in flags] == ["under_18", "self_harm_risk"]
+    assert lost[2] == "urgent" and steps_after == ["support-services", "under-18", "dont-panic"]
+    assert "under_18" in flag_rows

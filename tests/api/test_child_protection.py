@@ -1,0 +1,78 @@
+"""A child's case stays a child's case: under_18 is decided when the report came in and kept.
+
+The clock really moves (time-machine moves every clock in the process, the app's threads too): the
+victim turns 18 and more, and every path that decides urgency again runs after that birthday, on
+both databases and both evidence stores.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+import time_machine
+
+from tests.conftest import MINIMAL_CASE, bearer
+from tests.synthetic import png
+
+YEARS_LATER = timedelta(days=3 * 365 + 1)
+
+
+@pytest.fixture
+def keys(evidence_keys):
+    """In this module, keys live in the evidence app's own database."""
+    return evidence_keys
+
+
+def born_seventeen_and_a_half_years_ago() -> str:
+    return (date.today() - timedelta(days=round(17.5 * 365.25))).isoformat()
+
+
+def unique_mtcn() -> str:
+    return str(uuid.uuid4().int)[:10]
+
+
+def test_a_birthday_never_lifts_under_18_or_the_protection_of_the_evidence(evidence_client, keys, child_analyst_key):
+    client = evidence_client
+    mtcn = unique_mtcn()
+    created = client.post(
+        "/v1/cases",
+        json={**MINIMAL_CASE, "victim": {"date_of_birth": born_seventeen_and_a_half_years_ago()}},
+        headers=bearer(keys.submitter),
+    ).json()
+    assert [flag["code"] for flag in created["flags"]] == ["under_18"]
+    reference, reporter = created["reference"], bearer(created["reporter_token"])
+    files = [("file", ("first.png", png(shade=3), "image/png"))]
+    first_file = client.post(f"/v1/cases/{reference}/evidence", files=files, headers=reporter).json()
+
+    with time_machine.travel(datetime.now(UTC) + YEARS_LATER, tick=True):
+        # Every re-decision, after the victim's 20th birthday: the reporter adds an identifier, an
+        # offender reports that identifier in a case of their own, the reporter adds another.
+        identifiers = f"/v1/cases/{reference}/identifiers"
+        assert client.post(identifiers, json={"type": "mtcn", "value": mtcn}, headers=reporter).status_code == 201
+        offender = {**MINIMAL_CASE, "identifiers": [{"type": "mtcn", "value": mtcn}]}
+        assert client.post("/v1/cases", json=offender, headers=bearer(keys.other_submitter)).status_code == 201
+        another = {"type": "email", "value": "offender@example.net"}
+        assert client.post(identifiers, json=another, headers=reporter).status_code == 201
+        files = [("file", ("later.png", png(shade=4), "image/png"))]
+        later_file = client.post(f"/v1/cases/{reference}/evidence", files=files, headers=reporter).json()
+
+        case = client.get(f"/v1/cases/{reference}", headers=bearer(keys.analyst)).json()
+        assert {flag["code"] for flag in case["flags"]} == {"under_18", "repeat_identifier"}
+        assert case["priority"] == "urgent"
+        for evidence in (first_file, later_file):
+            content = f"/v1/cases/{reference}/evidence/{evidence['evidence'][0]['id']}/content"
+            assert client.get(content, headers=bearer(keys.analyst)).status_code == 403
+            assert client.get(content, headers=bearer(child_analyst_key)).status_code == 200
+        urgent_children = client.get(
+            "/v1/cases", params={"flag": "under_18", "identifier": mtcn}, headers=bearer(keys.analyst)
+        ).json()
+        assert [item["reference"] for item in urgent_children["cases"]] == [reference]
+
+
+def test_an_adult_case_stays_an_adult_case(evidence_client, keys):
+    adult = evidence_client.post(
+        "/v1/cases", json={**MINIMAL_CASE, "victim": {"date_of_birth": "1990-01-01"}}, headers=bearer(keys.submitter)
+    ).json()
+    assert adult["flags"] == [] and adult["priority"] == "normal"
