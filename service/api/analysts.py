@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import itertools
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -323,6 +323,17 @@ def _decode(cursor: str) -> dict:
         raise _foreign_cursor() from None
 
 
+# Positions we hand out are row ids (positive, within a 64-bit integer) and aware timestamps: anything
+# else was not made by us, and must be refused before a database is asked to compare with it.
+_LARGEST_ID = 2**63 - 1
+
+
+def _row_id(value: Any) -> int:
+    if type(value) is not int or not 0 < value <= _LARGEST_ID:
+        raise ValueError
+    return value
+
+
 def _case_position(cursor: str | None) -> tuple[datetime, int] | None:
     if cursor is None:
         return None
@@ -331,8 +342,8 @@ def _case_position(cursor: str | None) -> tuple[datetime, int] | None:
         moment = datetime.fromisoformat(position["t"])
         if moment.tzinfo is None:
             raise ValueError
-        return moment, int(position["i"])
-    except (KeyError, TypeError, ValueError):
+        return moment.astimezone(UTC), _row_id(position["i"])
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise _foreign_cursor() from None
 
 
@@ -340,6 +351,6 @@ def _audit_position(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     try:
-        return int(_decode(cursor)["i"])
+        return _row_id(_decode(cursor)["i"])
     except (KeyError, TypeError, ValueError):
         raise _foreign_cursor() from None

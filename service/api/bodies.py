@@ -165,7 +165,10 @@ async def parse_multipart(
         "on_part_data": lambda data, start, end: events.append(("data", data[start:end])),
         "on_part_end": lambda: events.append(("end", None)),
     }
-    parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    try:
+        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+    except ValueError:  # RFC 2046: a boundary is 1 to 70 characters; the parser takes up to 256
+        raise validation_problem([{"field": "body", "message": "The multipart boundary is too long."}]) from None
     fields: list[tuple[str, str]] = []
     sinks: list[FileSink] = []
     part = _Part()
@@ -249,6 +252,7 @@ def case_from_form_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:
     """The JSON-shaped case a flat form describes. Unknown names are kept, so that validation
     names them as unknown fields rather than dropping what someone typed."""
     case: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
     payments: list[dict[str, str]] = []
     identifiers: list[dict[str, str]] = []
     username_platforms: list[str] = []
@@ -258,7 +262,7 @@ def case_from_form_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:
             continue
         head, _, rest = name.partition(".")
         if head in _NESTED_OBJECTS and rest:
-            _set_once(case.setdefault(head, {}), rest, value)
+            _set_once(nested.setdefault(head, {}), rest, value)
         elif head == "payment" and rest:
             target = next((payment for payment in payments if rest not in payment), None)
             if target is None:
@@ -276,11 +280,16 @@ def case_from_form_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:
     usernames = [identifier for identifier in identifiers if identifier["type"] == "username"]
     for identifier, platform in zip(usernames, username_platforms, strict=False):
         identifier["platform"] = platform
-    if payments:
-        case["payments"] = payments
-    if identifiers:
-        case["identifiers"] = identifiers
+    # A field also sent bare (`reporter=x` beside `reporter.relationship`) is kept beside the built
+    # value, so that validation names it as wrong instead of one silently replacing the other.
+    for name, built in (*nested.items(), ("payments", payments), ("identifiers", identifiers)):
+        if built:
+            case[name] = [*_as_list(case[name]), built] if name in case else built
     return case
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _set_once(target: dict[str, Any], name: str, value: str) -> None:

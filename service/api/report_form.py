@@ -130,8 +130,9 @@ async def submit_report(request: Request) -> Response:
         received = await receive_multipart(request, file_field="evidence", refusals=refusals)
     except ProblemError as problem:
         # Too many files, or a body that is not a form: nothing typed could be read back.
-        field = (problem.errors or [{"field": "evidence"}])[0]["field"]
-        return _form_page(request, values={}, errors=FormErrors({field: problem.detail}), status=problem.status)
+        first = (problem.errors or [{"field": "evidence", "message": problem.detail}])[0]
+        errors = FormErrors({first["field"]: first["message"]})
+        return _form_page(request, values={}, errors=errors, status=problem.status)
     values = FormData(received.fields)
     if refusals:
         await run_in_threadpool(received.discard)
