@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from service.api.bodies import MULTIPART, media_type_of, unsupported_media_type
@@ -256,7 +256,7 @@ async def put_direct_upload(
     except BaseException:
         await run_in_threadpool(target.abort)
         raise
-    return JSONResponse(None, status_code=204)
+    return Response(status_code=204)  # no body at all: a 204 with one breaks the connection
 
 
 @router.post(

@@ -1,0 +1,41 @@
+"""Direct uploads to the local store, against `intake serve` in its own process (both databases)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+from urllib.parse import urlsplit
+
+import httpx
+
+from tests.conftest import MINIMAL_CASE, bearer, running_service
+
+TEXT = b"Synthetic chat export\n10:01 them: send the money or else\n10:02 me: no\n"
+
+
+def new_ticket(base: str, submitter: str, data: bytes) -> tuple[dict, dict]:
+    created = httpx.post(f"{base}/v1/cases", json=MINIMAL_CASE, headers=bearer(submitter)).json()
+    ticket = httpx.post(
+        f"{base}/v1/cases/{created['reference']}/evidence/uploads",
+        json={"filename": "chat.txt", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()},
+        headers=bearer(created["reporter_token"]),
+    )
+    assert ticket.status_code == 201, ticket.text
+    return created, ticket.json()
+
+
+def test_a_direct_upload_put_answers_a_clean_204_and_keeps_the_connection(database_url, tmp_path):
+    with running_service(database_url, tmp_path) as (base, keys):
+        _, ticket = new_ticket(base, keys.submitter, TEXT)
+        target = urlsplit(ticket["url"])
+        connection = http.client.HTTPConnection(target.hostname, target.port, timeout=10)
+        connection.request("PUT", f"{target.path}?{target.query}", body=TEXT)
+        answer = connection.getresponse()
+        assert answer.status == 204
+        assert answer.read() == b""
+        assert answer.getheader("content-length") in (None, "0")
+        connection.request("GET", "/healthz")  # the same keep-alive connection carries the next request
+        assert connection.getresponse().status == 200
+        connection.close()
+    log = (tmp_path / "server.log").read_text(errors="replace")
+    assert "Traceback" not in log, log[-5000:]
