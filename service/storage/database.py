@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import orjson
@@ -18,8 +19,8 @@ _JSON = {"json_serializer": lambda value: orjson.dumps(value).decode(), "json_de
 def create_database_engine(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _owner_only_sqlite_files(Path(database))
         # hide_parameters: SQL errors must never carry what a victim typed into the logs.
         engine = sa.create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True, **_JSON
@@ -36,6 +37,21 @@ def create_database_engine(url: str, pool_size: int = 10) -> Engine:
         hide_parameters=True,
         **_JSON,
     )
+
+
+def _owner_only_sqlite_files(database: Path) -> None:
+    """The database holds victims' accounts: only the service's own user may read it.
+
+    SQLite creates the -wal and -shm files with the database file's permissions, so making the
+    database owner-only before the first connection covers them too; files an older version left
+    readable by others are narrowed as well.
+    """
+    if not database.parent.exists():
+        database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm"), Path(f"{database}-journal")):
+        with suppress(FileNotFoundError):
+            os.chmod(path, 0o600)
 
 
 def _configure_sqlite(connection, _record) -> None:
