@@ -323,9 +323,9 @@ def _decode(cursor: str) -> dict:
         raise _foreign_cursor() from None
 
 
-# Positions we hand out are row ids (positive, within a 64-bit integer) and aware timestamps: anything
-# else was not made by us, and must be refused before a database is asked to compare with it.
-_LARGEST_ID = 2**63 - 1
+# Positions we hand out are row ids (positive, and case and audit ids are 32-bit INTEGER columns) and
+# aware timestamps: anything else was not made by us, and is refused before a database compares with it.
+_LARGEST_ID = 2**31 - 1
 
 
 def _row_id(value: Any) -> int:

@@ -113,6 +113,7 @@ def test_a_field_sent_bare_and_dotted_is_a_422_naming_it(client, keys, fields):
 
 FORGED_CASE_POSITIONS = [
     {"t": "2026-01-01T00:00:00+00:00", "i": 10**30},
+    {"t": "2026-01-01T00:00:00+00:00", "i": 2**31},
     {"t": "2026-01-01T00:00:00+00:00", "i": 1e308},
     {"t": "2026-01-01T00:00:00+00:00", "i": -1},
     {"t": "2026-01-01T00:00:00+00:00", "i": True},
@@ -120,7 +121,7 @@ FORGED_CASE_POSITIONS = [
     {"t": "0001-01-01T00:00:00+15:00", "i": 1},
     {"t": 5, "i": 1},
 ]
-FORGED_AUDIT_POSITIONS = [{"i": 10**30}, {"i": 1e308}, {"i": 2**63}, {"i": 0}, {"i": "1"}, {"i": None}]
+FORGED_AUDIT_POSITIONS = [{"i": 10**30}, {"i": 1e308}, {"i": 2**31}, {"i": 2**63}, {"i": 0}, {"i": "1"}, {"i": None}]
 # json.dumps can't write these; Python's json.loads reads them.
 RAW_FORGERIES = ['{"t":"2026-01-01T00:00:00+00:00","i":Infinity}', '{"i":Infinity}', '{"i":-Infinity}', '{"i":NaN}']
 
