@@ -10,6 +10,7 @@ AXE := .cache/browser-tests/node_modules/axe-core/axe.min.js
 .PHONY: run test openapi lint bench clean
 
 $(STAMP): pyproject.toml
+	./scripts/ensure-system-packages.sh --build
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the project needs from Debian: libmagic (judging evidence by its bytes) always;
 # with --postgres, PostgreSQL's server binaries too (the tests and benchmarks start their own server);
-# with --wrk, the wrk load generator (benchmarks); with --browser, Chromium (the report form's browser tests).
+# with --wrk, the wrk load generator (benchmarks); with --browser, Chromium (the report form's browser tests);
+# with --build, a C++ compiler and Python's headers (pdqhash, the perceptual hash, builds from source).
 set -euo pipefail
 want=()
 ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || want+=(libmagic1)
@@ -11,6 +12,10 @@ for option in "$@"; do
       ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || want+=(postgresql) ;;
     --wrk)
       command -v wrk >/dev/null 2>&1 || want+=(wrk) ;;
+    --build)
+      command -v g++ >/dev/null 2>&1 || want+=(g++)
+      python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+        || want+=(python3-dev) ;;
     --browser)
       command -v chromium >/dev/null 2>&1 || want+=(chromium fonts-liberation) ;;
     *) echo "unknown option $option" >&2; exit 2 ;;

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.alerts import AlertDeliverer
-from service.api import analysts, cases, evidence, guidance, identifiers, ops, report_form, workflow
+from service.api import analysts, cases, evidence, guidance, identifiers, images, ops, report_form, workflow
 from service.api.cors import AllowedOrigins, CorsMiddleware
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "cases", "description": "Reporting a case and reading it."},
             {"name": "identifiers", "description": "Offender identifiers, normalised to link cases."},
             {"name": "evidence", "description": "Files kept as evidence: streamed, hashed, typed by their bytes."},
+            {"name": "images", "description": "Finding an image across cases by its perceptual hash, unseen."},
             {"name": "analysts", "description": "Finding cases, and the audit log."},
             {"name": "workflow", "description": "Working a case: status, assignment and notes."},
             {"name": "ops", "description": "Health, readiness and metrics."},
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limits = RateLimits.from_settings(settings)
     install_problem_handlers(app)
     # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
-    for module in (guidance, analysts, cases, identifiers, evidence, workflow, ops, report_form):
+    for module in (guidance, analysts, cases, identifiers, evidence, images, workflow, ops, report_form):
         app.include_router(module.router)
     app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)
     app.add_middleware(CorsMiddleware, origins=app.state.cors)

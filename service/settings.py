@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.domain.perceptual import ImageMatchPolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=None, extra="ignore")
@@ -79,6 +81,17 @@ class Settings(BaseSettings):
     sweep_grace: timedelta = Field(default=timedelta(hours=1), description="Objects younger than this are in flight.")
     link_secret: str | None = Field(default=None, description="Signs content links and local direct uploads.")
 
+    image_hash_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        description="Images up to this size get a PDQ perceptual hash at intake (held in memory only while hashed).",
+    )
+    image_match_max_distance: int = Field(
+        default=31, ge=0, le=64, description="PDQ hashes this many bits apart or fewer (of 256) are the same image."
+    )
+    image_match_min_quality: int = Field(
+        default=50, ge=0, le=100, description="PDQ hashes of lower quality (flat, near-blank images) never match."
+    )
+
     s3_bucket: str = "intake-evidence"
     s3_endpoint_url: str | None = Field(default=None, description="e.g. http://minio:9000; AWS when unset.")
     s3_region: str = "us-east-1"
@@ -91,6 +104,10 @@ class Settings(BaseSettings):
         default=4, ge=1, description="Parts sent at once; memory is about this times the part size."
     )
     s3_create_bucket: bool = Field(default=False, description="Create the bucket at start if missing.")
+
+    @property
+    def image_matching(self) -> ImageMatchPolicy:
+        return ImageMatchPolicy(max_distance=self.image_match_max_distance, min_quality=self.image_match_min_quality)
 
     @property
     def resolved_evidence_dir(self) -> Path:

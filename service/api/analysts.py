@@ -23,8 +23,9 @@ from service.domain.police_forces import UnknownPoliceForce
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
 from service.storage.audit import list_audit, record_access
-from service.storage.cases import CaseFilters, find_case, links_of, list_cases
+from service.storage.cases import CaseFilters, find_case, list_cases
 from service.storage.export import export_lines
+from service.storage.links import links_of
 from service.storage.models import AuditEvent, Case
 
 router = APIRouter(tags=["analysts"])
@@ -68,13 +69,25 @@ class SharedIdentifier(BaseModel):
     normalized: str
 
 
+class MatchingImage(BaseModel):
+    evidence_id: str = Field(description="The image of the case asked about.")
+    matched_evidence_id: str = Field(description="The image of the linked case.")
+    distance: int = Field(description="PDQ Hamming distance, 0 (identical) to 256; a match is at most the setting.")
+
+
 class LinkedCase(BaseModel):
     reference: str
     priority: Priority
     status: Status
     police_force: str | None
     created_at: datetime
+    link_types: list[Literal["identifier", "image"]] = Field(
+        description="What links the cases: a shared identifier, a matching image, or both."
+    )
     shared: list[SharedIdentifier] = Field(description="The identifiers this case shares with the one asked about.")
+    images: list[MatchingImage] = Field(
+        description="Images of the two cases whose perceptual hashes match, nearest first (no image is shown)."
+    )
 
 
 class CaseLinks(BaseModel):
@@ -209,22 +222,23 @@ def find_cases(
 
 @router.get(
     "/v1/cases/{reference}/links",
-    summary="Cases linked by a shared identifier",
-    description="Offenders reuse MTCN receivers, Skype IDs and profile links across victims: these are the "
-    "other cases that share a normalized identifier with this one, and what they share.",
+    summary="Cases linked by a shared identifier or a matching image",
+    description="Offenders reuse MTCN receivers, Skype IDs, profile links and bait photos across victims: these "
+    "are the other cases that share a normalized identifier with this one, or hold an image whose PDQ "
+    "perceptual hash is within the match distance of one of its images, and what links them.",
     response_model=CaseLinks,
 )
 def get_links(
     reference: CaseReference,
+    request: Request,
     session: DatabaseSession,
     request_id: RequestId,
     reason: AccessReason,
     caller: Caller = require_role(Role.analyst),
 ) -> CaseLinks:
     case = visible_case(session, reference, caller)
-    links = [
-        (other, shared) for other, shared in links_of(session, case.id) if caller.may_see_force(other.police_force)
-    ]
+    max_distance = request.app.state.settings.image_match_max_distance
+    links = [link for link in links_of(session, case.id, max_distance) if caller.may_see_force(link.case.police_force)]
     record_access(
         session,
         actor=caller.actor,
@@ -239,14 +253,23 @@ def get_links(
         reference=case.reference,
         links=[
             LinkedCase(
-                reference=other.reference,
-                priority=other.priority,
-                status=other.status,
-                police_force=other.police_force,
-                created_at=other.created_at,
-                shared=[SharedIdentifier(type=row.type, normalized=row.normalized) for row in shared],
+                reference=link.case.reference,
+                priority=link.case.priority,
+                status=link.case.status,
+                police_force=link.case.police_force,
+                created_at=link.case.created_at,
+                link_types=(["identifier"] if link.identifiers else []) + (["image"] if link.images else []),
+                shared=[SharedIdentifier(type=row.type, normalized=row.normalized) for row in link.identifiers],
+                images=[
+                    MatchingImage(
+                        evidence_id=image.evidence_id,
+                        matched_evidence_id=image.other_evidence_id,
+                        distance=image.distance,
+                    )
+                    for image in link.images
+                ],
             )
-            for other, shared in links
+            for link in links
         ],
     )
 

@@ -127,7 +127,9 @@ def store_report(
         policy=policy,
         alert_if_urgent=request.app.state.alerts is not None,
     )
-    evidence = record_evidence(session, created.id, body.files, received_by=actor, now=now)
+    evidence = record_evidence(
+        session, created.id, body.files, received_by=actor, now=now, image_matching=settings.image_matching
+    )
     record_access(
         session,
         actor=actor,

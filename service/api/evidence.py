@@ -48,6 +48,21 @@ class EvidenceList(BaseModel):
     evidence: list[EvidenceSummary]
 
 
+class AnalystEvidence(EvidenceSummary):
+    pdq_hash: str | None = Field(
+        description="PDQ perceptual hash of an image (64 hex digits), taken at intake; null if not an image."
+    )
+    pdq_quality: int | None = Field(description="PDQ's quality, 0-100: below the setting (50) it never matches.")
+
+    @classmethod
+    def of(cls, row: Evidence) -> AnalystEvidence:
+        return cls(**EvidenceSummary.of(row).model_dump(), pdq_hash=row.pdq_hash, pdq_quality=row.pdq_quality)
+
+
+class AnalystEvidenceList(BaseModel):
+    evidence: list[AnalystEvidence]
+
+
 class ContentLink(BaseModel):
     url: str = Field(description="Works without other credentials until it expires; every use is audited.")
     expires_at: datetime
@@ -143,7 +158,14 @@ async def post_evidence(
             raise validation_problem([{"field": "file", "message": "Attach at least one file."}])
 
         def work():
-            rows = record_evidence(session, case.id, received.files, received_by=caller.actor, now=utc_now())
+            rows = record_evidence(
+                session,
+                case.id,
+                received.files,
+                received_by=caller.actor,
+                now=utc_now(),
+                image_matching=request.app.state.settings.image_matching,
+            )
             record_access(
                 session,
                 actor=caller.actor,
@@ -282,7 +304,7 @@ def complete_upload(
         raise ProblemError(404, "There is no upload with this id for this case.")
     store = request.app.state.objects
     try:
-        received = verify_direct_upload(store, upload)
+        received = verify_direct_upload(store, upload, request.app.state.settings.image_hash_max_bytes)
     except EvidenceRefused as refusal:
         if refusal.status != 409:  # nothing there yet: the client may still send it
             store.delete(upload.object_key)
@@ -297,7 +319,14 @@ def complete_upload(
             )
             session.commit()
         raise
-    (row,) = record_evidence(session, case.id, [received], received_by=caller.actor, now=utc_now())
+    (row,) = record_evidence(
+        session,
+        case.id,
+        [received],
+        received_by=caller.actor,
+        now=utc_now(),
+        image_matching=request.app.state.settings.image_matching,
+    )
     session.delete(upload)
     record_access(
         session,
@@ -317,7 +346,7 @@ def complete_upload(
 @router.get(
     "/v1/cases/{reference}/evidence",
     summary="List a case's evidence",
-    response_model=EvidenceList,
+    response_model=AnalystEvidenceList,
 )
 def list_evidence(
     reference: CaseReference,
@@ -325,14 +354,14 @@ def list_evidence(
     caller: CurrentCaller,
     request_id: RequestId,
     reason: AccessReason,
-) -> EvidenceList:
+) -> AnalystEvidenceList:
     case = visible_case(session, reference, caller)
     rows = evidence_of(session, case.id)
     record_access(
         session, actor=caller.actor, action="evidence.list", case_id=case.id, reason=reason, request_id=request_id
     )
     session.commit()
-    return EvidenceList(evidence=[EvidenceSummary.of(row) for row in rows])
+    return AnalystEvidenceList(evidence=[AnalystEvidence.of(row) for row in rows])
 
 
 @router.get(

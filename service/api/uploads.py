@@ -107,7 +107,11 @@ async def receive_multipart(
                 [{"field": file_field, "message": f"Send at most {settings.evidence_max_files} files in one request."}]
             )
         incoming = IncomingEvidence(
-            request.app.state.objects, field=file_field, filename=part.filename, max_bytes=settings.evidence_max_bytes
+            request.app.state.objects,
+            field=file_field,
+            filename=part.filename,
+            max_bytes=settings.evidence_max_bytes,
+            image_hash_max_bytes=settings.image_hash_max_bytes,
         )
         received.incoming.append(incoming)
         sink = EvidenceSink(incoming)

@@ -19,11 +19,16 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from service.domain.evidence import clean_filename, is_allowed, refusal_message
+from service.domain.perceptual import ImageMatchPolicy
+from service.storage.image_hashes import ImageFingerprint, fingerprint_image, index_and_match, is_hashable_image
 from service.storage.models import Evidence, EvidenceUpload
 from service.storage.objects import ObjectStore, ObjectUpload, new_object_key
 
 # libmagic needs this much of the start of a file to tell most kinds apart.
 SNIFF_BYTES = 8192
+# Images up to this size are also held in memory while they arrive, to take their perceptual hash
+# once whole (PDQ needs every pixel); larger ones are kept but not hashed. A setting overrides it.
+DEFAULT_IMAGE_HASH_MAX_BYTES = 64 * 1024 * 1024
 
 
 class EvidenceRefused(Exception):
@@ -47,14 +52,25 @@ class ReceivedFile:
     content_type: str
     size: int
     sha256: str
+    image: ImageFingerprint | None = None
 
 
 class IncomingEvidence:
     """One file arriving in chunks. Nothing of it is kept in memory but the first few KiB (to tell
     its type) and what the object store buffers for one part."""
 
-    def __init__(self, store: ObjectStore, *, field: str, filename: str | None, max_bytes: int) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        *,
+        field: str,
+        filename: str | None,
+        max_bytes: int,
+        image_hash_max_bytes: int = DEFAULT_IMAGE_HASH_MAX_BYTES,
+    ) -> None:
         self.store = store
+        self.image_hash_max_bytes = image_hash_max_bytes
+        self.image_bytes: bytearray | None = None  # an image's bytes, in memory only, until hashed
         self.field = field
         self.filename = clean_filename(filename)
         self.max_bytes = max_bytes
@@ -79,6 +95,7 @@ class IncomingEvidence:
                 return
             self._judge_type()
             chunk, self.head = bytes(self.head), bytearray()
+        self._keep_for_hashing(chunk)
         self._upload().write(chunk)
 
     def finish(self) -> ReceivedFile:
@@ -86,17 +103,30 @@ class IncomingEvidence:
             raise EvidenceRefused(422, self.field, f"'{self.filename}' is empty.")
         if self.content_type is None:
             self._judge_type()
+            self._keep_for_hashing(bytes(self.head))
             self._upload().write(bytes(self.head))
             self.head = bytearray()
         stored_size = self._upload().complete()
         if stored_size != self.size:
             raise EvidenceRefused(503, self.field, "The evidence store did not keep the whole file. Please try again.")
+        image = None
+        if self.image_bytes is not None:
+            image, self.image_bytes = fingerprint_image(bytes(self.image_bytes)), None
         self.received = ReceivedFile(
-            self.object_key, self.filename, self.content_type or "", self.size, self.hasher.hexdigest()
+            self.object_key, self.filename, self.content_type or "", self.size, self.hasher.hexdigest(), image
         )
         return self.received
 
+    def _keep_for_hashing(self, chunk: bytes) -> None:
+        if self.image_bytes is None:
+            return
+        if self.size > self.image_hash_max_bytes:
+            self.image_bytes = None  # too large to hold: kept as evidence, not hashed
+            return
+        self.image_bytes += chunk
+
     def abort(self) -> None:
+        self.image_bytes = None
         if self.upload is not None:
             self.upload.abort()
 
@@ -105,6 +135,8 @@ class IncomingEvidence:
         if not is_allowed(detected):
             raise EvidenceRefused(415, self.field, f"'{self.filename}': {refusal_message(detected)}")
         self.content_type = detected
+        if is_hashable_image(detected):
+            self.image_bytes = bytearray()
 
     def _upload(self) -> ObjectUpload:
         if self.upload is None:
@@ -125,9 +157,16 @@ def new_evidence_id() -> str:
 
 
 def record_evidence(
-    session: Session, case_id: int, files: list[ReceivedFile], *, received_by: str, now: datetime
+    session: Session,
+    case_id: int,
+    files: list[ReceivedFile],
+    *,
+    received_by: str,
+    now: datetime,
+    image_matching: ImageMatchPolicy | None = None,
 ) -> list[Evidence]:
-    """Add rows for stored, verified objects to the session's transaction (the caller commits)."""
+    """Add rows for stored, verified objects to the session's transaction (the caller commits),
+    and index the images' perceptual hashes, recording which other cases' images they match."""
     rows = [
         Evidence(
             id=new_evidence_id(),
@@ -139,11 +178,15 @@ def record_evidence(
             sha256=item.sha256,
             received_at=now,
             received_by=received_by,
+            pdq_hash=item.image.pdq_hash if item.image else None,
+            pdq_quality=item.image.quality if item.image else None,
         )
         for item in files
     ]
     session.add_all(rows)
     session.flush()
+    fingerprinted = [(row.id, item.image) for row, item in zip(rows, files, strict=True) if item.image is not None]
+    index_and_match(session, case_id, fingerprinted, policy=image_matching or ImageMatchPolicy(), now=now)
     return rows
 
 
@@ -191,8 +234,11 @@ def find_upload(session: Session, case_id: int, upload_id: str) -> EvidenceUploa
     ).first()
 
 
-def verify_direct_upload(store: ObjectStore, upload: EvidenceUpload) -> ReceivedFile:
-    """Read the object back: its size, type and SHA-256 must be what was declared."""
+def verify_direct_upload(
+    store: ObjectStore, upload: EvidenceUpload, image_hash_max_bytes: int = DEFAULT_IMAGE_HASH_MAX_BYTES
+) -> ReceivedFile:
+    """Read the object back: its size, type and SHA-256 must be what was declared; an image of a
+    size that can be held is hashed from the bytes read back."""
     stored_size = store.size_of(upload.object_key)
     if stored_size is None:
         raise EvidenceRefused(409, "upload", "Nothing has been uploaded yet for this request.")
@@ -202,11 +248,19 @@ def verify_direct_upload(store: ObjectStore, upload: EvidenceUpload) -> Received
         )
     hasher = hashlib.sha256()
     head = bytearray()
+    content_type: str | None = None
+    image_bytes = bytearray() if stored_size <= image_hash_max_bytes else None
     for chunk in store.read(upload.object_key):
         hasher.update(chunk)
-        if len(head) < SNIFF_BYTES:
+        if image_bytes is not None:
+            image_bytes += chunk
+        if content_type is None:
             head += chunk[: SNIFF_BYTES - len(head)]
-    content_type = detect_content_type(bytes(head))
+            if len(head) >= SNIFF_BYTES:
+                content_type = detect_content_type(bytes(head))
+                if not is_hashable_image(content_type):
+                    image_bytes = None
+    content_type = content_type or detect_content_type(bytes(head))
     if not is_allowed(content_type):
         raise EvidenceRefused(415, "file", f"'{upload.filename}': {refusal_message(content_type)}")
     if hasher.hexdigest() != upload.declared_sha256:
@@ -215,7 +269,8 @@ def verify_direct_upload(store: ObjectStore, upload: EvidenceUpload) -> Received
             "sha256",
             "The uploaded file's SHA-256 is not the one declared: it changed or was cut short on the way.",
         )
-    return ReceivedFile(upload.object_key, upload.filename, content_type, stored_size, upload.declared_sha256)
+    image = fingerprint_image(bytes(image_bytes)) if image_bytes and is_hashable_image(content_type) else None
+    return ReceivedFile(upload.object_key, upload.filename, content_type, stored_size, upload.declared_sha256, image)
 
 
 # --- maintenance ------------------------------------------------------------------------------

@@ -177,6 +177,59 @@ class Evidence(SQLModel, table=True):
     sha256: str = Field(max_length=64)
     received_at: datetime = _when(default_factory=utc_now)
     received_by: str = Field(max_length=80)
+    # The PDQ perceptual hash of an image (64 hex digits) and PDQ's quality (0-100), taken from the
+    # bytes in memory at intake; null for what is not an image or could not be decoded.
+    pdq_hash: str | None = Field(default=None, max_length=64)
+    pdq_quality: int | None = Field(default=None, sa_type=sa.SmallInteger)
+
+
+class ImageHash(SQLModel, table=True):
+    """The Hamming-search index of image hashes: each hash cut into 16 sixteen-bit chunks, each chunk
+    with its own B-tree (multi-index hashing; see service.domain.perceptual)."""
+
+    __tablename__ = "image_hash"
+    __table_args__ = tuple(sa.Index(f"ix_image_hash_chunk_{n:02d}", f"chunk_{n:02d}") for n in range(16))
+
+    evidence_id: str = Field(primary_key=True, foreign_key="evidence.id", max_length=32, ondelete="CASCADE")
+    case_id: int = Field(foreign_key="case.id", index=True, ondelete="CASCADE")
+    pdq_hash: str = Field(max_length=64)
+    quality: int = Field(sa_type=sa.SmallInteger)
+    chunk_00: int
+    chunk_01: int
+    chunk_02: int
+    chunk_03: int
+    chunk_04: int
+    chunk_05: int
+    chunk_06: int
+    chunk_07: int
+    chunk_08: int
+    chunk_09: int
+    chunk_10: int
+    chunk_11: int
+    chunk_12: int
+    chunk_13: int
+    chunk_14: int
+    chunk_15: int
+
+
+class ImageMatch(SQLModel, table=True):
+    """An image of one case within the match distance of an image of an earlier case, found when the
+    later one arrived. Kept once per pair; read either way round."""
+
+    __tablename__ = "image_match"
+    __table_args__ = (
+        sa.UniqueConstraint("evidence_id", "matched_evidence_id", name="uq_image_match_pair"),
+        sa.Index("ix_image_match_case_id", "case_id"),
+        sa.Index("ix_image_match_matched_case_id", "matched_case_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    evidence_id: str = Field(foreign_key="evidence.id", max_length=32, ondelete="CASCADE")
+    case_id: int = Field(foreign_key="case.id", ondelete="CASCADE")
+    matched_evidence_id: str = Field(foreign_key="evidence.id", max_length=32, ondelete="CASCADE")
+    matched_case_id: int = Field(foreign_key="case.id", ondelete="CASCADE")
+    distance: int = Field(sa_type=sa.SmallInteger)
+    created_at: datetime = _when(default_factory=utc_now)
 
 
 class EvidenceUpload(SQLModel, table=True):
