@@ -19,9 +19,9 @@ CHUNKS = [f"chunk_{position:02d}" for position in range(16)]
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("evidence", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("pdq_hash", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("pdq_quality", sa.SmallInteger(), nullable=True))
+    # Plain ADD COLUMN: a batch rebuild of "evidence" on SQLite would take its rows through a copy.
+    op.add_column("evidence", sa.Column("pdq_hash", sa.String(length=64), nullable=True))
+    op.add_column("evidence", sa.Column("pdq_quality", sa.SmallInteger(), nullable=True))
 
     op.create_table(
         "image_hash",

@@ -12,7 +12,7 @@ from devsupport.images import cropped, encoded, half_size, synthetic_picture
 from service.domain.perceptual import PdqHash
 from service.storage.database import create_database_engine, session_scope
 from service.storage.keys import create_api_key
-from tests.conftest import bearer
+from tests.conftest import bearer, unique_force
 from tests.synthetic import TEXT
 
 
@@ -156,7 +156,7 @@ def test_analysts_search_by_hash_or_by_image_and_the_search_is_audited(client, k
 
 
 def test_a_search_shows_only_cases_the_key_may_see_and_counts_the_rest(client, keys, new_case, scoped_analyst):
-    mine, theirs = f"force-{uuid.uuid4().hex[:8]}", f"force-{uuid.uuid4().hex[:8]}"
+    mine, theirs = unique_force(), unique_force()
     picture = synthetic_picture(fresh_seed())
     own, other = new_case(police_force=mine), new_case(police_force=theirs)
     upload(client, own, ("a.jpg", encoded(picture), "image/jpeg"))
