@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from service.api.bodies import JSON, media_type_of, parse_json, read_bounded, unsupported_media_type
 from service.api.cases import CaseReference, contributor_case
@@ -16,10 +16,18 @@ from service.api.idempotency import IdempotencyKey, respond_once
 from service.api.problems import field_errors, validation_problem
 from service.api.schemas import Priority, Status, StoredIdentifier
 from service.domain.cases import MAX_LIST, IdentifierInput
+from service.domain.identifiers import (
+    MAX_IDENTIFIER_LENGTH,
+    IdentifierError,
+    IdentifierType,
+    interpret_search,
+    normalize_identifier,
+)
 from service.domain.urgency import UrgencyPolicy
 from service.storage.audit import record_access
-from service.storage.cases import add_identifiers, cases_sharing
+from service.storage.cases import add_identifiers
 from service.storage.idempotency import request_fingerprint
+from service.storage.identifier_search import cases_holding
 from service.storage.models import utc_now
 
 router = APIRouter(tags=["identifiers"])
@@ -41,11 +49,6 @@ class SharingCase(BaseModel):
     police_force: str | None
     created_at: datetime
     identifier: StoredIdentifier
-
-
-class IdentifierMatches(BaseModel):
-    normalized: str
-    cases: list[SharingCase]
 
 
 async def identifier_inputs(request: Request) -> list[IdentifierInput]:
@@ -140,22 +143,79 @@ def post_identifiers(
     return respond_once(session, caller, idempotency_key, fingerprint, work)
 
 
+class SearchedIdentifier(BaseModel):
+    type: str | None = Field(description="The type searched for; null where any type's normalized form matched.")
+    normalized: str
+
+
+class IdentifierMatches(BaseModel):
+    normalized: str = Field(description="The normalized form searched for (the first, where there are several).")
+    searched: list[SearchedIdentifier] = Field(
+        description="Every normalized form searched for: what the raw text is as each type it is valid for."
+    )
+    handle: str | None = Field(
+        description="With `q`: the account handle also searched for in profile links, usernames and Skype IDs."
+    )
+    cases: list[SharingCase]
+
+
 @router.get(
     "/v1/identifiers",
-    summary="Find the cases that share an identifier",
+    summary="Find the cases that hold an identifier",
+    description=(
+        "Give one of: `normalized` (the exact canonical form); `type` and `value` (as a victim or analyst types "
+        "it, e.g. `type=mtcn&value=123-456-7890`, with `platform` for a username), normalised exactly as intake "
+        "does; or `q`, raw text tried as every type it is a valid value of, and as an account handle. A key "
+        "limited to some forces sees only their cases. Every search is audited."
+    ),
     response_model=IdentifierMatches,
 )
 def find_by_identifier(
-    normalized: Annotated[
-        str, Query(min_length=1, max_length=2048, description="A normalized identifier.", examples=["1234567890"])
-    ],
     session: DatabaseSession,
     request_id: RequestId,
     reason: AccessReason,
+    normalized: Annotated[
+        str | None,
+        Query(min_length=1, max_length=2048, description="A normalized identifier.", examples=["1234567890"]),
+    ] = None,
+    type: Annotated[IdentifierType | None, Query(description="The type of `value`.")] = None,
+    value: Annotated[
+        str | None, Query(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, examples=["123-456-7890"])
+    ] = None,
+    platform: Annotated[str | None, Query(max_length=60, description="For a username: where it is.")] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, description="Raw text: any identifier, as typed."),
+    ] = None,
     caller: Caller = require_role(Role.analyst),
 ) -> IdentifierMatches:
+    modes = [name for name, given in (("normalized", normalized), ("q", q), ("value", value)) if given is not None]
+    if len(modes) != 1 or (type is None) != (value is None) or (platform is not None and value is None):
+        raise validation_problem(
+            [{"field": "query", "message": "Give exactly one of: normalized; type and value; or q."}]
+        )
+    handle = None
+    typed: list[tuple[str, str]] = []
+    any_type: list[str] = []
+    if normalized is not None:
+        any_type = [normalized]
+    elif value is not None:
+        try:
+            found = normalize_identifier(type, value, platform)
+        except IdentifierError as error:
+            raise validation_problem([{"field": "value", "message": str(error)}]) from None
+        typed = [(found.type.value, found.normalized)]
+    else:
+        interpreted = interpret_search(q)
+        typed = [(item.type.value, item.normalized) for item in interpreted.identifiers]
+        handle = interpreted.handle
     matches = [
-        (case, row) for case, row in cases_sharing(session, normalized) if caller.may_see_force(case.police_force)
+        (case, row)
+        for case, row in cases_holding(session, typed, any_type=any_type, handle=handle)
+        if caller.may_see_force(case.police_force)
+    ]
+    searched = [SearchedIdentifier(type=kind, normalized=form) for kind, form in typed] + [
+        SearchedIdentifier(type=None, normalized=form) for form in any_type
     ]
     record_access(
         session,
@@ -163,11 +223,18 @@ def find_by_identifier(
         action="identifiers.search",
         reason=reason,
         request_id=request_id,
-        detail={"normalized": normalized, "cases": len(matches)},
+        detail={
+            "searched": [item.model_dump() for item in searched],
+            "handle": handle,
+            "raw": q if q is not None else value,
+            "cases": len(matches),
+        },
     )
     session.commit()
     return IdentifierMatches(
-        normalized=normalized,
+        normalized=searched[0].normalized if searched else (handle or q or ""),
+        searched=searched,
+        handle=handle,
         cases=[
             SharingCase(
                 reference=case.reference,

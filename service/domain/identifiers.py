@@ -409,3 +409,31 @@ def _username(value: str, given: str, platform: str | None) -> NormalizedIdentif
     return NormalizedIdentifier(
         IdentifierType.username, value, f"{platform_name}:{folded}", platform=platform_name, handle=folded
     )
+
+
+# --- searching with what people type -------------------------------------------------------------
+
+_HANDLE_SEARCH = re.compile(r"^@?[\w.\-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class IdentifierSearch:
+    """What a raw search text can mean: identifiers it is a valid value of, each normalised exactly
+    as intake does, and the account handle it may be (found in profile links and usernames too)."""
+
+    identifiers: tuple[NormalizedIdentifier, ...]
+    handle: str | None
+
+
+def interpret_search(text: str, *, default_phone_region: str = DEFAULT_PHONE_REGION) -> IdentifierSearch:
+    found = []
+    for kind in IdentifierType:
+        if kind is IdentifierType.username:
+            continue  # it needs its platform: the handle below finds it
+        try:
+            found.append(normalize_identifier(kind, text, default_phone_region=default_phone_region))
+        except IdentifierError:
+            continue
+    stripped = text.strip()
+    handle = stripped.removeprefix("@").casefold() if _HANDLE_SEARCH.match(stripped) else None
+    return IdentifierSearch(tuple(found), handle)

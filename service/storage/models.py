@@ -115,6 +115,7 @@ class Identifier(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("case_id", "type", "normalized", name="uq_identifier_case_type_normalized"),
         sa.Index("ix_identifier_normalized", "normalized"),
+        sa.Index("ix_identifier_handle", "handle"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
