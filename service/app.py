@@ -14,7 +14,18 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from service.alerts import AlertDeliverer
-from service.api import analysts, cases, evidence, guidance, identifiers, images, ops, report_form, workflow
+from service.api import (
+    analysts,
+    cases,
+    evidence,
+    guidance,
+    identifiers,
+    images,
+    ops,
+    report_form,
+    report_status,
+    workflow,
+)
 from service.api.cors import AllowedOrigins, CorsMiddleware
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
@@ -75,12 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.alerts = AlertDeliverer(settings, app.state.engine) if settings.webhook_url else None
     app.state.link_secret = (settings.link_secret or secrets.token_hex(32)).encode()
     app.state.content = load_content(settings.content_dir)
+    if settings.form_police_force is not None:
+        # Every form report would go to a force no analyst is scoped to: refuse to start instead.
+        app.state.content.police_forces.check(settings.form_police_force)
     app.state.guidance_cache = {}
     app.state.metrics = Metrics()
     app.state.rate_limits = RateLimits.from_settings(settings)
     install_problem_handlers(app)
     # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
-    for module in (guidance, analysts, cases, identifiers, evidence, images, workflow, ops, report_form):
+    for module in (guidance, analysts, cases, identifiers, evidence, images, workflow, ops, report_form, report_status):
         app.include_router(module.router)
     app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)
     app.add_middleware(CorsMiddleware, origins=app.state.cors)

@@ -63,8 +63,24 @@ class Settings(BaseSettings):
         default=30.0, description="How long the origins of publishable keys are remembered before being read again."
     )
     rate_guidance_per_address: str = Field(default="300/minute", description="Guidance reads from one address.")
+    rate_report_status_per_address: str = Field(
+        default="10/minute",
+        description="Tries of a reference and private code on /report/status from one address: right or wrong alike.",
+    )
+    report_status_session_seconds: int = Field(
+        default=1800,
+        description="How long the /report/status page lets a reporter add to their case before asking again.",
+    )
 
     report_form_enabled: bool = Field(default=True, description="Serve the reference report form at /report.")
+    form_police_force: str | None = Field(
+        default=None,
+        description="The police force every report from the form goes to (a slug from GET /v1/police-forces); "
+        "unset: the form asks where the person lives (optional).",
+    )
+    report_form_token_lifetime: timedelta = Field(
+        default=timedelta(hours=4), description="How long a form page may be left open before it must be sent again."
+    )
     report_exit_url: str = Field(
         default="https://www.bbc.co.uk/weather",
         description="Where 'Leave this site' goes: somewhere ordinary, in case someone is watching.",

@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import sqlalchemy as sa
 
-from tests.conftest import project_root
-
-
-def intake(*args: str, database_url: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "INTAKE_DATABASE_URL": database_url}
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        cwd=project_root(),
-        timeout=60,
-        check=False,
-    )
+from tests.support.cli import intake
 
 
 def test_db_upgrade_then_keys_create_prints_the_key_alone_on_the_last_line(tmp_path):

@@ -125,12 +125,18 @@ class _Part:
 
 
 async def parse_multipart(
-    request: Request, *, max_field_bytes: int, max_fields: int, on_file: FileHandler
+    request: Request,
+    *,
+    max_field_bytes: int,
+    max_fields: int,
+    on_file: FileHandler,
+    fields: list[tuple[str, str]] | None = None,
 ) -> list[tuple[str, str]]:
     """Fields of a multipart body, with each file part streamed to the sink `on_file` gives.
 
     Nothing of a file is held beyond one network chunk; if anything fails, every sink opened so
-    far is aborted before the error goes up.
+    far is aborted before the error goes up. Fields are appended to `fields` as they complete, so
+    a caller that passes its own list still has what was read before a failure (the form keeps it).
     """
     _, options = parse_options_header(request.headers.get("content-type", ""))
     boundary = options.get(b"boundary")
@@ -169,7 +175,7 @@ async def parse_multipart(
         parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     except ValueError:  # RFC 2046: a boundary is 1 to 70 characters; the parser takes up to 256
         raise validation_problem([{"field": "body", "message": "The multipart boundary is too long."}]) from None
-    fields: list[tuple[str, str]] = []
+    fields = [] if fields is None else fields
     sinks: list[FileSink] = []
     part = _Part()
     field_bytes = 0

@@ -82,6 +82,7 @@ class RateLimits:
     case_creation_per_address: TokenBuckets | None
     publishable_case_creation_per_key: TokenBuckets | None
     guidance_per_address: TokenBuckets | None
+    report_status_per_address: TokenBuckets | None = None
 
     @classmethod
     def from_settings(cls, settings) -> RateLimits:
@@ -94,6 +95,7 @@ class RateLimits:
             case_creation_per_address=buckets(settings.rate_case_creation_per_address),
             publishable_case_creation_per_key=buckets(settings.rate_publishable_case_creation_per_key),
             guidance_per_address=buckets(settings.rate_guidance_per_address),
+            report_status_per_address=buckets(settings.rate_report_status_per_address),
         )
 
 
@@ -131,3 +133,10 @@ def limit_reports_from_address(request: Request) -> None:
 def limit_guidance(request: Request) -> None:
     # Called from the handlers, not as a dependency: public reads are the hottest path there is.
     _enforce(request.app.state.rate_limits.guidance_per_address, client_address(request), "requests")
+
+
+def limit_report_status_tries(request: Request) -> None:
+    """Tries of a reference and private code: counted whether they are right or wrong, so that guessing
+    learns nothing from which tries were counted."""
+    limits: RateLimits = request.app.state.rate_limits
+    _enforce(limits.report_status_per_address, client_address(request), "tries from this address")

@@ -1,9 +1,17 @@
 """The reference report form at /report: plain HTML that works without JavaScript, for a frightened
 person of any age, and a model for force web teams (GOV.UK Design System patterns).
 
-It posts back to itself, with a CSRF token tied to a cookie; the case goes through the same parsing,
-validation, evidence streaming and storage as POST /v1/cases. On a mistake the form comes back with
-an error summary linked to each field and everything typed kept (files must be chosen again).
+It posts back to itself and goes through the same parsing, validation, evidence streaming and case
+creation as POST /v1/cases. Whatever refuses a post (the rate limit, an expired page, a post from
+another site, a file, a field, the database or evidence store being down) answers with the form
+again, its status code, a message in plain words and everything typed kept: only files must be
+chosen again, and the page says so.
+
+Cross-site posts are refused without cookies (a browser may block them): the browser's own
+`Sec-Fetch-Site`, or else `Origin`, must say the post came from this site, and the page carries a
+signed, time-limited form token. The token also makes sending idempotent: one token is at most one
+case, and the post answers with a redirect to a confirmation (POST-redirect-GET), so a double click,
+a refresh or the back button shows the same confirmation instead of making a second case.
 """
 
 from __future__ import annotations
@@ -11,32 +19,38 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import FormData
 
-from service.api.bodies import case_from_form_fields
+from service.api.bodies import MULTIPART, case_from_form_fields, media_type_of
 from service.api.cases import SubmittedCase, store_report, submission_rules
 from service.api.deps import own_origin
+from service.api.form_questions import CONTACT_QUESTIONS, Question, report_questions
 from service.api.problems import ProblemError, field_errors
 from service.api.ratelimit import limit_reports_from_address
-from service.api.uploads import receive_multipart
+from service.api.uploads import MultipartWithFiles, receive_multipart
 from service.domain.cases import parse_submission
 from service.domain.guidance import Audience, for_audience
 from service.domain.identifiers import IdentifierType
 from service.domain.urgency import FlagCode
 from service.storage.database import session_scope
 from service.storage.evidence import EvidenceRefused
+from service.storage.idempotency import replace_response, run_once, stored_response
+from service.storage.objects import ObjectStoreUnavailable
 
 router = APIRouter(include_in_schema=False)
 
-_TEMPLATES = Environment(
+TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
@@ -44,44 +58,36 @@ _TEMPLATES = Environment(
 )
 _STYLESHEET = (Path(__file__).resolve().parent.parent / "static" / "report.css").read_bytes()
 _STYLESHEET_ETAG = '"' + hashlib.sha256(_STYLESHEET).hexdigest()[:16] + '"'
-CSRF_COOKIE = "intake_csrf"
 # Our own pages: styles from here only, no scripts at all, forms post only back here.
 _PAGE_POLICY = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-# Same-origin referrers, not none: with none, browsers send `Origin: null` and the CSRF check fails.
-_PAGE_HEADERS = {"Content-Security-Policy": _PAGE_POLICY, "Referrer-Policy": "same-origin"}
-# Offender details the form asks for, in the order they appear on it.
-IDENTIFIER_INPUTS = [
-    (
-        IdentifierType.profile_url,
-        "Link to their profile",
-        "Copy it from the address bar, like https://www.instagram.com/their.name",
-    ),
-    (IdentifierType.username, "Their username", "The name they use on the app or site"),
-    (IdentifierType.email, "Their email address", None),
-    (IdentifierType.phone, "Their phone number", "Include the country code if it is not a UK number, like +234"),
-    (IdentifierType.skype_id, "Their Skype ID", "It may look like live:.cid.1a2b3c"),
-    (IdentifierType.mtcn, "Western Union MTCN", "The 10-digit tracking number, if you sent money"),
-]
-FIELD_ORDER = [
-    "reporter.relationship",
-    "victim.age_band",
-    "account",
-    "threats",
-    "deadline_at",
-    "feels_unsafe",
-    *(kind.value for kind, _, _ in IDENTIFIER_INPUTS),
-    "username.platform",
-    "payment.method",
-    "payment.amount",
-    "payment.reference",
-    "evidence",
-    "reporter.email",
-    "reporter.phone",
-]
-_EXPIRED = "This form was open too long, or was sent from another website. Check your answers and send it again."
+# Same-origin referrers, not none: with none, browsers send `Origin: null` and the cross-site check fails.
+# No caching: a page with a form token, or a confirmation, must not come back from a shared cache.
+PAGE_HEADERS = {
+    "Content-Security-Policy": _PAGE_POLICY,
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+FORM_SCOPE = "report-form"
 _ADVICE = ("dont-panic", "stop-communicating", "dont-pay", "preserve-evidence")
+
+_KEPT = "Your answers are still here: check them and send the report again."
+EXPIRED = "This page was open for a long time, so for your safety it needs sending again. " + _KEPT
+UNCHECKED = "We couldn't check that this form came from this website. " + _KEPT
+CROSS_SITE = (
+    "This report was sent from another website, so it was not accepted. If you meant to report, check your "
+    "answers here and send them from this page."
+)
+RATE_LIMITED = (
+    "Too many reports have been sent from your connection in a short time. Your answers are still here: "
+    "wait {seconds} seconds, then send the report again."
+)
+STORE_DOWN = (
+    "We couldn't save your report just now. Nothing has been lost from this page: wait a minute, then send it again."
+)
+TOO_LONG = "What you typed is too long to send in one go. Shorten the longest answer and send the report again."
+NOT_A_FORM = "Your browser sent the form in a way we don't understand. Please fill it in again on this page."
 
 
 @dataclass
@@ -89,11 +95,19 @@ class FormErrors:
     """Field name → message, in the order the fields appear on the page."""
 
     by_field: dict[str, str]
+    field_order: list[str] = field(default_factory=list)
 
     @property
     def ordered(self) -> list[tuple[str, str]]:
-        rank = {name: position for position, name in enumerate(FIELD_ORDER)}
+        rank = {name: position for position, name in enumerate(["form", *self.field_order])}
         return sorted(self.by_field.items(), key=lambda item: rank.get(item[0], len(rank)))
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    errors: dict[str, str]
+    headers: dict[str, str] | None = None
 
 
 def _enabled(request: Request) -> None:
@@ -101,10 +115,18 @@ def _enabled(request: Request) -> None:
         raise ProblemError(404, "There is nothing at this address.")
 
 
+def _questions(request: Request) -> list[Question]:
+    return report_questions(ask_police_force=request.app.state.settings.form_police_force is None)
+
+
+def field_order(request: Request) -> list[str]:
+    return [question.name for question in _questions(request)] + ["evidence"] + [q.name for q in CONTACT_QUESTIONS]
+
+
 @router.get("/report", response_class=HTMLResponse)
 def report_form(request: Request) -> Response:
     _enabled(request)
-    return _form_page(request, values={}, errors=None, status=200)
+    return form_page(request, values={}, refusal=None)
 
 
 @router.get("/report/report.css")
@@ -119,105 +141,201 @@ def stylesheet(request: Request) -> Response:
 @router.post("/report", response_class=HTMLResponse)
 async def submit_report(request: Request) -> Response:
     _enabled(request)
-    limit_reports_from_address(request)
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        raise ProblemError(415, "The report form is sent as multipart/form-data.")
-    if not _csrf_cookie_and_origin_ok(request):
-        # Before reading a byte: a post from another site brings neither our cookie nor our origin.
-        return _form_page(request, values={}, errors=FormErrors({"form": _EXPIRED}), status=403)
-    refusals: list[EvidenceRefused] = []
+    if media_type_of(request) != MULTIPART:
+        return form_page(request, values={}, refusal=Refusal(415, {"form": NOT_A_FORM}))
+    refusal = _refused_before_reading(request)
+    received = MultipartWithFiles(fields=[])
+    file_refusals: list[EvidenceRefused] = []
     try:
-        received = await receive_multipart(request, file_field="evidence", refusals=refusals)
+        # A refused post is still read, for its typed answers; its files are read past, never stored.
+        await receive_multipart(
+            request, file_field="evidence", refusals=file_refusals, keep_files=refusal is None, received=received
+        )
     except ProblemError as problem:
-        # Too many files, or a body that is not a form: nothing typed could be read back.
-        first = (problem.errors or [{"field": "evidence", "message": problem.detail}])[0]
-        errors = FormErrors({first["field"]: first["message"]})
-        return _form_page(request, values={}, errors=errors, status=problem.status)
+        # Too much text, too many fields, or a body that is not a form: what was read before is kept.
+        await run_in_threadpool(received.discard)
+        by_field = {error["field"]: error["message"] for error in problem.errors or []} or {
+            "form": TOO_LONG if problem.status == 413 else problem.detail
+        }
+        refusal = refusal or Refusal(problem.status, {_on_page(name): m for name, m in by_field.items()})
+        return form_page(request, values=FormData(received.fields), refusal=refusal)
     values = FormData(received.fields)
-    if refusals:
+    refusal = refusal or _token_refusal(request, values.get("form_token"))
+    if refusal is None and file_refusals:
+        message = " ".join(dict.fromkeys(item.message for item in file_refusals))
+        refusal = Refusal(file_refusals[0].status, {"evidence": message})
+    fields = [(name, value) for name, value in received.fields if name != "form_token"]
+    if refusal is None:
+        fixed_force = request.app.state.settings.form_police_force
+        if fixed_force:
+            fields = [(name, value) for name, value in fields if name != "police_force"] + [
+                ("police_force", fixed_force)
+            ]
+        try:
+            submission = parse_submission(case_from_form_fields(fields), submission_rules(request))
+        except ValidationError as error:
+            refusal = Refusal(422, _errors_by_input(field_errors(list(error.errors()), drop_prefix=()), fields))
+    if refusal is not None:
         await run_in_threadpool(received.discard)
-        message = " ".join(refusal.message for refusal in refusals)
-        return _form_page(request, values=values, errors=FormErrors({"evidence": message}), status=refusals[0].status)
-    if not _csrf_token_ok(request, values.get("csrf_token")):
-        await run_in_threadpool(received.discard)
-        return _form_page(request, values=values, errors=FormErrors({"form": _EXPIRED}), status=403)
-    fields = [(name, value) for name, value in received.fields if name != "csrf_token"]
+        return form_page(request, values=values, refusal=refusal)
+    return await run_in_threadpool(_store_once, request, values, SubmittedCase(submission, received))
+
+
+def _refused_before_reading(request: Request) -> Refusal | None:
     try:
-        submission = parse_submission(case_from_form_fields(fields), submission_rules(request))
-    except ValidationError as error:
-        await run_in_threadpool(received.discard)
-        errors = _errors_by_input(field_errors(list(error.errors()), drop_prefix=()), fields)
-        return _form_page(request, values=values, errors=errors, status=422)
-    return await run_in_threadpool(_store, request, SubmittedCase(submission, received))
+        limit_reports_from_address(request)
+    except ProblemError as limited:
+        seconds = (limited.headers or {}).get("Retry-After", "60")
+        return Refusal(429, {"form": RATE_LIMITED.format(seconds=seconds)}, headers=limited.headers)
+    if not from_this_site(request):
+        return Refusal(403, {"form": CROSS_SITE})
+    return None
 
 
-def _store(request: Request, body: SubmittedCase) -> Response:
+def from_this_site(request: Request) -> bool:
+    """The browser's word that the post came from our own page. Sec-Fetch-Site is set by the browser and
+    cannot be changed by a page; browsers without it send Origin on every cross-site POST."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None:
+        return fetch_site in ("same-origin", "none")
+    origin = request.headers.get("origin")
+    return origin is None or origin == own_origin(request)
+
+
+def _store_once(request: Request, values: FormData, body: SubmittedCase) -> Response:
+    """At most one case per form token: a second post with it (double click, refresh, back) is sent to the
+    first one's confirmation, and its files are dropped."""
+    receipt = _receipt(request, values.get("form_token", ""))
+    created_here = False
+
+    def work() -> tuple[int, dict]:
+        nonlocal created_here
+        created = store_report(
+            request, session, body, actor="form:report", key_id=None, request_id=request.state.request_id
+        )
+        created_here = True
+        return 201, created.model_dump(mode="json")
+
     try:
         with session_scope(request.app.state.engine) as session:
-            created = store_report(
-                request, session, body, actor="form:report", key_id=None, request_id=request.state.request_id
+            run_once(
+                session,
+                scope=FORM_SCOPE,
+                idempotency_key=receipt,
+                fingerprint=FORM_SCOPE,
+                caller_secret=receipt,
+                work=work,
             )
-            session.commit()
+    except (OperationalError, PoolTimeoutError, ObjectStoreUnavailable):
+        body.discard_evidence()
+        return form_page(request, values=values, refusal=Refusal(503, {"form": STORE_DOWN}, {"Retry-After": "30"}))
     except BaseException:
         body.discard_evidence()
         raise
-    if request.app.state.alerts is not None:
+    if not created_here:
+        body.discard_evidence()
+    elif request.app.state.alerts is not None:
         request.app.state.alerts.nudge()
+    return RedirectResponse(f"/report/sent/{receipt}", status_code=303, headers=PAGE_HEADERS)
+
+
+@router.get("/report/sent/{receipt}", response_class=HTMLResponse)
+def confirmation(request: Request, receipt: str) -> Response:
+    """The confirmation, with the private code the first time only: after that (a refresh, the back
+    button, someone else at the same computer later) it shows the reference and the advice."""
+    _enabled(request)
+    with session_scope(request.app.state.engine) as session:
+        created = stored_response(session, scope=FORM_SCOPE, idempotency_key=receipt[:80], caller_secret=receipt)
+        if created is None:
+            page = TEMPLATES.get_template("gone.html").render(exit_url=request.app.state.settings.report_exit_url)
+            return HTMLResponse(page, status_code=404, headers=PAGE_HEADERS)
+        code = created.pop("reporter_token", None)
+        if code is not None:
+            replace_response(session, scope=FORM_SCOPE, idempotency_key=receipt, caller_secret=receipt, body=created)
+            session.commit()
     content = request.app.state.content
-    under_18 = any(flag.code == FlagCode.under_18.value for flag in created.flags)
-    audience = Audience.under_18 if under_18 else Audience.adult
-    page = _TEMPLATES.get_template("confirmation.html").render(
+    under_18 = any(flag["code"] == FlagCode.under_18.value for flag in created["flags"])
+    page = TEMPLATES.get_template("confirmation.html").render(
         created=created,
-        files=len(created.evidence),
-        next_steps=[section for slug in created.next_steps if (section := content.section(slug)) is not None],
-        helplines=for_audience(content.support_services, audience),
+        reporter_token=code,
+        files=len(created["evidence"]),
+        next_steps=[section for slug in created["next_steps"] if (section := content.section(slug)) is not None],
+        helplines=for_audience(content.support_services, Audience.under_18 if under_18 else Audience.adult),
         under_18=under_18,
         exit_url=request.app.state.settings.report_exit_url,
     )
-    return HTMLResponse(page, status_code=201, headers=_PAGE_HEADERS)
+    return HTMLResponse(page, status_code=200, headers=PAGE_HEADERS)
 
 
-def _form_page(request: Request, *, values, errors: FormErrors | None, status: int) -> Response:
+def form_page(request: Request, *, values, refusal: Refusal | None) -> Response:
     content = request.app.state.content
-    secret = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-    page = _TEMPLATES.get_template("report.html").render(
+    settings = request.app.state.settings
+    errors = FormErrors(refusal.errors, field_order(request)) if refusal else None
+    page = TEMPLATES.get_template("report.html").render(
         values=values,
         errors=errors,
-        identifier_inputs=IDENTIFIER_INPUTS,
+        questions=_questions(request),
+        contact_questions=CONTACT_QUESTIONS,
+        police_forces=[
+            (force.slug, force.name) for force in sorted(content.police_forces.forces, key=lambda f: f.name)
+        ],
         advice=[section for slug in _ADVICE if (section := content.section(slug)) is not None],
         helplines=for_audience(content.support_services, None),
-        csrf_token=_csrf_token(request, secret),
-        max_files=request.app.state.settings.evidence_max_files,
-        exit_url=request.app.state.settings.report_exit_url,
+        form_token=issue_form_token(request.app.state.link_secret, time.time()),
+        max_files=settings.evidence_max_files,
+        exit_url=settings.report_exit_url,
+        files_dropped=bool(values) and refusal is not None,
     )
-    response = HTMLResponse(page, status_code=status, headers=_PAGE_HEADERS)
-    response.set_cookie(
-        CSRF_COOKIE,
-        secret,
-        max_age=4 * 3600,
-        path="/report",
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    return response
+    headers = {**PAGE_HEADERS, **((refusal.headers or {}) if refusal else {})}
+    return HTMLResponse(page, status_code=refusal.status if refusal else 200, headers=headers)
 
 
-def _csrf_token(request: Request, secret: str) -> str:
-    return hmac.new(request.app.state.link_secret, b"csrf\x00" + secret.encode(), "sha256").hexdigest()
+# --- the form token: signed, time-limited, one case at most --------------------------------------
 
 
-def _csrf_cookie_and_origin_ok(request: Request) -> bool:
-    origin = request.headers.get("origin")
-    return bool(request.cookies.get(CSRF_COOKIE)) and (origin is None or origin == own_origin(request))
+def issue_form_token(secret: bytes, now: float) -> str:
+    payload = f"{int(now)}.{secrets.token_urlsafe(18)}"
+    return f"{payload}.{_mac(secret, 'form', payload)}"
 
 
-def _csrf_token_ok(request: Request, token: str | None) -> bool:
-    secret = request.cookies.get(CSRF_COOKIE)
-    return bool(secret and token) and hmac.compare_digest(token, _csrf_token(request, secret))
+def form_token_problem(secret: bytes, token: str | None, now: float, lifetime_seconds: float) -> str | None:
+    """Why this token can't be accepted (EXPIRED or UNCHECKED), or None if it can."""
+    issued, _, rest = (token or "").partition(".")
+    nonce, _, mac = rest.partition(".")
+    if not (issued.isdigit() and nonce and hmac.compare_digest(mac, _mac(secret, "form", f"{issued}.{nonce}"))):
+        return UNCHECKED
+    if not (-60 <= now - int(issued) <= lifetime_seconds):
+        return EXPIRED
+    return None
 
 
-def _errors_by_input(errors: list[dict[str, str]], fields: list[tuple[str, str]]) -> FormErrors:
+def _token_refusal(request: Request, token: str | None) -> Refusal | None:
+    lifetime = request.app.state.settings.report_form_token_lifetime.total_seconds()
+    problem = form_token_problem(request.app.state.link_secret, token, time.time(), lifetime)
+    return Refusal(403, {"form": problem}) if problem else None
+
+
+def _receipt(request: Request, token: str) -> str:
+    # Names the confirmation page: derived from the token, so each retry of one form finds the same case.
+    return _mac(request.app.state.link_secret, "receipt", token)
+
+
+def _mac(secret: bytes, purpose: str, payload: str) -> str:
+    return hmac.new(secret, f"{purpose}\x00{payload}".encode(), "sha256").hexdigest()[:40]
+
+
+# --- errors back onto the page --------------------------------------------------------------------
+
+
+# Every input the page can have (the force's only when it is asked): a problem with any other name is the form's.
+_INPUTS = {question.name for question in report_questions(ask_police_force=True) + CONTACT_QUESTIONS} | {"evidence"}
+
+
+def _on_page(name: str) -> str:
+    return name if name in _INPUTS else "form"
+
+
+def _errors_by_input(errors: list[dict[str, str]], fields: list[tuple[str, str]]) -> dict[str, str]:
     """API field paths (`identifiers[1].value`) back to the form inputs they came from."""
     identifier_names = [name for name, value in fields if name in IdentifierType.__members__ and value.strip()]
     by_field: dict[str, str] = {}
@@ -225,15 +343,18 @@ def _errors_by_input(errors: list[dict[str, str]], fields: list[tuple[str, str]]
         name = error["field"]
         if name.startswith("identifiers["):
             index = int(name[len("identifiers[") : name.index("]")])
-            name = identifier_names[index] if index < len(identifier_names) else "account"
+            name = identifier_names[index] if index < len(identifier_names) else "form"
         elif name.startswith("payments["):
-            name = "payment." + name.rsplit(".", 1)[-1]
+            name = "payment." + name.rsplit(".", 1)[-1] if "." in name else "payment.amount"
+        name = _on_page(name)
         by_field.setdefault(name, _FORM_MESSAGES.get((name, error["message"]), error["message"]))
-    return FormErrors(by_field)
+    return by_field
 
 
 # The API's "This is required." names a field; on the page, say what to do (GOV.UK error messages).
 _FORM_MESSAGES = {
     ("reporter.relationship", "This is required."): "Select who is making this report",
     ("account", "This is required."): "Tell us what happened. A few words is enough",
+    ("victim.date_of_birth", "Give a date like 2010-04-23."): "Enter a real date of birth, like 23 April 2010",
+    ("deadline_at", "Give a date and time like 2026-11-20T18:30:00Z."): "Enter the deadline as a date and a time",
 }

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 from anyio import to_thread
 from fastapi import Request
 
 from service.api.bodies import FilePart, FileSink, parse_multipart
-from service.api.problems import validation_problem
+from service.api.problems import ProblemError, validation_problem
 from service.settings import Settings
 from service.storage.evidence import EvidenceRefused, IncomingEvidence, ReceivedFile
+from service.storage.objects import ObjectStoreUnavailable
 
 # Hand bytes to the blocking store in slices this big: one thread hop per MiB, not per packet.
 HANDOFF_BYTES = 1024 * 1024
@@ -86,26 +88,63 @@ class RefusalKeptSink(FileSink):
             self.refused = True
             self.refusals.append(refusal)
             await self.inner.abort()
+        except ObjectStoreUnavailable:
+            self.refused = True
+            self.refusals.append(EvidenceRefused(503, self.inner.incoming.field, STORE_DOWN_MESSAGE))
+            with contextlib.suppress(ObjectStoreUnavailable):
+                await self.inner.abort()  # if it is still down, `intake evidence sweep` removes the part later
+
+
+STORE_DOWN_MESSAGE = "We couldn't keep your files just now. Wait a minute, choose them again and send."
+
+
+class DiscardingSink(FileSink):
+    """A file read past and dropped: for a form that is refused anyway, whose typed answers are kept."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.remaining = max_bytes
+
+    async def write(self, chunk: bytes) -> None:
+        self.remaining -= len(chunk)
+        if self.remaining < 0:
+            raise ProblemError(413, "A file is larger than the limit.")
+
+    async def finish(self) -> None:
+        return None
+
+    async def abort(self) -> None:
+        return None
 
 
 async def receive_multipart(
-    request: Request, *, file_field: str, refusals: list[EvidenceRefused] | None = None
+    request: Request,
+    *,
+    file_field: str,
+    refusals: list[EvidenceRefused] | None = None,
+    keep_files: bool = True,
+    received: MultipartWithFiles | None = None,
 ) -> MultipartWithFiles:
     """Fields of a multipart body, with each `file_field` part streamed into evidence storage.
 
     On any failure every object already stored is removed before the error goes up. Given a
     `refusals` list, a refused file is noted there instead, and the rest of the body is still read.
+    Without `keep_files`, files are read past and dropped. Given `received`, its fields fill as they
+    are read, so the caller keeps them even when reading fails part way.
     """
     settings: Settings = request.app.state.settings
-    received = MultipartWithFiles(fields=[])
+    received = received if received is not None else MultipartWithFiles(fields=[])
 
     async def on_file(part: FilePart) -> FileSink:
         if part.field_name != file_field:
             raise validation_problem([{"field": part.field_name, "message": f"Attach files as '{file_field}'."}])
+        if not keep_files:
+            return DiscardingSink(settings.evidence_max_bytes)
         if len(received.incoming) >= settings.evidence_max_files:
-            raise validation_problem(
-                [{"field": file_field, "message": f"Send at most {settings.evidence_max_files} files in one request."}]
-            )
+            too_many = f"Send at most {settings.evidence_max_files} files in one request."
+            if refusals is not None:
+                refusals.append(EvidenceRefused(413, file_field, too_many))
+                return DiscardingSink(settings.evidence_max_bytes)
+            raise validation_problem([{"field": file_field, "message": too_many}])
         incoming = IncomingEvidence(
             request.app.state.objects,
             field=file_field,
@@ -117,7 +156,11 @@ async def receive_multipart(
         sink = EvidenceSink(incoming)
         return RefusalKeptSink(sink, refusals) if refusals is not None else sink
 
-    received.fields = await parse_multipart(
-        request, max_field_bytes=settings.max_body_bytes, max_fields=settings.max_form_fields, on_file=on_file
+    await parse_multipart(
+        request,
+        max_field_bytes=settings.max_body_bytes,
+        max_fields=settings.max_form_fields,
+        on_file=on_file,
+        fields=received.fields,
     )
     return received

@@ -153,6 +153,45 @@ class Collected(StrEnum):
     unknown = "unknown"
 
 
+# The words a person picks from, for every choice a report has: forms list the options from here, in
+# this order, so a new option is added in one place (a test holds every member to a label).
+CHOICE_LABELS: dict[type[StrEnum], dict[str, str]] = {
+    Relationship: {
+        "self": "It happened to me",
+        "parent_or_carer": "I am a parent or carer of the person it happened to",
+        "other": "I am reporting for someone else",
+    },
+    PreferredContact: {"email": "By email", "phone": "By phone", "none": "Please don't contact me"},
+    AgeBand: {
+        "under_13": "Under 13",
+        "13_15": "13 to 15",
+        "16_17": "16 or 17",
+        "18_24": "18 to 24",
+        "25_plus": "25 or older",
+    },
+    PaymentMethod: {
+        "western_union": "Western Union",
+        "moneygram": "MoneyGram",
+        "bank_transfer": "Bank transfer",
+        "gift_card": "Gift card",
+        "crypto": "Cryptocurrency",
+        "paypal": "PayPal",
+        "other": "Another way",
+    },
+    Collected: {
+        "yes": "Yes, it has been collected",
+        "no": "No, not yet",
+        "unknown": "I don't know",
+    },
+}
+
+
+def choices(kind: type[StrEnum]) -> list[tuple[str, str]]:
+    """(value, label) for each option of a choice, in the enum's order."""
+    labels = CHOICE_LABELS[kind]
+    return [(member.value, labels[member.value]) for member in kind]
+
+
 class Reporter(Strict):
     relationship: Relationship = Field(description="Who is reporting: the victim, a parent or carer, or someone else.")
     name: ShortText | None = None

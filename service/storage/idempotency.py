@@ -55,7 +55,7 @@ def run_once(
 ) -> StoredResponse:
     """Run `work` in this session's transaction unless (scope, key) already ran; commit once."""
     key_sha256 = hashlib.sha256(idempotency_key.encode()).hexdigest()
-    sealing_key = hmac.new(caller_secret.encode(), b"idempotency\x00" + idempotency_key.encode(), "sha256").digest()
+    sealing_key = _sealing_key(caller_secret, idempotency_key)
     record = IdempotencyRecord(
         scope=scope, key_sha256=key_sha256, request_sha256=fingerprint, status_code=0, response_sealed=b""
     )
@@ -75,6 +75,38 @@ def run_once(
         session.rollback()
         raise
     return StoredResponse(status_code, body, replayed=False)
+
+
+def _sealing_key(caller_secret: str, idempotency_key: str) -> bytes:
+    return hmac.new(caller_secret.encode(), b"idempotency\x00" + idempotency_key.encode(), "sha256").digest()
+
+
+def _stored(session: Session, scope: str, idempotency_key: str) -> IdempotencyRecord | None:
+    key_sha256 = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    return session.exec(
+        select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key_sha256 == key_sha256)
+    ).first()
+
+
+def stored_response(session: Session, *, scope: str, idempotency_key: str, caller_secret: str) -> dict | None:
+    """The answer kept for (scope, key), opened with the caller's secret; None if there is none (or it is
+    still being made, or cannot be opened with this secret)."""
+    record = _stored(session, scope, idempotency_key)
+    if record is None or record.status_code == 0:
+        return None
+    try:
+        return _open(_sealing_key(caller_secret, idempotency_key), record.response_sealed)
+    except IdempotencyRecordUnreadable:
+        return None
+
+
+def replace_response(session: Session, *, scope: str, idempotency_key: str, caller_secret: str, body: dict) -> None:
+    """Keep a changed answer for later replays (e.g. without a secret that may be shown only once)."""
+    record = _stored(session, scope, idempotency_key)
+    if record is not None:
+        record.response_sealed = _seal(_sealing_key(caller_secret, idempotency_key), body)
+        session.add(record)
+        session.flush()
 
 
 def _replay(session: Session, scope: str, key_sha256: str, fingerprint: str, sealing_key: bytes) -> StoredResponse:

@@ -35,7 +35,7 @@ def multipart_body(boundary: str, fields: list[tuple[str, str]]) -> bytes:
 
 def form_token(client) -> str:
     page = client.get("/report")
-    return re.search(r'name="csrf_token" id="csrf" value="([^"]+)"', page.text).group(1)
+    return re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
 
 
 def cursor(position) -> str:
@@ -66,7 +66,7 @@ def test_a_boundary_longer_than_the_parser_takes_is_an_html_page_on_the_form(cli
     token = form_token(client)
     sent = client.post(
         "/report",
-        content=multipart_body(LONG_BOUNDARY, [("csrf_token", token), ("account", "Synthetic.")]),
+        content=multipart_body(LONG_BOUNDARY, [("form_token", token), ("account", "Synthetic.")]),
         headers={"Content-Type": f"multipart/form-data; boundary={LONG_BOUNDARY}"},
     )
     assert sent.status_code == 422
@@ -101,7 +101,7 @@ def test_a_field_sent_bare_and_dotted_is_a_422_naming_it(client, keys, fields):
     token = form_token(client)
     page = client.post(
         "/report",
-        content=multipart_body("formboundary", [("csrf_token", token), *body]),
+        content=multipart_body("formboundary", [("form_token", token), *body]),
         headers={"Content-Type": "multipart/form-data; boundary=formboundary"},
     )
     assert page.status_code == 422

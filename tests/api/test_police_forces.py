@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import MINIMAL_CASE, bearer, unique_force
-from tests.test_cli import intake
+from tests.support.cli import intake
 
 
 def test_the_list_is_public_cacheable_data_with_slugs_and_names(client):

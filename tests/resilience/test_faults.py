@@ -180,3 +180,23 @@ def test_with_the_evidence_store_down_reports_still_land_and_uploads_say_try_aga
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["object_store"] == "unreachable"
+
+
+def test_with_the_evidence_store_down_the_report_form_keeps_everything_typed(store_that_goes_away):
+    from fastapi.testclient import TestClient
+
+    from tests.support.report_form import MINIMAL, form_token, send
+
+    app, s3 = store_that_goes_away
+    with TestClient(app, raise_server_exceptions=False) as client:
+        token = form_token(client.get("/report").text)
+        s3.stop()
+        cases_before = count(app, "case")
+        sent = send(
+            client, token, {**MINIMAL, "mtcn": "1234567890"}, files=[("evidence", ("a.png", png(), "image/png"))]
+        )
+        assert sent.status_code == 503, sent.text
+        assert sent.headers["content-type"].startswith("text/html")
+        assert "couldn&#39;t keep your files just now" in sent.text
+        assert "Synthetic account kept.</textarea>" in sent.text and 'value="1234567890"' in sent.text
+        assert count(app, "case") == cases_before

@@ -1,0 +1,124 @@
+"""/report/status: the reporter's way back in with reference and private code; the same answer for a wrong
+reference or code, a limit on tries, and additions with the API's rules and audit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from tests.api.test_evidence import stored_keys
+from tests.support.report_form import MINIMAL, cases_stored, error_messages, form_app, form_token, send
+from tests.synthetic import png
+
+SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
+
+
+@pytest.fixture
+def reported(tmp_path):
+    app = form_app(tmp_path, rate_report_status_per_address="5/minute")
+    with TestClient(app, raise_server_exceptions=False) as client:
+        sent = send(client, form_token(client.get("/report").text), {**MINIMAL, "victim.age_band": "13_15"})
+        confirmation = client.get(sent.headers["location"]).text
+        reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
+        code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
+        yield client, reference, code
+    app.state.engine.dispose()
+
+
+def open_status(client, reference: str, code: str):
+    return client.post("/report/status", data={"reference": reference, "code": code}, headers=SAME_SITE)
+
+
+def pass_of(page: str) -> str:
+    return re.search(r'name="pass" value="([^"]+)"', page).group(1)
+
+
+def audit_actions(app) -> list[str]:
+    with app.state.engine.connect() as connection:
+        return list(connection.execute(sa.text("SELECT action FROM audit_event ORDER BY id")).scalars())
+
+
+def test_the_reference_and_code_open_the_status_advice_and_helplines(reported):
+    client, reference, code = reported
+    assert client.get("/report/status").status_code == 200
+    opened = open_status(client, reference.lower().replace("-", " "), code)  # typed any way
+    assert opened.status_code == 200
+    assert re.search(r'id="status">We have received your report', opened.text)
+    assert 'id="advice-under-18"' in opened.text and "Childline" in opened.text  # the case's own advice
+    assert code not in opened.text  # the page carries a short-lived pass, never the code
+    assert audit_actions(client.app)[-1] == "case.read"
+
+
+def test_a_wrong_code_and_a_wrong_reference_get_the_same_answer(reported):
+    client, reference, code = reported
+    wrong_code = open_status(client, reference, "irt_" + "x" * 40)
+    wrong_reference = open_status(client, "AAAA-AAAA-AAAA", code)
+    assert wrong_code.status_code == wrong_reference.status_code == 404
+    assert error_messages(wrong_code.text) == error_messages(wrong_reference.text) != []
+    without_echo = [
+        page.text.replace(typed, "") for page, typed in ((wrong_code, reference), (wrong_reference, "AAAA-AAAA-AAAA"))
+    ]
+    assert without_echo[0] == without_echo[1]
+
+
+def test_tries_are_limited_per_address_right_or_wrong(reported):
+    client, reference, code = reported
+    answers = [open_status(client, reference, "irt_wrong").status_code for _ in range(5)]
+    assert answers == [404] * 5
+    limited = open_status(client, reference, code)  # even the right code, once the limit is reached
+    assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+    assert "Too many tries" in limited.text and f'value="{reference}"' in limited.text
+
+
+def test_a_new_file_is_added_with_the_api_rules_and_audited(reported):
+    client, reference, code = reported
+    pass_token = pass_of(open_status(client, reference, code).text)
+    added = client.post(
+        "/report/status/evidence",
+        data={"pass": pass_token},
+        headers=SAME_SITE,
+        files=[("evidence", ("screenshot.png", png(), "image/png"))],
+    )
+    assert added.status_code == 201 and "1 file was added" in added.text
+    assert "You have sent 1 file" in added.text
+    assert audit_actions(client.app)[-1] == "evidence.add"
+    refused = client.post(
+        "/report/status/evidence",
+        data={"pass": pass_token},
+        headers=SAME_SITE,
+        files=[("evidence", ("page.html", b"<html>synthetic</html>", "text/html"))],
+    )
+    assert refused.status_code == 415 and "take a screenshot" in refused.text
+    assert len(stored_keys(client.app)) == 1
+
+
+def test_identifiers_are_checked_like_the_api_and_audited(reported):
+    client, reference, code = reported
+    pass_token = pass_of(open_status(client, reference, code).text)
+    refused = client.post("/report/status/identifiers", data={"pass": pass_token, "mtcn": "12345"}, headers=SAME_SITE)
+    assert refused.status_code == 422
+    assert error_messages(refused.text) == ["A Western Union MTCN is 10 digits; this has 5."]
+    assert 'value="12345"' in refused.text
+    added = client.post(
+        "/report/status/identifiers", data={"pass": pass_token, "mtcn": "123-456-7890"}, headers=SAME_SITE
+    )
+    assert added.status_code == 201 and "1 detail was added" in added.text
+    assert audit_actions(client.app)[-1] == "identifiers.add"
+    with client.app.state.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT normalized FROM identifier")).scalars().all() == ["1234567890"]
+
+
+def test_without_a_valid_pass_or_from_another_site_nothing_is_added(reported):
+    client, reference, code = reported
+    files = [("evidence", ("screenshot.png", png(), "image/png"))]
+    forged = client.post("/report/status/evidence", data={"pass": "forged"}, files=files, headers=SAME_SITE)
+    assert forged.status_code == 403
+    pass_token = pass_of(open_status(client, reference, code).text)
+    cross_site = client.post(
+        "/report/status/evidence", data={"pass": pass_token}, files=files, headers={"Sec-Fetch-Site": "cross-site"}
+    )
+    assert cross_site.status_code == 403
+    assert stored_keys(client.app) == set() and cases_stored(client.app) == 1
