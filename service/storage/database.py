@@ -48,7 +48,10 @@ def _owner_only_sqlite_files(database: Path) -> None:
     """
     if not database.parent.exists():
         database.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+    # Only ever create, never open an existing file: closing any descriptor of a database file drops
+    # every POSIX lock this process holds on it, which would break SQLite's locking under live connections.
+    with suppress(FileExistsError):
+        os.close(os.open(database, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
     for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm"), Path(f"{database}-journal")):
         with suppress(FileNotFoundError):
             os.chmod(path, 0o600)
