@@ -255,6 +255,7 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
         "threats": text,
         "deadline_at": {"type": "string", "format": "date-time"},
         "images_shared": {"type": "boolean"},
+        "images_fake_or_ai": {"type": "boolean"},
         "feels_unsafe": {"type": "boolean"},
         "consent_to_share": {"type": "boolean"},
         "payment.amount": text,

@@ -149,6 +149,11 @@ def report_questions(*, ask_police_force: bool) -> list[Question]:
         ),
         Question("threats", "What are they threatening to do? (optional)"),
         Question(
+            "images_fake_or_ai",
+            "The images they have of me are fake or edited, for example made with AI from an ordinary photo",
+            section_intro="Are the images fake? (optional) It is still a crime, and still worth reporting.",
+        ),
+        Question(
             "deadline_at",
             "If they gave you a deadline, when is it? (optional)",
             hint="For example, 26 November at 6pm. Leave it empty if you are not sure.",

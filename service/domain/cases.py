@@ -381,6 +381,11 @@ class CaseSubmission(Strict):
     threats: Annotated[str, Field(max_length=MAX_TEXT)] | None = None
     deadline_at: Moment | None = Field(default=None, description="When they said they would act.")
     images_shared: bool | None = None
+    images_fake_or_ai: bool | None = Field(
+        default=None,
+        description="True if the reporter says the images of the victim are fake or edited (for example made "
+        "with AI from an ordinary photo).",
+    )
     feels_unsafe: bool | None = Field(
         default=None, description="True if the victim feels unsafe or is thinking of harming themselves."
     )

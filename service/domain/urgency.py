@@ -27,6 +27,7 @@ class FlagCode(StrEnum):
     images_released = "images_released"
     repeat_identifier = "repeat_identifier"
     already_paid = "already_paid"
+    images_fake_or_ai = "images_fake_or_ai"
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ BASE_NEXT_STEPS = [
 UNDER_18_GUIDANCE = "under-18"
 CANCEL_PAYMENT_GUIDANCE = "cancel-a-payment"
 IMAGES_REMOVAL_GUIDANCE = "getting-images-removed"
+FAKE_IMAGES_GUIDANCE = "fake-or-ai-images"
 SUPPORT_GUIDANCE = "support-services"
 
 _UNDER_18_BANDS = {AgeBand.under_13, AgeBand.age_13_15, AgeBand.age_16_17}
@@ -183,6 +185,15 @@ def flag_urgency(facts: CaseFacts, now: datetime, policy: UrgencyPolicy | None =
                 Priority.high,
             )
         )
+    if submission.images_fake_or_ai:
+        flags.append(
+            Flag(
+                FlagCode.images_fake_or_ai,
+                "The reporter says the images of the victim are fake or edited (possibly made with AI): it is "
+                "still blackmail, and for an under-18 a child sexual abuse image; they can be removed like real ones.",
+                Priority.normal,
+            )
+        )
     if facts.shared_identifiers:
         flags.append(
             Flag(
@@ -229,7 +240,9 @@ def _next_steps(codes: set[FlagCode]) -> list[str]:
         first.append(UNDER_18_GUIDANCE)
     if FlagCode.payment_recallable in codes:
         first.append(CANCEL_PAYMENT_GUIDANCE)
-    if FlagCode.images_released in codes:
+    if FlagCode.images_fake_or_ai in codes:
+        first.append(FAKE_IMAGES_GUIDANCE)
+    if FlagCode.images_released in codes or FlagCode.images_fake_or_ai in codes:
         first.append(IMAGES_REMOVAL_GUIDANCE)
     return first + [slug for slug in BASE_NEXT_STEPS if slug not in first]
 

@@ -189,3 +189,12 @@ def test_a_reporter_is_never_told_what_other_cases_hold(shared, unsafe, age):
     told = as_told_to_reporter(urgency_of(submission, shared=["x"] if shared else []))
     assert told == urgency_of(submission)
     assert "repeat_identifier" not in told.flag_codes
+
+
+def test_fake_or_ai_images_are_flagged_with_their_guidance_and_removal_help():
+    urgency = urgency_of(case(images_fake_or_ai=True))
+    assert urgency.flag_codes == ["images_fake_or_ai"]
+    assert urgency.priority == Priority.normal
+    assert "still blackmail" in urgency.flags[0].reason
+    assert urgency.next_steps[:2] == ["fake-or-ai-images", "getting-images-removed"]
+    assert urgency_of(case(images_fake_or_ai=False)).flag_codes == []
