@@ -4,36 +4,35 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tests.support.cli import intake
+from tests.support.cli import run_intake
+from tests.support.database import database_engine, query_rows, query_scalar
 
 
 def test_db_upgrade_then_keys_create_prints_the_key_alone_on_the_last_line(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert intake("db", "upgrade", database_url=url).returncode == 0
-    made = intake("keys", "create", "--role", "analyst", "--name", "Test unit", database_url=url)
+    assert run_intake("db", "upgrade", database_url=url).returncode == 0
+    made = run_intake("keys", "create", "--role", "analyst", "--name", "Test unit", database_url=url)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip().splitlines()[-1]
     assert key.startswith("isk_") and " " not in key
-    engine = sa.create_engine(url)
-    with engine.connect() as connection:
-        stored = connection.execute(sa.text("SELECT secret_sha256 FROM api_key")).scalar_one()
-    engine.dispose()
+    stored = query_scalar(url, "SELECT secret_sha256 FROM api_key")
     assert key.split("_", 2)[2] not in stored  # only the hash is kept
-    listed = intake("keys", "list", database_url=url)
+    listed = run_intake("keys", "list", database_url=url)
     assert "analyst" in listed.stdout and key not in listed.stdout
 
 
 def test_an_unknown_role_is_refused(tmp_path):
-    result = intake("keys", "create", "--role", "superuser", "--name", "x", database_url=f"sqlite:///{tmp_path}/x.db")
+    result = run_intake(
+        "keys", "create", "--role", "superuser", "--name", "x", database_url=f"sqlite:///{tmp_path}/x.db"
+    )
     assert result.returncode == 2
     assert "invalid choice" in result.stderr
 
 
 def test_db_purge_deletes_only_idempotency_records_past_their_retention(tmp_path):
     url = f"sqlite:///{tmp_path / 'purge.db'}"
-    assert intake("db", "upgrade", database_url=url).returncode == 0
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
+    assert run_intake("db", "upgrade", database_url=url).returncode == 0
+    with database_engine(url) as engine, engine.begin() as connection:
         for scope, age_hours in [("old", 48), ("recent", 1)]:
             connection.execute(
                 sa.text(
@@ -42,9 +41,7 @@ def test_db_purge_deletes_only_idempotency_records_past_their_retention(tmp_path
                 ),
                 {"scope": scope, "age": f"-{age_hours} hours"},
             )
-    result = intake("db", "purge", database_url=url)
+    result = run_intake("db", "purge", database_url=url)
     assert result.returncode == 0, result.stderr
     assert "deleted 1" in result.stdout
-    with engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT scope FROM idempotency_record")).scalars().all() == ["recent"]
-    engine.dispose()
+    assert [row.scope for row in query_rows(url, "SELECT scope FROM idempotency_record")] == ["recent"]

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import project_root, running_service
-from tests.synthetic import png
+from tests.support.apps import PROJECT_ROOT, running_service
+from tests.support.synthetic import png
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def generated_client(tmp_path_factory):
             str(binaries / "openapi-python-client"),
             "generate",
             "--path",
-            str(project_root() / "openapi" / "openapi.json"),
+            str(PROJECT_ROOT / "openapi" / "openapi.json"),
             "--meta",
             "none",
             "--output-path",

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from service.openapi import openapi_document
-from tests.conftest import project_root
+from tests.support.apps import PROJECT_ROOT
 
 
 def test_committed_openapi_matches_the_served_document(client):
-    committed = json.loads((project_root() / "openapi" / "openapi.json").read_text())
+    committed = json.loads((PROJECT_ROOT / "openapi" / "openapi.json").read_text())
     assert committed == client.get("/openapi.json").json(), "run `make openapi` and commit the result"
     assert committed == json.loads(openapi_document())
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from service.cli import main as intake
-from tests.conftest import MINIMAL_CASE, bearer
+from tests.support.cases import MINIMAL_CASE
+from tests.support.http import bearer
 
 
 @pytest.mark.parametrize(

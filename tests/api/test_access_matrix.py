@@ -6,12 +6,10 @@ that does not exist would; lists and exports simply never contain it.
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from tests.api.test_analysts import scoped_key, unique_force  # noqa: F401 - fixture
-from tests.conftest import bearer
+from tests.support.cases import unique_force, unique_mtcn
+from tests.support.http import bearer
 
 CASE_ENDPOINTS = [
     ("GET", "/v1/cases/{ref}", None),
@@ -25,9 +23,9 @@ SEARCHES = ["/v1/cases?identifier={mtcn}", "/v1/cases/export?identifier={mtcn}",
 
 
 @pytest.fixture
-def world(client, keys, new_case, scoped_key):  # noqa: F811
+def world(client, keys, new_case, scoped_key):
     mine, theirs = unique_force(), unique_force()
-    mtcn = str(uuid.uuid4().int)[:10]
+    mtcn = unique_mtcn()
     own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])
     other = new_case(police_force=theirs, identifiers=[{"type": "mtcn", "value": mtcn}])
     callers = {

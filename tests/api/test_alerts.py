@@ -11,13 +11,13 @@ from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from devsupport.postgres import free_port
-from service.app import create_app
 from service.settings import Settings
-from tests.conftest import MINIMAL_CASE, bearer
+from tests.support.apps import app_client, built_app
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import query_rows
+from tests.support.http import bearer
 
 SECRET = "synthetic-webhook-secret"
 
@@ -63,25 +63,23 @@ def wait_for(condition, seconds: float = 15) -> bool:
 @pytest.fixture
 def alerting_app(settings, tmp_path):
     port = free_port()
-    app = create_app(
-        Settings(
-            data_dir=tmp_path,
-            database_url=settings.resolved_database_url,
-            webhook_url=f"http://127.0.0.1:{port}/hook",
-            webhook_secret=SECRET,
-            webhook_poll_seconds=0.1,
-            webhook_first_backoff=timedelta(milliseconds=100),
-        )
+    alerting = Settings(
+        data_dir=tmp_path,
+        database_url=settings.resolved_database_url,
+        webhook_url=f"http://127.0.0.1:{port}/hook",
+        webhook_secret=SECRET,
+        webhook_poll_seconds=0.1,
+        webhook_first_backoff=timedelta(milliseconds=100),
     )
-    yield app, port
-    app.state.engine.dispose()
+    with built_app(alerting) as app:
+        yield app, port
 
 
 def test_an_urgent_case_is_alerted_at_once_signed_and_without_personal_data(alerting_app, keys):
     app, port = alerting_app
     receiver = Receiver(port, [])
     try:
-        with TestClient(app) as client:
+        with app_client(app, raise_server_exceptions=True) as client:
             urgent = client.post(
                 "/v1/cases",
                 headers=bearer(keys.submitter),
@@ -112,24 +110,18 @@ def test_an_urgent_case_is_alerted_at_once_signed_and_without_personal_data(aler
 
 def test_a_webhook_that_fails_or_is_down_loses_nothing(alerting_app, keys, settings):
     app, port = alerting_app
-    with TestClient(app) as client:  # nothing listens yet: every try fails
+    with app_client(app, raise_server_exceptions=True) as client:  # nothing listens yet: every try fails
         reference = client.post(
             "/v1/cases", json={**MINIMAL_CASE, "feels_unsafe": True}, headers=bearer(keys.submitter)
         ).json()["reference"]
-        engine = sa.create_engine(settings.resolved_database_url)
 
         def attempts() -> int:
-            with engine.connect() as connection:
-                return (
-                    connection.execute(
-                        sa.text(
-                            "SELECT attempts FROM webhook_delivery WHERE CAST(payload AS TEXT) LIKE :r "
-                            "AND delivered_at IS NULL"
-                        ),
-                        {"r": f"%{reference}%"},
-                    ).scalar()
-                    or 0
-                )
+            undelivered = query_rows(
+                app.state.engine,
+                "SELECT attempts FROM webhook_delivery WHERE CAST(payload AS TEXT) LIKE :r AND delivered_at IS NULL",
+                r=f"%{reference}%",
+            )
+            return undelivered[0].attempts if undelivered else 0
 
         assert wait_for(lambda: attempts() >= 2)
         receiver = Receiver(port, [500, 503])  # it comes back, still failing twice, then accepts
@@ -137,4 +129,3 @@ def test_a_webhook_that_fails_or_is_down_loses_nothing(alerting_app, keys, setti
             assert wait_for(lambda: any(json.loads(b)["reference"] == reference for _, b in receiver.received), 30)
         finally:
             receiver.stop()
-        engine.dispose()

@@ -6,21 +6,9 @@ import uuid
 
 import pytest
 
-from service.storage.database import create_database_engine, session_scope
-from service.storage.keys import create_api_key
-from tests.conftest import bearer, unique_force
-
-
-@pytest.fixture
-def scoped_key(settings):
-    def make(*forces: str) -> str:
-        engine = create_database_engine(settings.resolved_database_url)
-        with session_scope(engine) as session:
-            key = create_api_key(session, "analyst", "scoped test analyst", forces=list(forces))[1]
-        engine.dispose()
-        return key
-
-    return make
+from tests.support.cases import unique_force, unique_mtcn
+from tests.support.database import create_key
+from tests.support.http import bearer
 
 
 def references(response) -> list[str]:
@@ -33,7 +21,7 @@ def test_filters_find_exactly_the_matching_cases(client, keys, new_case):
     child = new_case(police_force=force, victim={"age": 14})["reference"]
     paid = new_case(police_force=force, payments=[{"method": "moneygram", "collected": "no"}])["reference"]
     plain = new_case(police_force=force)["reference"]
-    mtcn = str(uuid.uuid4().int)[:10]
+    mtcn = unique_mtcn()
     linked = new_case(police_force=force, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
 
     def find(**params):
@@ -102,7 +90,7 @@ def test_only_analysts_search_cases(client, keys, who):
 
 def test_a_force_scoped_key_never_sees_another_forces_cases(client, keys, new_case, scoped_key):
     mine, theirs = unique_force(), unique_force()
-    mtcn = str(uuid.uuid4().int)[:10]
+    mtcn = unique_mtcn()
     own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
     other = new_case(police_force=theirs, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
     unassigned = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
@@ -122,10 +110,8 @@ def test_a_force_scoped_key_never_sees_another_forces_cases(client, keys, new_ca
 
 
 def test_only_analyst_keys_can_be_scoped(settings):
-    engine = create_database_engine(settings.resolved_database_url)
-    with session_scope(engine) as session, pytest.raises(ValueError, match="analyst"):
-        create_api_key(session, "submitter", "x", forces=["north-yorkshire"])
-    engine.dispose()
+    with pytest.raises(ValueError, match="analyst"):
+        create_key(settings.resolved_database_url, "submitter", "x", forces=["north-yorkshire"])
 
 
 def test_admins_read_the_audit_log_by_case_and_actor_in_pages(client, keys, new_case):
@@ -162,7 +148,7 @@ def test_searches_are_audited_and_only_admins_read_the_log(client, keys):
 
 
 def test_linked_cases_are_listed_with_what_they_share_and_both_sides_are_flagged(client, keys, new_case):
-    mtcn = str(uuid.uuid4().int)[:10]
+    mtcn = unique_mtcn()
     handle = f"synthetic.{uuid.uuid4().hex[:8]}"
     first = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
     assert first["priority"] == "normal"
@@ -194,7 +180,7 @@ def test_linked_cases_are_listed_with_what_they_share_and_both_sides_are_flagged
 
 def test_links_respect_the_keys_force_scope(client, new_case, scoped_key):
     mine, theirs = unique_force(), unique_force()
-    mtcn = str(uuid.uuid4().int)[:10]
+    mtcn = unique_mtcn()
     own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
     new_case(police_force=theirs, identifiers=[{"type": "mtcn", "value": mtcn}])
     assert client.get(f"/v1/cases/{own}/links", headers=bearer(scoped_key(mine))).json()["links"] == []

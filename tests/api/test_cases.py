@@ -2,18 +2,10 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-
 from service.domain.reference import canonical_reference
-from tests.conftest import MINIMAL_CASE, bearer
-
-
-def count_cases(settings) -> int:
-    engine = sa.create_engine(settings.resolved_database_url)
-    with engine.connect() as connection:
-        total = connection.execute(sa.text('SELECT count(*) FROM "case"')).scalar_one()
-    engine.dispose()
-    return total
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import audit_events, count_rows
+from tests.support.http import bearer
 
 
 def test_json_report_gets_201_with_reference_token_priority_flags_and_next_steps(client, keys):
@@ -89,7 +81,7 @@ def test_a_multipart_form_creates_a_case_from_its_fields(client, keys):
 
 
 def test_every_bad_field_is_named_in_one_answer_and_nothing_is_stored(client, keys, settings):
-    before = count_cases(settings)
+    before = count_rows(settings.resolved_database_url, "case")
     response = client.post(
         "/v1/cases",
         headers=bearer(keys.submitter),
@@ -122,7 +114,7 @@ def test_every_bad_field_is_named_in_one_answer_and_nothing_is_stored(client, ke
     assert messages["identifiers[0].value"] == "A Western Union MTCN is 10 digits; this has 5."
     assert messages["account"] == "This is required."
     assert "not a field we know" in messages["priority"]
-    assert count_cases(settings) == before
+    assert count_rows(settings.resolved_database_url, "case") == before
 
 
 def test_clients_cannot_set_what_the_service_decides(client, keys):
@@ -184,23 +176,14 @@ def test_a_mistyped_reference_is_404_and_never_another_case(client, keys, new_ca
 def test_every_create_and_read_is_audited(client, keys, new_case, settings):
     created = new_case()
     client.get(f"/v1/cases/{created['reference']}", headers={**bearer(keys.analyst), "X-Access-Reason": "triage"})
-    engine = sa.create_engine(settings.resolved_database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.text(
-                'SELECT a.action, a.actor, a.reason FROM audit_event a JOIN "case" c ON c.id = a.case_id '
-                "WHERE c.reference = :reference ORDER BY a.id"
-            ),
-            {"reference": created["reference"]},
-        ).all()
-    engine.dispose()
+    rows = audit_events(settings.resolved_database_url, created["reference"])
     assert [row.action for row in rows] == ["case.create", "case.read"]
     assert rows[1].reason == "triage"
     assert rows[1].actor.startswith("key:")
 
 
 def test_a_date_of_birth_in_the_future_or_over_120_years_ago_is_refused_in_plain_words(client, keys, settings):
-    before = count_cases(settings)
+    before = count_rows(settings.resolved_database_url, "case")
     for born, message in [
         ("2999-01-01", "The date of birth is in the future. Check the day, month and year."),
         ("1850-06-01", "The date of birth is more than 120 years ago. Check the year."),
@@ -210,7 +193,7 @@ def test_a_date_of_birth_in_the_future_or_over_120_years_ago_is_refused_in_plain
         )
         assert response.status_code == 422
         assert response.json()["errors"] == [{"field": "victim.date_of_birth", "message": message}]
-    assert count_cases(settings) == before
+    assert count_rows(settings.resolved_database_url, "case") == before
 
 
 def test_an_amount_may_be_a_json_number_and_a_pound_sign_sets_the_currency(client, keys):

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import MINIMAL_CASE, bearer
-
-PROBLEM_KEYS = {"type", "title", "status", "detail"}
-
-
-def assert_problem(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body = response.json()
-    assert set(body) >= PROBLEM_KEYS and body["status"] == status
-    return body
+from service.settings import Settings
+from tests.support.apps import app_client
+from tests.support.cases import MINIMAL_CASE
+from tests.support.http import assert_problem, bearer
 
 
 def test_unknown_path_is_a_problem_404(client):
@@ -106,13 +99,8 @@ def test_healthz_and_readyz(client):
 
 
 def test_readyz_says_not_ready_when_the_database_is_unreachable(tmp_path):
-    from fastapi.testclient import TestClient
-
-    from service.app import create_app
-    from service.settings import Settings
-
-    app = create_app(Settings(data_dir=tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none"))
-    with TestClient(app) as local:
+    unreachable = Settings(data_dir=tmp_path, database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
+    with app_client(unreachable, migrate=False, raise_server_exceptions=True) as local:
         response = local.get("/readyz")
         assert response.status_code == 503
         assert response.json()["checks"]["database"] == "unreachable"

@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from service.storage.objects import new_object_key
-from tests.conftest import MINIMAL_CASE, bearer, project_root
-from tests.synthetic import ELF, HTML, PDF, SVG, TEXT, ZIP, png, sha256
-
-
-def stored_keys(app) -> set[str]:
-    return {item.key for item in app.state.objects.list_objects() if not item.key.startswith(".partial/")}
-
-
-def evidence_rows(app, reference: str) -> int:
-    with app.state.engine.connect() as connection:
-        return connection.execute(
-            sa.text('SELECT count(*) FROM evidence e JOIN "case" c ON c.id = e.case_id WHERE c.reference = :r'),
-            {"r": reference},
-        ).scalar_one()
+from tests.support.apps import app_client, evidence_settings_for
+from tests.support.cases import MINIMAL_CASE
+from tests.support.cli import environment_for, run_intake
+from tests.support.database import audit_events, count_rows, query_scalar
+from tests.support.evidence import evidence_rows, stored_keys, upload
+from tests.support.http import bearer
+from tests.support.synthetic import ELF, HTML, PDF, SVG, TEXT, ZIP, png, sha256
 
 
 @pytest.fixture
@@ -41,14 +31,6 @@ def case(evidence_client, keys):
         return response.json()
 
     return create
-
-
-def upload(client, created: dict, *files: tuple[str, bytes, str], token: str | None = None, headers=None):
-    return client.post(
-        f"/v1/cases/{created['reference']}/evidence",
-        headers={**bearer(token or created["reporter_token"]), **(headers or {})},
-        files=[("file", file) for file in files],
-    )
 
 
 def test_round_trip_keeps_the_bytes_exactly_and_types_them_by_content(evidence_client, evidence_app, case, keys):
@@ -126,24 +108,17 @@ def test_one_bad_file_takes_the_good_ones_in_its_request_with_it(evidence_client
 
 
 def test_over_the_size_limit_is_413_and_leaves_nothing(request, evidence_app, tmp_path, keys):
-    from fastapi.testclient import TestClient
-
-    from service.app import create_app
-    from tests.conftest import evidence_settings_for
-
     store = request.node.callspec.params["evidence_app"]
     database_url = evidence_app.state.settings.resolved_database_url
     settings = evidence_settings_for(store, database_url, tmp_path, request, evidence_max_bytes=64 * 1024)
-    app = create_app(settings)
-    with TestClient(app) as small:
+    with app_client(settings, migrate=False, raise_server_exceptions=True) as small:
         created = small.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
-        before = stored_keys(app)
+        before = stored_keys(small.app)
         response = upload(small, created, ("long.txt", TEXT * 5000, "text/plain"))
         assert response.status_code == 413
         assert "limit" in response.json()["detail"]
-        assert stored_keys(app) == before
-        assert evidence_rows(app, created["reference"]) == 0
-    app.state.engine.dispose()
+        assert stored_keys(small.app) == before
+        assert evidence_rows(small.app, created["reference"]) == 0
 
 
 def test_evidence_can_come_with_the_report_itself(evidence_client, evidence_app, keys):
@@ -224,15 +199,8 @@ def test_a_content_link_is_short_lived_audited_and_works_alone(evidence_client, 
     fetched = httpx.get(url) if url.startswith("http://127.0.0.1") else evidence_client.get(url)
     assert fetched.status_code == 200
     assert fetched.content == image
-    with evidence_app.state.engine.connect() as connection:
-        actions = connection.execute(
-            sa.text(
-                'SELECT a.action, a.reason FROM audit_event a JOIN "case" c ON c.id = a.case_id '
-                "WHERE c.reference = :r ORDER BY a.id"
-            ),
-            {"r": created["reference"]},
-        ).all()
-    assert ("evidence.link", "court bundle") in [tuple(row) for row in actions]
+    actions = audit_events(evidence_app.state.engine, created["reference"])
+    assert ("evidence.link", "court bundle") in [(row.action, row.reason) for row in actions]
 
 
 def test_a_forged_or_tampered_local_link_is_refused(evidence_client):
@@ -282,33 +250,6 @@ def test_a_direct_upload_of_a_refused_kind_is_deleted(evidence_client, evidence_
     assert stored_keys(evidence_app) == before
 
 
-def intake_cli(app, *args: str) -> subprocess.CompletedProcess:
-    settings = app.state.settings
-    environment = {
-        "INTAKE_DATABASE_URL": settings.resolved_database_url,
-        "INTAKE_EVIDENCE_STORE": settings.evidence_store,
-        "INTAKE_EVIDENCE_DIR": str(settings.resolved_evidence_dir),
-        "INTAKE_S3_BUCKET": settings.s3_bucket,
-        "INTAKE_S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
-        "INTAKE_SWEEP_GRACE": "PT0S",
-        "INTAKE_S3_ACCESS_KEY_ID": "test",
-        "INTAKE_S3_SECRET_ACCESS_KEY": "test",
-    }
-    if not settings.s3_endpoint_url:
-        environment.pop("INTAKE_S3_ENDPOINT_URL")
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **environment},
-        cwd=project_root(),
-        timeout=120,
-        check=False,
-    )
-
-
 def test_sweep_removes_objects_with_no_row_and_reports_rows_with_no_object(evidence_client, evidence_app, case):
     created = case()
     kept = upload(evidence_client, created, ("a.png", png(), "image/png")).json()["evidence"][0]
@@ -316,7 +257,7 @@ def test_sweep_removes_objects_with_no_row_and_reports_rows_with_no_object(evide
     leftover = evidence_app.state.objects.start_upload(orphan_key)
     leftover.write(b"what a killed process left behind")
     leftover.complete()
-    report = intake_cli(evidence_app, "evidence", "sweep")
+    report = run_intake("evidence", "sweep", environment=environment_for(evidence_app.state.settings))
     assert report.returncode == 0, report.stderr
     assert orphan_key not in stored_keys(evidence_app)
     assert "removed 1 object" in report.stdout or "removed" in report.stdout
@@ -327,28 +268,20 @@ def test_sweep_removes_objects_with_no_row_and_reports_rows_with_no_object(evide
 def test_verify_finds_evidence_whose_bytes_changed(evidence_client, evidence_app, case, keys):
     created = case()
     evidence = upload(evidence_client, created, ("a.txt", TEXT, "text/plain")).json()["evidence"][0]
-    assert intake_cli(evidence_app, "evidence", "verify").returncode == 0
-    with evidence_app.state.engine.connect() as connection:
-        key = connection.execute(
-            sa.text("SELECT object_key FROM evidence WHERE id = :i"), {"i": evidence["id"]}
-        ).scalar_one()
+    environment = environment_for(evidence_app.state.settings)
+    assert run_intake("evidence", "verify", environment=environment).returncode == 0
+    key = query_scalar(evidence_app.state.engine, "SELECT object_key FROM evidence WHERE id = :i", i=evidence["id"])
     tampered = evidence_app.state.objects.start_upload(key)
     tampered.write(TEXT.replace(b"no", b"ok"))
     tampered.complete()
-    result = intake_cli(evidence_app, "evidence", "verify")
+    result = run_intake("evidence", "verify", environment=environment)
     assert result.returncode == 1
     assert evidence["id"] in result.stdout and "differs" in result.stdout
     content = evidence_client.get(
         f"/v1/cases/{created['reference']}/evidence/{evidence['id']}/content", headers=bearer(keys.analyst)
     )
     assert content.content != TEXT  # served as it now is, and the mismatch is audited:
-    with evidence_app.state.engine.connect() as connection:
-        assert (
-            connection.execute(
-                sa.text("SELECT count(*) FROM audit_event WHERE action = 'evidence.integrity_failure'")
-            ).scalar_one()
-            >= 1
-        )
+    assert count_rows(evidence_app.state.engine, "audit_event", "action = 'evidence.integrity_failure'") >= 1
 
 
 def test_names_in_any_script_are_kept_and_odd_part_names_are_refused_not_crashed(evidence_client, case):

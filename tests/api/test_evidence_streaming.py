@@ -14,15 +14,14 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from devsupport.s3 import CREDENTIALS, S3Server
 from devsupport.servers import UNLIMITED_ENVIRONMENT, multipart_file, start_uvicorn
 from service.cli import upgrade_database
-from service.storage.database import create_database_engine, session_scope
-from service.storage.keys import create_api_key
-from tests.conftest import MINIMAL_CASE, bearer
-from tests.synthetic import text_stream
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import count_rows, create_key
+from tests.support.http import bearer
+from tests.support.synthetic import text_stream
 
 MiB = 1024 * 1024
 BOUNDARY = "synthetic-boundary-7d1f"
@@ -52,11 +51,7 @@ class LiveServer:
         )
 
     def evidence_rows(self) -> int:
-        engine = sa.create_engine(self.database_url)
-        with engine.connect() as connection:
-            count = connection.execute(sa.text("SELECT count(*) FROM evidence")).scalar_one()
-        engine.dispose()
-        return count
+        return count_rows(self.database_url, "evidence")
 
 
 @pytest.fixture
@@ -64,10 +59,7 @@ def live_server(tmp_path) -> Iterator[LiveServer]:
     s3 = S3Server().start()
     database_url = f"sqlite:///{tmp_path / 'live.db'}"
     upgrade_database(database_url)
-    engine = create_database_engine(database_url)
-    with session_scope(engine) as session:
-        submitter = create_api_key(session, "submitter", "live test")[1]
-    engine.dispose()
+    submitter = create_key(database_url, "submitter", "live test")
     bucket = "live-evidence"
     environment = {
         **CREDENTIALS,

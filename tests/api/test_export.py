@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -16,8 +13,9 @@ import sqlalchemy as sa
 from service.domain.export import EXPORT_COLUMNS, export_record, spreadsheet_safe
 from service.storage.cases import CaseFilters, copy_export_lines, stream_cases
 from service.storage.database import session_scope
-from tests.api.test_analysts import scoped_key, unique_force  # noqa: F401 - fixture
-from tests.conftest import bearer, project_root
+from tests.support.cases import unique_force
+from tests.support.cli import run_intake
+from tests.support.http import bearer
 
 
 def test_ndjson_export_streams_every_matching_case_with_identifiers(client, keys, new_case):
@@ -54,7 +52,7 @@ def test_spreadsheet_safety_covers_every_formula_start():
     assert spreadsheet_safe(None) == "" and spreadsheet_safe(True) == "true"
 
 
-def test_a_scoped_key_exports_only_its_forces(client, new_case, scoped_key):  # noqa: F811
+def test_a_scoped_key_exports_only_its_forces(client, new_case, scoped_key):
     mine, theirs = unique_force(), unique_force()
     own = new_case(police_force=mine)["reference"]
     new_case(police_force=theirs)
@@ -73,18 +71,13 @@ def test_intake_export_writes_the_same_rows_to_an_owner_only_file(client, keys, 
     force = unique_force()
     made = [new_case(police_force=force)["reference"] for _ in range(2)]
     output = tmp_path / f"export-{uuid.uuid4().hex}.csv"
-    result = subprocess.run(
-        [sys.executable, "-m", "service.cli", "export", "--format", "csv", "--force", force, "--output", str(output)],
-        capture_output=True,
-        text=True,
-        cwd=project_root(),
-        timeout=60,
-        check=False,
-        env={
-            **os.environ,
+    result = run_intake(
+        *("export", "--format", "csv", "--force", force, "--output", str(output)),
+        environment={
             "INTAKE_DATABASE_URL": settings.resolved_database_url,
             "INTAKE_CONTENT_DIR": str(settings.content_dir),
         },
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert "wrote 2 case(s)" in result.stdout

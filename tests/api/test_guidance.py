@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
-from service.app import create_app
 from service.settings import Settings
+from tests.support.apps import app_client
 
 CONTRACT_SLUGS = {
     "dont-panic",
@@ -102,12 +100,11 @@ def test_a_deployment_overrides_sections_and_helplines_without_code(tmp_path: Pa
         "- slug: testshire-victim-care\n  name: Testshire Victim Care\n  phone: '01234 567890'\n"
         "  url: https://victims.example.org/\n  audiences: [adult]\n  description: Local support.\n"
     )
-    app = create_app(Settings(data_dir=tmp_path / "var", content_dir=tmp_path))
-    with TestClient(app) as local:
+    overridden = Settings(data_dir=tmp_path / "var", content_dir=tmp_path)
+    with app_client(overridden, migrate=False, raise_server_exceptions=True) as local:
         assert local.get("/v1/guidance/report-it").json()["title"] == "Report it to Testshire Police"
         assert local.get("/v1/guidance/dont-pay").status_code == 200  # the rest stays
         services = {s["slug"]: s for s in local.get("/v1/support-services").json()}
-    app.state.engine.dispose()
     assert "supporting-victims" not in services
     assert services["childline"]["description"] == "Overridden description."
     assert services["childline"]["phone"] == "0800 1111"

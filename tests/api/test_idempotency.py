@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-import sqlalchemy as sa
-from fastapi.testclient import TestClient
-
-from tests.conftest import MINIMAL_CASE, bearer
+from tests.support.apps import app_client
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import query_rows
+from tests.support.http import bearer
 
 
 def cases_with_account(settings, account: str) -> int:
-    engine = sa.create_engine(settings.resolved_database_url)
-    with engine.connect() as connection:
-        rows = connection.execute(sa.text('SELECT submission FROM "case"')).scalars().all()
-    engine.dispose()
-    import json
-
-    return sum(1 for row in rows if (json.loads(row) if isinstance(row, str) else row)["account"] == account)
+    rows = query_rows(settings.resolved_database_url, 'SELECT submission FROM "case"')
+    submissions = [row.submission for row in rows]
+    return sum(1 for row in submissions if (json.loads(row) if isinstance(row, str) else row)["account"] == account)
 
 
 def test_second_post_with_same_idempotency_key_returns_first_case(client, keys, settings):
@@ -82,7 +79,7 @@ def test_concurrent_retries_with_one_key_make_exactly_one_case(app, keys, settin
     key = str(uuid.uuid4())
     body = {**MINIMAL_CASE, "account": f"synthetic concurrent {key}"}
     headers = {**bearer(keys.submitter), "Idempotency-Key": key}
-    with TestClient(app) as local, ThreadPoolExecutor(max_workers=16) as pool:
+    with app_client(app, raise_server_exceptions=True) as local, ThreadPoolExecutor(max_workers=16) as pool:
         responses = list(pool.map(lambda _: local.post("/v1/cases", json=body, headers=headers), range(32)))
     assert {response.status_code for response in responses} == {201}
     assert len({response.json()["reference"] for response in responses}) == 1

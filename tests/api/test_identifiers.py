@@ -6,11 +6,8 @@ import uuid
 
 import pytest
 
-from tests.conftest import bearer
-
-
-def unique_mtcn() -> str:
-    return str(uuid.uuid4().int)[:10]
+from tests.support.cases import unique_mtcn
+from tests.support.http import bearer
 
 
 def test_the_reporter_adds_one_identifier_and_gets_its_normalised_form(client, new_case):

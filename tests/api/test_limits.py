@@ -7,10 +7,11 @@ from fastapi.testclient import TestClient
 
 from service.api.ratelimit import Rate, TokenBuckets
 from service.app import create_app
-from service.cli import upgrade_database
 from service.settings import Settings
-from tests.api.test_errors_and_ops import assert_problem
-from tests.conftest import MINIMAL_CASE, bearer, make_keys
+from tests.support.apps import app_client
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import make_keys
+from tests.support.http import assert_problem, bearer
 
 
 @pytest.fixture
@@ -22,12 +23,8 @@ def limited(tmp_path):
         rate_case_creation_per_key="5/minute",
         rate_guidance_per_address="4/minute",
     )
-    upgrade_database(settings.resolved_database_url)
-    keys = make_keys(settings.resolved_database_url)
-    app = create_app(settings)
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield client, keys
-    app.state.engine.dispose()
+    with app_client(settings) as client:
+        yield client, make_keys(client.app.state.engine)
 
 
 def test_case_creation_is_limited_per_client_address_with_retry_after(limited):
@@ -108,10 +105,8 @@ def test_a_page_is_never_larger_than_the_server_allows(client, keys, new_case, s
     for _ in range(3):
         new_case()
     small = Settings(**{**settings.model_dump(), "max_page_size": 2})
-    app = create_app(small)
-    with TestClient(app) as capped:
+    with app_client(small, migrate=False, raise_server_exceptions=True) as capped:
         page = capped.get("/v1/cases?limit=1000", headers=bearer(keys.analyst)).json()
-    app.state.engine.dispose()
     assert len(page["cases"]) == 2 and page["next_cursor"]
 
 

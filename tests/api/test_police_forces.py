@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import MINIMAL_CASE, bearer, unique_force
-from tests.support.cli import intake
+from tests.support.cases import MINIMAL_CASE, unique_force
+from tests.support.cli import run_intake
+from tests.support.http import bearer
 
 
 def test_the_list_is_public_cacheable_data_with_slugs_and_names(client):
@@ -52,21 +53,27 @@ def test_an_analyst_filter_on_an_unknown_force_is_a_422_not_an_empty_page(client
 
 def test_intake_keys_create_refuses_an_unknown_force_and_makes_no_key(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert intake("db", "upgrade", database_url=url).returncode == 0
-    refused = intake("keys", "create", "--role", "analyst", "--name", "x", "--force", "north-yorks", database_url=url)
+    assert run_intake("db", "upgrade", database_url=url).returncode == 0
+    refused = run_intake(
+        "keys", "create", "--role", "analyst", "--name", "x", "--force", "north-yorks", database_url=url
+    )
     assert refused.returncode == 2
     assert "Did you mean north-yorkshire (North Yorkshire Police)" in refused.stderr
     assert "isk_" not in refused.stdout
-    made = intake("keys", "create", "--role", "analyst", "--name", "x", "--force", "north-yorkshire", database_url=url)
+    made = run_intake(
+        "keys", "create", "--role", "analyst", "--name", "x", "--force", "north-yorkshire", database_url=url
+    )
     assert made.returncode == 0, made.stderr
     assert "It sees only cases of: north-yorkshire." in made.stdout
-    listed = intake("keys", "list", database_url=url)
+    listed = run_intake("keys", "list", database_url=url)
     assert listed.stdout.count("analyst") == 1
 
 
 def test_intake_export_refuses_an_unknown_force(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
-    assert intake("db", "upgrade", database_url=url).returncode == 0
-    refused = intake("export", "--force", "metropolitan-police", "--output", str(tmp_path / "x.csv"), database_url=url)
+    assert run_intake("db", "upgrade", database_url=url).returncode == 0
+    refused = run_intake(
+        "export", "--force", "metropolitan-police", "--output", str(tmp_path / "x.csv"), database_url=url
+    )
     assert refused.returncode == 2 and "Did you mean metropolitan" in refused.stderr
     assert not (tmp_path / "x.csv").exists()

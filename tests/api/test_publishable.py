@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from service.app import create_app
 from service.cli import main as intake
 from service.settings import Settings
 from service.storage.database import session_scope
-from service.storage.keys import create_api_key, normalize_origin
-from tests.api.test_errors_and_ops import assert_problem
-from tests.conftest import MINIMAL_CASE, bearer, make_keys
-from tests.synthetic import png
+from service.storage.keys import normalize_origin, revoke_api_key
+from tests.support.apps import app_client
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import create_key, make_keys
+from tests.support.http import assert_problem, bearer
+from tests.support.synthetic import png
 
 SITE = "https://www.example-force.police.uk"
 OTHER_SITE = "https://attacker.example"
@@ -21,16 +21,10 @@ OTHER_SITE = "https://attacker.example"
 @pytest.fixture
 def website(tmp_path):
     settings = Settings(data_dir=tmp_path, cors_cache_seconds=0, rate_publishable_case_creation_per_key="3/minute")
-    from service.cli import upgrade_database
-
-    upgrade_database(settings.resolved_database_url)
-    keys = make_keys(settings.resolved_database_url)
-    app = create_app(settings)
-    with session_scope(app.state.engine) as session:
-        publishable = create_api_key(session, "submitter", "force website", origins=[SITE + "/"])[1]
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(settings) as client:
+        keys = make_keys(client.app.state.engine)
+        publishable = create_key(client.app.state.engine, "submitter", "force website", origins=[SITE + "/"])
         yield client, publishable, keys
-    app.state.engine.dispose()
 
 
 def from_site(token: str, origin: str = SITE) -> dict[str, str]:
@@ -107,8 +101,6 @@ def test_a_revoked_publishable_key_closes_its_origin(website):
     client, publishable, _ = website
     key_id = publishable.split("_")[1]
     with session_scope(client.app.state.engine) as session:
-        from service.storage.keys import revoke_api_key
-
         assert revoke_api_key(session, key_id)
     preflight = client.options("/v1/cases", headers={"Origin": SITE, "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in preflight.headers

@@ -9,22 +9,20 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
 from service.api.report_form import issue_form_token
 from service.app import create_app
 from service.settings import Settings
-from tests.api.test_evidence import stored_keys
-from tests.support.report_form import MINIMAL, NO_FILE, cases_stored, error_messages, form_app, form_token, send
-from tests.synthetic import png
+from tests.support.apps import app_client
+from tests.support.evidence import stored_keys
+from tests.support.report_form import MINIMAL, NO_FILE, cases_stored, error_messages, form_settings, form_token, send
+from tests.support.synthetic import png
 
 
 @pytest.fixture
 def browser(tmp_path):
-    app = form_app(tmp_path)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(form_settings(tmp_path)) as client:
         yield client
-    app.state.engine.dispose()
 
 
 def test_the_form_is_plain_html_with_its_own_tight_policy_and_sets_no_cookie(browser):
@@ -150,32 +148,30 @@ def test_a_refused_file_comes_back_as_an_error_on_the_form(browser):
 
 
 def test_too_many_files_is_refused_beside_the_answers(tmp_path):
-    app = form_app(tmp_path, evidence_max_files=1)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(form_settings(tmp_path, evidence_max_files=1)) as client:
+        app = client.app
         files = [("evidence", (f"{n}.png", png(), "image/png")) for n in range(2)]
         sent = send(client, form_token(client.get("/report").text), MINIMAL, files=files)
         assert sent.status_code == 413
         assert error_messages(sent.text) == ["Send at most 1 files in one request."]
         assert "Synthetic account kept.</textarea>" in sent.text
         assert cases_stored(app) == 0 and stored_keys(app) == set()
-    app.state.engine.dispose()
 
 
 def test_too_much_text_is_refused_and_what_came_before_it_kept(tmp_path):
-    app = form_app(tmp_path, max_body_bytes=2000)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(form_settings(tmp_path, max_body_bytes=2000)) as client:
+        app = client.app
         token = form_token(client.get("/report").text)
         sent = send(client, token, {"reporter.relationship": "self", "threats": "x" * 5000})
         assert sent.status_code == 413
         assert 'value="self" checked' in sent.text
         assert "What you typed is too long to send in one go." in sent.text
         assert cases_stored(app) == 0
-    app.state.engine.dispose()
 
 
 def test_a_rate_limited_post_keeps_every_typed_value_and_says_when_to_try_again(tmp_path):
-    app = form_app(tmp_path, rate_case_creation_per_address="1/minute")
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(form_settings(tmp_path, rate_case_creation_per_address="1/minute")) as client:
+        app = client.app
         token = form_token(client.get("/report").text)
         assert send(client, form_token(client.get("/report").text), MINIMAL).status_code == 303
         fields = {**MINIMAL, "victim.age_band": "13_15", "mtcn": "1234567890", "payment.collected": "unknown"}
@@ -186,17 +182,16 @@ def test_a_rate_limited_post_keeps_every_typed_value_and_says_when_to_try_again(
         assert "Synthetic account kept.</textarea>" in limited.text and 'value="1234567890"' in limited.text
         assert 'value="13_15" checked' in limited.text and 'value="unknown" checked' in limited.text
         assert cases_stored(app) == 1 and stored_keys(app) == set()
-    app.state.engine.dispose()
 
 
 def test_with_the_database_down_the_form_comes_back_with_everything_typed(tmp_path):
-    app = create_app(Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/missing/folder/intake.db"))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(
+        Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path}/missing/folder/intake.db"), migrate=False
+    ) as client:
         sent = send(client, form_token(client.get("/report").text), MINIMAL)
         assert sent.status_code == 503 and int(sent.headers["retry-after"]) > 0
         assert "couldn&#39;t save your report just now" in sent.text
         assert "Synthetic account kept.</textarea>" in sent.text
-    app.state.engine.dispose()
 
 
 def test_an_unanswered_or_unknown_collection_of_a_recent_transfer_brings_the_cancel_advice(browser):
@@ -227,22 +222,19 @@ def test_the_form_asks_the_force_and_refuses_one_not_on_the_list(browser):
 
 
 def test_a_deployment_sets_the_force_of_every_form_report(tmp_path):
-    app = form_app(tmp_path, form_police_force="west-yorkshire")
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(form_settings(tmp_path, form_police_force="west-yorkshire")) as client:
+        app = client.app
         page = client.get("/report").text
         assert 'name="police_force"' not in page
         assert send(client, form_token(page), {**MINIMAL, "police_force": "kent"}).status_code == 303
         with app.state.engine.connect() as connection:
             assert connection.execute(sa.text('SELECT police_force FROM "case"')).scalar_one() == "west-yorkshire"
-    app.state.engine.dispose()
     with pytest.raises(ValueError, match="Did you mean west-yorkshire"):
-        form_app(tmp_path, form_police_force="west-yorks")
+        create_app(form_settings(tmp_path, form_police_force="west-yorks"))
 
 
 def test_the_form_can_be_turned_off(tmp_path):
-    app = form_app(tmp_path, report_form_enabled=False)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(form_settings(tmp_path, report_form_enabled=False)) as client:
         assert client.get("/report").status_code == 404
         assert client.post("/report", data={"account": "x"}).status_code == 404
         assert client.get("/report/status").status_code == 404
-    app.state.engine.dispose()

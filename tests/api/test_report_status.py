@@ -7,25 +7,24 @@ import re
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from tests.api.test_evidence import stored_keys
-from tests.support.report_form import MINIMAL, cases_stored, error_messages, form_app, form_token, send
-from tests.synthetic import png
+from tests.support.apps import app_client
+from tests.support.database import query_rows
+from tests.support.evidence import stored_keys
+from tests.support.report_form import MINIMAL, cases_stored, error_messages, form_settings, form_token, send
+from tests.support.synthetic import png
 
 SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
 
 
 @pytest.fixture
 def reported(tmp_path):
-    app = form_app(tmp_path, rate_report_status_per_address="5/minute")
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(form_settings(tmp_path, rate_report_status_per_address="5/minute")) as client:
         sent = send(client, form_token(client.get("/report").text), {**MINIMAL, "victim.age_band": "13_15"})
         confirmation = client.get(sent.headers["location"]).text
         reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
         code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
         yield client, reference, code
-    app.state.engine.dispose()
 
 
 def open_status(client, reference: str, code: str):
@@ -37,8 +36,7 @@ def pass_of(page: str) -> str:
 
 
 def audit_actions(app) -> list[str]:
-    with app.state.engine.connect() as connection:
-        return list(connection.execute(sa.text("SELECT action FROM audit_event ORDER BY id")).scalars())
+    return [row.action for row in query_rows(app.state.engine, "SELECT action FROM audit_event ORDER BY id")]
 
 
 def test_the_reference_and_code_open_the_status_advice_and_helplines(reported):

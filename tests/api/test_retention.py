@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from tests.api.test_evidence import evidence_rows, intake_cli, stored_keys, upload
-from tests.conftest import MINIMAL_CASE, bearer
-from tests.synthetic import png
+from tests.support.cases import MINIMAL_CASE
+from tests.support.cli import environment_for, run_intake
+from tests.support.evidence import evidence_rows, stored_keys, upload
+from tests.support.http import bearer
+from tests.support.synthetic import png
 
 
 def close_case(client, analyst: str, reference: str) -> None:
@@ -34,15 +36,16 @@ def test_closed_cases_past_retention_are_erased_with_their_evidence_and_an_audit
             {"t": "2019-01-01 00:00:00", "a": old["reference"], "b": open_case["reference"]},
         )
     keys_before = stored_keys(evidence_app)
+    environment = environment_for(evidence_app.state.settings)
 
-    review = intake_cli(evidence_app, "retention", "review")
+    review = run_intake("retention", "review", environment=environment)
     assert review.returncode == 0, review.stderr
     assert old["reference"] in review.stdout
     assert recent["reference"] not in review.stdout and open_case["reference"] not in review.stdout
-    assert intake_cli(evidence_app, "retention", "erase").returncode == 1  # no --yes, nothing erased
+    assert run_intake("retention", "erase", environment=environment).returncode == 1  # no --yes, nothing erased
     assert evidence_rows(evidence_app, old["reference"]) == 1
 
-    erased = intake_cli(evidence_app, "retention", "erase", "--yes")
+    erased = run_intake("retention", "erase", "--yes", environment=environment)
     assert erased.returncode == 0, erased.stderr
     assert (
         evidence_client.get(f"/v1/cases/{old['reference']}", headers=bearer(evidence_keys.analyst)).status_code == 404

@@ -6,9 +6,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
-from fastapi.testclient import TestClient
 
-from tests.conftest import bearer
+from tests.support.apps import app_client
+from tests.support.database import database_engine
+from tests.support.http import bearer
 
 
 def read(client, keys, reference):
@@ -67,7 +68,7 @@ def test_a_change_without_if_match_is_428_and_with_a_stale_one_412(client, keys,
 
 def test_of_two_analysts_acting_on_one_reading_exactly_one_wins(app, keys, new_case):
     reference = new_case()["reference"]
-    with TestClient(app) as local:
+    with app_client(app, raise_server_exceptions=True) as local:
         _, etag = read(local, keys, reference)
         with ThreadPoolExecutor(8) as pool:
             answers = list(
@@ -99,10 +100,12 @@ def test_notes_are_kept_in_order_and_never_edited(client, keys, new_case, settin
         "Called the victim; safe for now.",
         "Western Union asked to recall the transfer.",
     ]
-    engine = sa.create_engine(settings.resolved_database_url)
-    with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as connection:
+    with (
+        database_engine(settings.resolved_database_url) as engine,
+        pytest.raises(sa.exc.DatabaseError, match="append-only"),
+        engine.begin() as connection,
+    ):
         connection.execute(sa.text("UPDATE case_note SET body = 'rewritten'"))
-    engine.dispose()
     assert (
         client.post(f"/v1/cases/{reference}/notes", json={"body": ""}, headers=bearer(keys.analyst)).status_code == 422
     )

@@ -10,9 +10,9 @@ import threading
 import pytest
 
 from devsupport.postgres import free_port
-from service.storage.database import create_database_engine, session_scope
-from service.storage.keys import create_api_key
-from tests.conftest import MINIMAL_CASE, running_service
+from tests.support.apps import running_service
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import create_key
 
 pytestmark = [pytest.mark.browser]
 
@@ -53,10 +53,7 @@ def test_a_force_page_reports_through_cors_and_another_site_is_blocked(browser, 
     database_url = f"sqlite:///{tmp_path / 'intake.db'}"
     try:
         with running_service(database_url, tmp_path, INTAKE_CORS_CACHE_SECONDS="0") as (api, _):
-            engine = create_database_engine(database_url)
-            with session_scope(engine) as session:
-                key = create_api_key(session, "submitter", "example force website", origins=[own_origin])[1]
-            engine.dispose()
+            key = create_key(database_url, "submitter", "example force website", origins=[own_origin])
             page = browser.new_page()
 
             page.goto(own_origin + "/index.html")

@@ -13,13 +13,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import bearer, project_root, running_service
-from tests.synthetic import png
+from tests.support.apps import PROJECT_ROOT, running_service
+from tests.support.http import bearer
+from tests.support.synthetic import png
 
 pytestmark = [pytest.mark.browser]
 
-AXE = project_root() / ".cache" / "browser-tests" / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = project_root() / "docs" / "screenshots"
+AXE = PROJECT_ROOT / ".cache" / "browser-tests" / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")

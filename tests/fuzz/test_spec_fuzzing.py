@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import project_root, running_service
+from tests.support.apps import PROJECT_ROOT, running_service
 
 pytestmark = [pytest.mark.postgres, pytest.mark.fuzz]
 
@@ -33,7 +33,7 @@ def test_every_operation_keeps_to_the_committed_spec(postgres_server, tmp_path):
                 "--config-file",
                 str(CONFIG),
                 "run",
-                str(project_root() / "openapi" / "openapi.json"),
+                str(PROJECT_ROOT / "openapi" / "openapi.json"),
                 "--url",
                 base,
                 "--max-examples",

@@ -12,15 +12,17 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-import sqlalchemy as sa
 
 from devsupport.postgres import PostgresServer
 from devsupport.s3 import S3Server
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_service
-from service.app import create_app
 from service.cli import upgrade_database
-from tests.conftest import MINIMAL_CASE, bearer, evidence_settings_for, make_keys
-from tests.synthetic import png
+from tests.support.apps import app_client, built_app, evidence_settings_for, fresh_database_url
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import count_rows, make_keys, query_rows
+from tests.support.http import bearer
+from tests.support.report_form import MINIMAL, form_token, send
+from tests.support.synthetic import png
 
 pytestmark = [pytest.mark.faults]
 
@@ -109,10 +111,7 @@ def test_every_acknowledged_report_survives_a_database_restart_and_the_service_r
             assert refusal.headers["content-type"] == "application/problem+json"
             assert int(refusal.headers["retry-after"]) > 0
             assert "try again" in refusal.json()["detail"]
-        engine = sa.create_engine(database_url)
-        with engine.connect() as connection:
-            stored = set(connection.execute(sa.text('SELECT reference FROM "case"')).scalars())
-        engine.dispose()
+        stored = {row.reference for row in query_rows(database_url, 'SELECT reference FROM "case"')}
         acknowledged = set(reporters.acknowledged)
         print(f"{len(acknowledged)} acknowledged, {len(reporters.unavailable)} told to retry, {len(stored)} stored")
         assert len(acknowledged) == len(reporters.acknowledged)
@@ -123,34 +122,21 @@ def test_every_acknowledged_report_survives_a_database_restart_and_the_service_r
 @pytest.fixture
 def store_that_goes_away(request, tmp_path, tmp_path_factory):
     """An app whose evidence goes to its own S3 server, and a way to stop that server."""
-    from tests.conftest import fresh_database_url
-
     s3 = S3Server().start()
     database_url = fresh_database_url("sqlite", request, tmp_path_factory)
     settings = evidence_settings_for("s3", database_url, tmp_path, request, s3_endpoint_url=s3.endpoint)
-    app = create_app(settings)
-    yield app, s3
+    with built_app(settings) as app:
+        yield app, s3
     s3.stop()
-    app.state.engine.dispose()
-
-
-COUNTS = {"case": sa.text('SELECT count(*) FROM "case"'), "evidence": sa.text("SELECT count(*) FROM evidence")}
-
-
-def count(app, table: str) -> int:
-    with app.state.engine.connect() as connection:
-        return connection.execute(COUNTS[table]).scalar_one()
 
 
 def test_with_the_evidence_store_down_reports_still_land_and_uploads_say_try_again(store_that_goes_away):
-    from fastapi.testclient import TestClient
-
     app, s3 = store_that_goes_away
     keys = make_keys(app.state.settings.resolved_database_url)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(app) as client:
         case = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
         s3.stop()
-        cases_before, evidence_before = count(app, "case"), count(app, "evidence")
+        cases_before, evidence_before = count_rows(app.state.engine, "case"), count_rows(app.state.engine, "evidence")
 
         # A report without files does not need the evidence store.
         response = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter))
@@ -175,23 +161,19 @@ def test_with_the_evidence_store_down_reports_still_land_and_uploads_say_try_aga
         assert with_files.status_code == 503, with_files.text
         assert int(with_files.headers["retry-after"]) > 0
 
-        assert count(app, "case") == cases_before + 1  # only the report without files
-        assert count(app, "evidence") == evidence_before
+        assert count_rows(app.state.engine, "case") == cases_before + 1  # only the report without files
+        assert count_rows(app.state.engine, "evidence") == evidence_before
         ready = client.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["checks"]["object_store"] == "unreachable"
 
 
 def test_with_the_evidence_store_down_the_report_form_keeps_everything_typed(store_that_goes_away):
-    from fastapi.testclient import TestClient
-
-    from tests.support.report_form import MINIMAL, form_token, send
-
     app, s3 = store_that_goes_away
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with app_client(app) as client:
         token = form_token(client.get("/report").text)
         s3.stop()
-        cases_before = count(app, "case")
+        cases_before = count_rows(app.state.engine, "case")
         sent = send(
             client, token, {**MINIMAL, "mtcn": "1234567890"}, files=[("evidence", ("a.png", png(), "image/png"))]
         )
@@ -199,4 +181,4 @@ def test_with_the_evidence_store_down_the_report_form_keeps_everything_typed(sto
         assert sent.headers["content-type"].startswith("text/html")
         assert "couldn&#39;t keep your files just now" in sent.text
         assert "Synthetic account kept.</textarea>" in sent.text and 'value="1234567890"' in sent.text
-        assert count(app, "case") == cases_before
+        assert count_rows(app.state.engine, "case") == cases_before

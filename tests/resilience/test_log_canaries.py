@@ -17,7 +17,8 @@ import pytest
 from devsupport.s3 import CREDENTIALS, S3Server
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_service
 from service.cli import upgrade_database
-from tests.conftest import bearer, make_keys
+from tests.support.database import make_keys
+from tests.support.http import bearer
 
 pytestmark = [pytest.mark.postgres]
 

@@ -12,7 +12,8 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import service.storage.models  # noqa: F401
-from tests.conftest import BACKENDS, fresh_database_url
+from tests.support.apps import BACKENDS, fresh_database_url
+from tests.support.database import database_engine, query_rows
 
 
 @pytest.fixture(params=BACKENDS)
@@ -21,24 +22,23 @@ def migrated_url(request, tmp_path_factory) -> str:
 
 
 def test_upgrade_head_on_an_empty_database_matches_the_models(migrated_url):
-    engine = sa.create_engine(migrated_url)
-    with engine.connect() as connection:
+    with database_engine(migrated_url) as engine, engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         differences = compare_metadata(context, SQLModel.metadata)
-    engine.dispose()
     assert differences == []
 
 
 def test_audit_rows_can_be_added_but_never_changed_or_removed(migrated_url):
-    engine = sa.create_engine(migrated_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("INSERT INTO audit_event (at, actor, action) VALUES (CURRENT_TIMESTAMP, 'k', 'x')"))
-    for statement in ["UPDATE audit_event SET action = 'y'", "DELETE FROM audit_event"]:
-        with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as connection:
-            connection.execute(sa.text(statement))
-    with engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT action FROM audit_event")).scalars().all() == ["x"]
-    engine.dispose()
+    with database_engine(migrated_url) as engine:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("INSERT INTO audit_event (at, actor, action) VALUES (CURRENT_TIMESTAMP, 'k', 'x')")
+            )
+        for statement in ["UPDATE audit_event SET action = 'y'", "DELETE FROM audit_event"]:
+            with pytest.raises(sa.exc.DatabaseError, match="append-only"), engine.begin() as connection:
+                connection.execute(sa.text(statement))
+        with engine.connect() as connection:
+            assert connection.execute(sa.text("SELECT action FROM audit_event")).scalars().all() == ["x"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -52,8 +52,7 @@ def test_cases_stored_before_flag_rows_existed_get_them_on_upgrade(backend, requ
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('flags') / 'f.db'}"
     command.upgrade(alembic_config(url), "0002")
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
+    with database_engine(url) as engine, engine.begin() as connection:
         connection.execute(
             sa.text(
                 'INSERT INTO "case" (reference, reporter_token_sha256, status, priority, flags, next_steps, '
@@ -64,9 +63,7 @@ def test_cases_stored_before_flag_rows_existed_get_them_on_upgrade(backend, requ
             )
         )
     command.upgrade(alembic_config(url), "head")
-    with engine.connect() as connection:
-        codes = connection.execute(sa.text("SELECT code FROM case_flag ORDER BY code")).scalars().all()
-    engine.dispose()
+    codes = [row.code for row in query_rows(url, "SELECT code FROM case_flag ORDER BY code")]
     assert codes == ["self_harm_risk", "under_18"]
 
 

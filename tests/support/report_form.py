@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import re
 
-import sqlalchemy as sa
-
-from service.app import create_app
-from service.cli import upgrade_database
 from service.settings import Settings
+from tests.support.database import count_rows
 
 NO_FILE = [("evidence", ("", b"", "application/octet-stream"))]  # as a browser sends an empty file input
 MINIMAL = {"reporter.relationship": "self", "account": "Synthetic account kept."}
 
 
-def form_app(tmp_path, **settings):
-    configured = Settings(data_dir=tmp_path, **{"rate_case_creation_per_address": "off", **settings})
-    upgrade_database(configured.resolved_database_url)
-    return create_app(configured)
+def form_settings(tmp_path, **settings) -> Settings:
+    """A deployment of its own for a form test, with no address limit unless the test sets one."""
+    return Settings(data_dir=tmp_path, **{"rate_case_creation_per_address": "off", **settings})
 
 
 def form_token(page: str) -> str:
@@ -35,8 +31,7 @@ def send(client, token: str, fields: dict, files=None, headers=None):
 
 
 def cases_stored(app) -> int:
-    with app.state.engine.connect() as connection:
-        return connection.execute(sa.text('SELECT count(*) FROM "case"')).scalar_one()
+    return count_rows(app.state.engine, "case")
 
 
 def error_messages(page: str) -> list[str]:
