@@ -31,6 +31,10 @@ def urgency_of(submission: CaseSubmission, shared: list[str] | None = None):
     return flag_urgency(CaseFacts(submission, shared_identifiers=shared or []), NOW)
 
 
+def codes(urgency) -> list[str]:
+    return [flag.code for flag in urgency.flags]
+
+
 TABLE = [
     # what the report says, expected flags, expected priority
     ({}, [], Priority.normal),
@@ -107,14 +111,14 @@ TABLE = [
 @pytest.mark.parametrize(("fields", "flags", "priority"), TABLE)
 def test_flags_and_priority_follow_from_the_report(fields, flags, priority):
     urgency = urgency_of(case(**fields))
-    assert urgency.flag_codes == flags
+    assert codes(urgency) == flags
     assert urgency.priority is priority
     assert all(flag.reason for flag in urgency.flags)
 
 
 def test_an_identifier_seen_in_another_case_flags_a_repeat():
     urgency = urgency_of(case(), shared=["1234567890"])
-    assert urgency.flag_codes == ["repeat_identifier"]
+    assert codes(urgency) == ["repeat_identifier"]
     assert urgency.priority is Priority.high
     assert "1 identifier" in urgency.flags[0].reason
 
@@ -140,20 +144,53 @@ def test_a_plain_case_gets_the_police_advice_in_order():
 
 def test_policy_windows_are_settings_not_constants():
     submission = case(deadline_at=(NOW + timedelta(hours=100)).isoformat())
-    assert flag_urgency(CaseFacts(submission), NOW).flag_codes == []
+    assert codes(flag_urgency(CaseFacts(submission), NOW)) == []
     wider = UrgencyPolicy(deadline_window=timedelta(hours=120))
-    assert flag_urgency(CaseFacts(submission), NOW, wider).flag_codes == ["deadline_imminent"]
+    assert codes(flag_urgency(CaseFacts(submission), NOW, wider)) == ["deadline_imminent"]
 
 
 def test_a_local_time_without_offset_is_read_as_utc_and_compares_safely():
     urgency = urgency_of(case(deadline_at="2026-11-25T14:00"))
-    assert urgency.flag_codes == ["deadline_imminent"]
+    assert codes(urgency) == ["deadline_imminent"]
+
+
+@pytest.mark.parametrize(
+    ("born", "today", "age"),
+    [
+        (date(2000, 1, 1), date(2026, 11, 25), 26),
+        (date(2008, 11, 25), date(2026, 11, 25), 18),  # the birthday itself
+        (date(2008, 11, 26), date(2026, 11, 25), 17),  # the day before it
+        (date(2008, 12, 31), date(2026, 1, 1), 17),
+        (date(2012, 2, 29), date(2030, 2, 28), 17),  # a leap-day birth is a year older on 1 March
+        (date(2012, 2, 29), date(2030, 3, 1), 18),
+        (date(2026, 11, 25), date(2026, 11, 25), 0),
+    ],
+)
+def test_age_on_counts_whole_years_to_the_day(born, today, age):
+    assert age_on(born, today) == age
+
+
+# Born after this day, a victim is under 18 on NOW's date (2026-11-25).
+LAST_18TH_BIRTHDAY = date(2008, 11, 25)
 
 
 @given(born=st.dates(min_value=date(1920, 1, 1), max_value=date(2026, 11, 25)))
-def test_age_from_date_of_birth_agrees_with_the_under_18_flag(born):
-    under = "under_18" in urgency_of(case(victim={"date_of_birth": born.isoformat()})).flag_codes
-    assert under == (age_on(born, NOW.date()) < 18)
+def test_a_date_of_birth_less_than_18_years_ago_flags_under_18(born):
+    under = "under_18" in codes(urgency_of(case(victim={"date_of_birth": born.isoformat()})))
+    assert under == (born > LAST_18TH_BIRTHDAY)
+
+
+# What each flag weighs: urgent where a child or a life is at risk (API.md); fake images add advice, not haste.
+FLAG_PRIORITY = {
+    "under_18": Priority.urgent,
+    "self_harm_risk": Priority.urgent,
+    "payment_recallable": Priority.high,
+    "already_paid": Priority.high,
+    "deadline_imminent": Priority.high,
+    "images_released": Priority.high,
+    "repeat_identifier": Priority.high,
+    "images_fake_or_ai": Priority.normal,
+}
 
 
 @given(
@@ -167,7 +204,15 @@ def test_priority_is_the_highest_of_its_flags(age, unsafe, shared, paid):
         victim={"age": age}, feels_unsafe=unsafe, payments=[{"method": "other", "collected": "no"}] if paid else []
     )
     urgency = urgency_of(submission, shared=["x"] if shared else [])
-    expected = max((flag.priority for flag in urgency.flags), default=Priority.normal)
+    raised = {
+        "under_18": age < 18,
+        "self_harm_risk": unsafe,
+        "payment_recallable": paid,
+        "already_paid": paid,
+        "repeat_identifier": shared,
+    }
+    assert set(codes(urgency)) == {code for code, present in raised.items() if present}
+    expected = max((FLAG_PRIORITY[code] for code, present in raised.items() if present), default=Priority.normal)
     assert urgency.priority is expected
     assert (urgency.priority is Priority.urgent) == (age < 18 or unsafe)
 
@@ -179,7 +224,7 @@ def test_a_childs_case_decided_again_after_the_birthday_keeps_under_18():
     years_later = NOW + timedelta(days=3 * 365)
     assert not victim_was_under_18(submission, years_later)  # what the old re-decision saw
     again = flag_urgency(CaseFacts(submission, ["x"], victim_was_under_18=was_child), years_later)
-    assert again.flag_codes == ["under_18", "repeat_identifier"] and again.priority is Priority.urgent
+    assert codes(again) == ["under_18", "repeat_identifier"] and again.priority is Priority.urgent
     assert victim_was_under_18(submission, years_later, already=True)
 
 
@@ -188,13 +233,30 @@ def test_a_reporter_is_never_told_what_other_cases_hold(shared, unsafe, age):
     submission = case(victim={"age": age}, feels_unsafe=unsafe)
     told = as_told_to_reporter(urgency_of(submission, shared=["x"] if shared else []))
     assert told == urgency_of(submission)
-    assert "repeat_identifier" not in told.flag_codes
+    assert "repeat_identifier" not in codes(told)
 
 
 def test_fake_or_ai_images_are_flagged_with_their_guidance_and_removal_help():
     urgency = urgency_of(case(images_fake_or_ai=True))
-    assert urgency.flag_codes == ["images_fake_or_ai"]
+    assert codes(urgency) == ["images_fake_or_ai"]
     assert urgency.priority == Priority.normal
     assert "still blackmail" in urgency.flags[0].reason
     assert urgency.next_steps[:2] == ["fake-or-ai-images", "getting-images-removed"]
-    assert urgency_of(case(images_fake_or_ai=False)).flag_codes == []
+    assert codes(urgency_of(case(images_fake_or_ai=False))) == []
+
+
+@pytest.mark.parametrize(("code", "priority"), FLAG_PRIORITY.items())
+def test_each_flag_carries_its_own_priority(code, priority):
+    raising = {
+        "under_18": {"victim": {"age": 12}},
+        "self_harm_risk": {"feels_unsafe": True},
+        "payment_recallable": {"payments": [{"method": "western_union", "collected": "no"}]},
+        "already_paid": {"payments": [{"method": "crypto", "collected": "yes"}]},
+        "deadline_imminent": {"deadline_at": (NOW + timedelta(hours=1)).isoformat()},
+        "images_released": {"images_shared": True},
+        "repeat_identifier": {},
+        "images_fake_or_ai": {"images_fake_or_ai": True},
+    }[code]
+    urgency = urgency_of(case(**raising), shared=["x"] if code == "repeat_identifier" else None)
+    (flag,) = [flag for flag in urgency.flags if flag.code == code]
+    assert flag.priority is priority
