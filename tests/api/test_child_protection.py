@@ -13,8 +13,9 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import time_machine
 
-from tests.conftest import MINIMAL_CASE, bearer
-from tests.synthetic import png
+from tests.support.cases import MINIMAL_CASE
+from tests.support.http import bearer
+from tests.support.synthetic import png
 
 YEARS_LATER = timedelta(days=3 * 365 + 1)
 

@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from tests.conftest import MINIMAL_CASE, bearer, running_service
-
-TEXT = b"Synthetic chat export\n10:01 them: send the money or else\n10:02 me: no\n"
+from tests.support.apps import running_service
+from tests.support.cases import MINIMAL_CASE
+from tests.support.http import bearer
+from tests.support.synthetic import TEXT
 
 
 def new_ticket(base: str, submitter: str, data: bytes) -> tuple[dict, dict]:

@@ -20,7 +20,8 @@ from service.api.bodies import case_from_form_fields
 from service.api.problems import field_errors
 from service.api.report_form import _errors_by_input as errors_by_input
 from service.domain.cases import CaseSubmission
-from tests.conftest import MINIMAL_CASE, bearer
+from tests.support.cases import MINIMAL_CASE
+from tests.support.http import bearer
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 LONG_BOUNDARY = "b" * 300
