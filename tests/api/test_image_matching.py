@@ -10,10 +10,10 @@ import pytest
 
 from devsupport.images import cropped, encoded, half_size, synthetic_picture
 from service.domain.perceptual import PdqHash
-from service.storage.database import create_database_engine, session_scope
-from service.storage.keys import create_api_key
-from tests.conftest import bearer, unique_force
-from tests.synthetic import TEXT
+from tests.support.cases import unique_force
+from tests.support.evidence import upload as post_evidence
+from tests.support.http import bearer
+from tests.support.synthetic import TEXT
 
 
 def fresh_seed() -> int:
@@ -21,11 +21,7 @@ def fresh_seed() -> int:
 
 
 def upload(client, case: dict, *files: tuple[str, bytes, str]) -> list[dict]:
-    response = client.post(
-        f"/v1/cases/{case['reference']}/evidence",
-        headers=bearer(case["reporter_token"]),
-        files=[("file", item) for item in files],
-    )
+    response = post_evidence(client, case, *files)
     assert response.status_code == 201, response.text
     return response.json()["evidence"]
 
@@ -40,18 +36,6 @@ def links(client, key: str, reference: str) -> list[dict]:
     response = client.get(f"/v1/cases/{reference}/links", headers=bearer(key))
     assert response.status_code == 200, response.text
     return response.json()["links"]
-
-
-@pytest.fixture
-def scoped_analyst(settings):
-    def make(*forces: str) -> str:
-        engine = create_database_engine(settings.resolved_database_url)
-        with session_scope(engine) as session:
-            key = create_api_key(session, "analyst", "scoped image analyst", forces=list(forces))[1]
-        engine.dispose()
-        return key
-
-    return make
 
 
 def test_images_get_a_pdq_hash_at_intake_and_other_files_do_not(client, keys, new_case):
@@ -155,17 +139,17 @@ def test_analysts_search_by_hash_or_by_image_and_the_search_is_audited(client, k
     assert any(event["reason"] == "bait photo from a partner" for event in searches)
 
 
-def test_a_search_shows_only_cases_the_key_may_see_and_counts_the_rest(client, keys, new_case, scoped_analyst):
+def test_a_search_shows_only_cases_the_key_may_see_and_counts_the_rest(client, keys, new_case, scoped_key):
     mine, theirs = unique_force(), unique_force()
     picture = synthetic_picture(fresh_seed())
     own, other = new_case(police_force=mine), new_case(police_force=theirs)
     upload(client, own, ("a.jpg", encoded(picture), "image/jpeg"))
     upload(client, other, ("b.jpg", encoded(picture, quality=70), "image/jpeg"))
     pdq_hash = analyst_evidence(client, keys, own["reference"])[0]["pdq_hash"]
-    answer = client.post("/v1/evidence/matches", headers=bearer(scoped_analyst(mine)), json={"pdq_hash": pdq_hash})
+    answer = client.post("/v1/evidence/matches", headers=bearer(scoped_key(mine)), json={"pdq_hash": pdq_hash})
     assert [m["reference"] for m in answer.json()["matches"]] == [own["reference"]]
     assert answer.json()["not_shown"] == 1
-    assert links(client, scoped_analyst(mine), own["reference"]) == []
+    assert links(client, scoped_key(mine), own["reference"]) == []
 
 
 @pytest.mark.parametrize(

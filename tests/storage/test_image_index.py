@@ -10,19 +10,19 @@ import pytest
 import sqlalchemy as sa
 
 from service.domain.perceptual import CHUNK_COUNT, ImageMatchPolicy, PdqHash
-from service.storage.database import create_database_engine, session_scope
+from service.storage.database import session_scope
 from service.storage.image_hashes import ImageFingerprint, find_similar, find_similar_by_full_scan, index_row
 from service.storage.models import Case, Evidence, ImageHash
-from tests.conftest import BACKENDS, fresh_database_url
+from tests.support.apps import BACKENDS, fresh_database_url
+from tests.support.database import database_engine
 
 NOW = datetime(2026, 11, 27, tzinfo=UTC)
 
 
 @pytest.fixture(params=BACKENDS)
 def engine(request, tmp_path_factory):
-    made = create_database_engine(fresh_database_url(request.param, request, tmp_path_factory))
-    yield made
-    made.dispose()
+    with database_engine(fresh_database_url(request.param, request, tmp_path_factory)) as made:
+        yield made
 
 
 def spread_flips(value: int, distance: int, rng: random.Random) -> int:
