@@ -7,11 +7,8 @@ import uuid
 import pytest
 
 from service.domain.identifiers import interpret_search
-from tests.conftest import bearer
-
-
-def unique_mtcn() -> str:
-    return str(uuid.uuid4().int)[:10]
+from tests.support.cases import unique_mtcn
+from tests.support.http import bearer
 
 
 def search(client, keys, **params) -> dict:
