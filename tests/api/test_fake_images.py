@@ -3,11 +3,10 @@ flagged with its reason, with the guidance that fits, from the API and from the 
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from fastapi.testclient import TestClient
-
-from tests.conftest import bearer
-from tests.support.report_form import MINIMAL, form_app, form_token, send
+from tests.support.apps import app_client
+from tests.support.database import query_rows
+from tests.support.http import bearer
+from tests.support.report_form import MINIMAL, form_settings, form_token, send
 
 
 def test_a_report_of_fake_images_is_flagged_with_guidance_and_kept(client, keys, new_case):
@@ -39,14 +38,11 @@ def test_the_field_must_be_true_or_false(client, keys):
 
 
 def test_the_report_form_asks_and_the_answer_lands_on_the_case(tmp_path):
-    app = form_app(tmp_path)
-    with TestClient(app, raise_server_exceptions=False) as browser:
+    with app_client(form_settings(tmp_path)) as browser:
         page = browser.get("/report").text
         assert 'name="images_fake_or_ai"' in page
         sent = send(browser, form_token(page), {**MINIMAL, "images_fake_or_ai": "true"})
         assert sent.status_code == 303, sent.text
         assert "fake" in browser.get(sent.headers["location"]).text.lower()
-    with app.state.engine.connect() as connection:
-        flags = connection.execute(sa.text("SELECT code FROM case_flag")).scalars().all()
-    app.state.engine.dispose()
+        flags = [row.code for row in query_rows(browser.app.state.engine, "SELECT code FROM case_flag")]
     assert flags == ["images_fake_or_ai"]
