@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -13,7 +15,7 @@ from tests.support.cases import MINIMAL_CASE
 from tests.support.cli import environment_for, run_intake
 from tests.support.database import audit_events, count_rows, query_scalar
 from tests.support.evidence import evidence_rows, stored_keys, upload
-from tests.support.http import bearer
+from tests.support.http import assert_problem, bearer
 from tests.support.synthetic import ELF, HTML, PDF, SVG, TEXT, ZIP, png, sha256
 
 
@@ -195,6 +197,9 @@ def test_a_content_link_is_short_lived_audited_and_works_alone(evidence_client, 
         headers={**bearer(keys.analyst), "X-Access-Reason": "court bundle"},
     )
     assert link.status_code == 201
+    lifetime = evidence_app.state.settings.evidence_link_seconds
+    expires_in = datetime.fromisoformat(link.json()["expires_at"].replace("Z", "+00:00")) - datetime.now(UTC)
+    assert timedelta(seconds=lifetime - 60) < expires_in <= timedelta(seconds=lifetime)
     url = link.json()["url"]
     fetched = httpx.get(url) if url.startswith("http://127.0.0.1") else evidence_client.get(url)
     assert fetched.status_code == 200
@@ -203,8 +208,19 @@ def test_a_content_link_is_short_lived_audited_and_works_alone(evidence_client, 
     assert ("evidence.link", "court bundle") in [(row.action, row.reason) for row in actions]
 
 
-def test_a_forged_or_tampered_local_link_is_refused(evidence_client):
-    assert evidence_client.get("/v1/evidence-links/not-a-token").status_code == 403
+def test_a_forged_or_tampered_local_link_is_refused(evidence_client, evidence_app, case, keys):
+    assert_problem(evidence_client.get("/v1/evidence-links/not-a-token"), 403)
+    if evidence_app.state.settings.evidence_store != "local":
+        return  # S3 signs its own links; only the local store's links are the service's to check
+    created = case()
+    evidence_id = upload(evidence_client, created, ("a.png", png(), "image/png")).json()["evidence"][0]["id"]
+    url = evidence_client.post(
+        f"/v1/cases/{created['reference']}/evidence/{evidence_id}/link", headers=bearer(keys.analyst)
+    ).json()["url"]
+    assert evidence_client.get(url).status_code == 200
+    at = len(url) - 10  # inside the signature, where every bit counts
+    tampered = url[:at] + ("A" if url[at] != "A" else "B") + url[at + 1 :]
+    assert_problem(evidence_client.get(tampered), 403)
 
 
 def direct_upload(client, created, data: bytes, declared: bytes | None = None):
@@ -257,12 +273,26 @@ def test_sweep_removes_objects_with_no_row_and_reports_rows_with_no_object(evide
     leftover = evidence_app.state.objects.start_upload(orphan_key)
     leftover.write(b"what a killed process left behind")
     leftover.complete()
-    report = run_intake("evidence", "sweep", environment=environment_for(evidence_app.state.settings))
+    environment = environment_for(evidence_app.state.settings)
+    kept_key = query_scalar(evidence_app.state.engine, "SELECT object_key FROM evidence WHERE id = :i", i=kept["id"])
+    report = run_intake("evidence", "sweep", environment=environment)
     assert report.returncode == 0, report.stderr
     assert orphan_key not in stored_keys(evidence_app)
-    assert "removed 1 object" in report.stdout or "removed" in report.stdout
+    assert kept_key in stored_keys(evidence_app)
+    # Other tests share this store: what they left behind may be removed too, but never nothing.
+    assert re.search(r"^removed [1-9][0-9]* object\(s\) with no evidence row$", report.stdout, re.MULTILINE)
     assert evidence_rows(evidence_app, created["reference"]) == 1
-    assert kept["id"]
+
+    evidence_app.state.objects.delete(kept_key)
+    try:
+        missing = run_intake("evidence", "sweep", environment=environment)
+        assert missing.returncode == 1
+        assert f"MISSING: evidence {kept['id']} has a row but its object is gone" in missing.stderr
+        assert evidence_rows(evidence_app, created["reference"]) == 1  # reported, never deleted
+    finally:  # put the same bytes back for the tests that verify the whole store
+        restored = evidence_app.state.objects.start_upload(kept_key)
+        restored.write(png())
+        restored.complete()
 
 
 def test_verify_finds_evidence_whose_bytes_changed(evidence_client, evidence_app, case, keys):

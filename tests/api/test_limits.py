@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -9,8 +11,8 @@ from service.api.ratelimit import Rate, TokenBuckets
 from service.app import create_app
 from service.settings import Settings
 from tests.support.apps import app_client
-from tests.support.cases import MINIMAL_CASE
-from tests.support.database import make_keys
+from tests.support.cases import MINIMAL_CASE, unique_force
+from tests.support.database import count_rows, make_keys
 from tests.support.http import assert_problem, bearer
 
 
@@ -55,8 +57,12 @@ def test_a_refused_report_is_refused_before_its_body_is_read_or_stored(limited):
     client, keys = limited
     for _ in range(3):
         client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter))
+    cases_before = count_rows(client.app.state.engine, "case")
     refused = client.post("/v1/cases", content=b"{not even json", headers=bearer(keys.submitter))
-    assert_problem(refused, 429)
+    assert_problem(refused, 429)  # a read body would have been a 422 for its broken JSON
+    refused_whole = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter))
+    assert_problem(refused_whole, 429)
+    assert count_rows(client.app.state.engine, "case") == cases_before
 
 
 def test_public_guidance_is_limited_per_address(limited):
@@ -159,10 +165,37 @@ def test_nul_characters_in_forms_notes_and_queries_are_refused(client, keys, new
 
 
 @pytest.mark.parametrize(
-    "until", ["0913-12-18T11:00:04-18:04", "0001-01-01T00:00:00+18:00", "9999-12-31T23:59:59-18:00"]
+    ("until", "status"),
+    [
+        ("0913-12-18T11:00:04-18:04", 200),  # 0913-12-19 05:04:04 UTC: a date like any other
+        ("0001-01-01T00:00:00+18:00", 422),  # before year 1 in UTC
+        ("9999-12-31T23:59:59-18:00", 422),  # after year 9999 in UTC
+    ],
 )
-def test_search_bounds_with_extreme_offsets_are_compared_in_utc_or_refused(client, keys, until):
+def test_search_bounds_with_extreme_offsets_are_compared_in_utc_or_refused(client, keys, until, status):
     # An offset PostgreSQL can't keep (±15:59 at most) was a 500 on export (found by the fuzzer).
     for path in ("/v1/cases", "/v1/cases/export"):
         response = client.get(path, params={"until": until}, headers=bearer(keys.analyst))
-        assert response.status_code in (200, 422), response.text
+        if status == 422:
+            assert assert_problem(response, 422)["errors"][0]["field"] == "until"
+        else:
+            assert response.status_code == 200, response.text
+            assert response.text in ('{"cases":[],"next_cursor":null}', "")  # every case is later than that
+
+
+def test_a_search_bound_with_an_offset_is_the_same_moment_in_utc(client, keys, new_case):
+    force = unique_force()
+    created = new_case(police_force=force)
+    at = datetime.fromisoformat(created["created_at"].replace("Z", "+00:00"))
+    far_east = timezone(timedelta(hours=14))  # the same moment, written 14 hours ahead
+    second = timedelta(seconds=1)
+
+    def found(**bound: datetime) -> list[str]:
+        params = {"force": force, **{name: moment.astimezone(far_east).isoformat() for name, moment in bound.items()}}
+        response = client.get("/v1/cases", params=params, headers=bearer(keys.analyst))
+        assert response.status_code == 200, response.text
+        return [case["reference"] for case in response.json()["cases"]]
+
+    assert found(since=at - second, until=at + second) == [created["reference"]]
+    assert found(until=at - second) == []
+    assert found(since=at + second) == []

@@ -165,7 +165,7 @@ def test_the_form_its_errors_and_the_confirmation_have_no_serious_accessibility_
 
 
 def test_the_form_works_without_javascript(live, browser):
-    base, _, _ = live
+    base, keys, _ = live
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(base + "/report")
@@ -173,4 +173,9 @@ def test_the_form_works_without_javascript(live, browser):
     page.get_by_label("What happened?").fill("Synthetic account sent with scripts turned off.")
     page.get_by_role("button", name="Send report").click()
     page.get_by_role("heading", name="Report sent").wait_for()
+    reference = page.locator("#reference").inner_text()
     context.close()
+    stored = httpx.get(f"{base}/v1/cases/{reference}", headers=bearer(keys.analyst))
+    assert stored.status_code == 200
+    assert stored.json()["submission"]["account"] == "Synthetic account sent with scripts turned off."
+    assert stored.json()["submission"]["reporter"]["relationship"] == "self"
