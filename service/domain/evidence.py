@@ -84,5 +84,5 @@ def clean_filename(given: str | None) -> str:
     if len(name) > MAX_FILENAME_LENGTH:
         stem, dot, extension = name.rpartition(".")
         keep = extension[:10] if dot and len(extension) <= 10 else ""
-        name = name[: MAX_FILENAME_LENGTH - len(keep) - 1].rstrip() + ("." + keep if keep else "")
+        name = name[: MAX_FILENAME_LENGTH - len(keep) - 1].rstrip(" .") + ("." + keep if keep else "")
     return name or "unnamed"
