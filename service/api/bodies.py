@@ -95,7 +95,6 @@ def parse_urlencoded(raw: bytes, max_fields: int) -> list[tuple[str, str]]:
 class FilePart:
     field_name: str
     filename: str
-    declared_content_type: str
 
 
 class FileSink:
@@ -197,8 +196,7 @@ async def parse_multipart(
                         # A browser sends an empty, nameless part for a file input left empty: no file.
                         part.skip = True
                     elif part.filename is not None:
-                        declared = part.headers.get("content-type", "application/octet-stream")
-                        part.sink = await on_file(FilePart(part.name, part.filename, declared))
+                        part.sink = await on_file(FilePart(part.name, part.filename))
                         sinks.append(part.sink)
                     elif len(fields) >= max_fields:
                         raise ProblemError(413, f"The form has too many fields: the limit is {max_fields}.")

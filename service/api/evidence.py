@@ -259,11 +259,11 @@ async def put_direct_upload(
     token: Annotated[str, Query(max_length=300)],
     request: Request,
 ) -> JSONResponse:
-    if verify(request.app.state.link_secret, "upload", token) != upload_id:
-        raise ProblemError(403, "This upload link is not valid or has expired. Ask for a new one.")
-    with session_scope(request.app.state.engine) as session:
-        upload = await run_in_threadpool(session.get, EvidenceUpload, upload_id)
-    if upload is None:
+    upload = None
+    if verify(request.app.state.link_secret, "upload", token) == upload_id:
+        with session_scope(request.app.state.engine) as session:
+            upload = await run_in_threadpool(session.get, EvidenceUpload, upload_id)
+    if upload is None:  # a forged or expired token, or an upload that is gone: the same answer
         raise ProblemError(403, "This upload link is not valid or has expired. Ask for a new one.")
     store = request.app.state.objects
     target = await run_in_threadpool(store.start_upload, upload.object_key)

@@ -51,10 +51,6 @@ class Urgency:
     flags: list[Flag]
     next_steps: list[str]
 
-    @property
-    def flag_codes(self) -> list[str]:
-        return [flag.code.value for flag in self.flags]
-
 
 @dataclass(frozen=True)
 class CaseFacts:

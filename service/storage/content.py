@@ -6,8 +6,6 @@ helpline by giving an entry with the same slug (`disabled: true` hides one); new
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +36,6 @@ class Content:
 
     def section(self, slug: str) -> GuidanceSection | None:
         return next((section for section in self.sections if section.slug == slug), None)
-
-    @property
-    def fingerprint(self) -> str:
-        payload = json.dumps(
-            [s.model_dump(mode="json") for s in self.sections]
-            + [s.model_dump(mode="json") for s in self.support_services],
-            sort_keys=True,
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
 def load_content(override_dir: Path | None = None) -> Content:

@@ -115,3 +115,16 @@ def test_metrics_count_requests_by_route_template_never_by_path(client, new_case
     text = client.get("/metrics").text
     assert 'route="/v1/cases/{reference}"' in text
     assert reference not in text
+
+
+def test_a_number_or_list_where_text_belongs_is_named_in_plain_words(client, keys):
+    response = client.post(
+        "/v1/cases",
+        json={"reporter": {"relationship": "self", "name": 7}, "account": 5, "threats": ["x"]},
+        headers=bearer(keys.submitter),
+    )
+    assert assert_problem(response, 422)["errors"] == [
+        {"field": "reporter.name", "message": "This should be text."},
+        {"field": "account", "message": "This should be text."},
+        {"field": "threats", "message": "This should be text."},
+    ]

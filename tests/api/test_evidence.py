@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -238,6 +239,30 @@ def direct_upload(client, created, data: bytes, declared: bytes | None = None):
         f"/v1/cases/{created['reference']}/evidence/uploads/{ticket['id']}/complete",
         headers=bearer(created["reporter_token"]),
     )
+
+
+def test_a_local_direct_upload_link_works_only_for_its_own_upload(evidence_client, evidence_app, case):
+    if evidence_app.state.settings.evidence_store != "local":
+        return  # S3 checks its own presigned links
+    created = case()
+
+    def ticket() -> dict:
+        answer = evidence_client.post(
+            f"/v1/cases/{created['reference']}/evidence/uploads",
+            headers=bearer(created["reporter_token"]),
+            json={"filename": "recording.txt", "size": len(TEXT), "sha256": sha256(TEXT)},
+        )
+        assert answer.status_code == 201, answer.text
+        return answer.json()
+
+    first, second = ticket(), ticket()
+    first_address, second_address = urlsplit(first["url"]), urlsplit(second["url"])
+    borrowed = f"{second_address.path}?{first_address.query}"  # the first one's token on the second's address
+    for url in (borrowed, f"{first_address.path}?token=not-a-token"):
+        refused = evidence_client.request(first["method"], url, content=TEXT, headers=first["headers"])
+        assert_problem(refused, 403)
+    sent = evidence_client.request(first["method"], first["url"], content=TEXT, headers=first["headers"])
+    assert sent.status_code == 204, sent.text
 
 
 def test_a_direct_upload_is_checked_by_the_service_before_it_becomes_evidence(evidence_client, evidence_app, case):
