@@ -17,6 +17,7 @@ from service.alerts import AlertDeliverer
 from service.api import (
     analysts,
     cases,
+    clusters,
     evidence,
     guidance,
     identifiers,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"name": "identifiers", "description": "Offender identifiers, normalised to link cases."},
             {"name": "evidence", "description": "Files kept as evidence: streamed, hashed, typed by their bytes."},
             {"name": "images", "description": "Finding an image across cases by its perceptual hash, unseen."},
+            {"name": "clusters", "description": "Offender networks: cases linked by identifiers or images."},
             {"name": "analysts", "description": "Finding cases, and the audit log."},
             {"name": "workflow", "description": "Working a case: status, assignment and notes."},
             {"name": "ops", "description": "Health, readiness and metrics."},
@@ -94,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limits = RateLimits.from_settings(settings)
     install_problem_handlers(app)
     # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
-    for module in (guidance, analysts, cases, identifiers, evidence, images, workflow, ops, report_form, report_status):
+    routers = (guidance, analysts, cases, identifiers, evidence, images, clusters, workflow, ops)
+    for module in (*routers, report_form, report_status):
         app.include_router(module.router)
     app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)
     app.add_middleware(CorsMiddleware, origins=app.state.cors)

@@ -104,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--status", choices=["received", "triaged", "assigned", "closed"])
     export.add_argument("--identifier", help="a normalized identifier")
 
+    clusters = commands.add_parser("clusters", help="offender networks").add_subparsers(
+        dest="clusters_command", required=True
+    )
+    clusters.add_parser(
+        "rebuild", help="work every cluster out again from the links (after an upgrade, for cases from before)"
+    )
+
     serve = commands.add_parser("serve", help="apply migrations and serve the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -130,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         return _export(settings, args)
     if args.command == "retention":
         return _retention(settings, args)
+    if args.command == "clusters":
+        return _rebuild_clusters(settings)
 
     engine = create_database_engine(settings.resolved_database_url)
     with session_scope(engine) as session:
@@ -244,6 +253,21 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         for chunk in export_lines(engine, filters, args.format, on_case=counted):
             output.write(chunk)
     print(f"wrote {written} case(s) to {args.output}")
+    return 0
+
+
+def _rebuild_clusters(settings: Settings) -> int:
+    from service.storage.audit import record_access
+    from service.storage.clusters import rebuild_clusters
+    from service.storage.models import utc_now
+
+    engine = create_database_engine(settings.resolved_database_url)
+    with session_scope(engine) as session:
+        linked = rebuild_clusters(session, now=utc_now(), max_image_distance=settings.image_match_max_distance)
+        record_access(session, actor="cli", action="clusters.rebuild", detail={"clusters": linked})
+        session.commit()
+    engine.dispose()
+    print(f"{linked} cluster(s) of two or more cases")
     return 0
 
 

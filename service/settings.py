@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     image_match_max_distance: int = Field(
         default=31, ge=0, le=64, description="PDQ hashes this many bits apart or fewer (of 256) are the same image."
     )
+    cluster_alert_min_victims: int = Field(
+        default=5, ge=2, description="A case joining a cluster of this many victims (or any child victim) alerts."
+    )
     image_match_min_quality: int = Field(
         default=50, ge=0, le=100, description="PDQ hashes of lower quality (flat, near-blank images) never match."
     )

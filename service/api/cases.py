@@ -46,6 +46,7 @@ from service.api.schemas import (
     case_for_reporter,
 )
 from service.api.uploads import MultipartWithFiles, receive_multipart
+from service.clustering import refresh_cluster
 from service.domain.cases import CaseSubmission, SubmissionRules, parse_submission
 from service.domain.reference import canonical_reference
 from service.domain.urgency import UrgencyPolicy, as_told_to_reporter
@@ -130,6 +131,7 @@ def store_report(
     evidence = record_evidence(
         session, created.id, body.files, received_by=actor, now=now, image_matching=settings.image_matching
     )
+    refresh_cluster(session, created.id, settings, alerts=request.app.state.alerts is not None, now=now)
     record_access(
         session,
         actor=actor,

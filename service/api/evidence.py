@@ -21,6 +21,7 @@ from service.api.problems import ProblemError, describe_pattern, problem_respons
 from service.api.schemas import EvidenceSummary
 from service.api.signing import sign, verify
 from service.api.uploads import receive_multipart
+from service.clustering import refresh_cluster
 from service.domain.cases import Strict
 from service.domain.evidence import ALLOWED_CONTENT_TYPES, attachment_disposition
 from service.storage.audit import record_access
@@ -158,14 +159,18 @@ async def post_evidence(
             raise validation_problem([{"field": "file", "message": "Attach at least one file."}])
 
         def work():
+            now = utc_now()
             rows = record_evidence(
                 session,
                 case.id,
                 received.files,
                 received_by=caller.actor,
-                now=utc_now(),
+                now=now,
                 image_matching=request.app.state.settings.image_matching,
             )
+            if any(row.pdq_hash for row in rows):  # an image may link the case to others
+                settings, alerts = request.app.state.settings, request.app.state.alerts is not None
+                refresh_cluster(session, case.id, settings, alerts=alerts, now=now)
             record_access(
                 session,
                 actor=caller.actor,
@@ -319,14 +324,19 @@ def complete_upload(
             )
             session.commit()
         raise
+    now = utc_now()
     (row,) = record_evidence(
         session,
         case.id,
         [received],
         received_by=caller.actor,
-        now=utc_now(),
+        now=now,
         image_matching=request.app.state.settings.image_matching,
     )
+    if row.pdq_hash:
+        refresh_cluster(
+            session, case.id, request.app.state.settings, alerts=request.app.state.alerts is not None, now=now
+        )
     session.delete(upload)
     record_access(
         session,

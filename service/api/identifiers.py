@@ -15,6 +15,7 @@ from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSessio
 from service.api.idempotency import IdempotencyKey, respond_once
 from service.api.problems import field_errors, validation_problem
 from service.api.schemas import Priority, Status, StoredIdentifier
+from service.clustering import refresh_cluster
 from service.domain.cases import MAX_LIST, IdentifierInput
 from service.domain.identifiers import (
     MAX_IDENTIFIER_LENGTH,
@@ -126,7 +127,9 @@ def post_identifiers(
     policy = UrgencyPolicy(recall_window=settings.recall_window, deadline_window=settings.deadline_window)
 
     def work():
-        stored = add_identifiers(session, case, inputs, now=utc_now(), policy=policy)
+        now = utc_now()
+        stored = add_identifiers(session, case, inputs, now=now, policy=policy)
+        refresh_cluster(session, case.id, settings, alerts=request.app.state.alerts is not None, now=now)
         record_access(
             session,
             actor=caller.actor,

@@ -233,6 +233,33 @@ class ImageMatch(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utc_now)
 
 
+class Cluster(SQLModel, table=True):
+    """An offender network: a connected component of cases linked by identifiers or images. Kept up to
+    date as cases, identifiers and evidence arrive (service.storage.clusters)."""
+
+    __tablename__ = "cluster"
+    __table_args__ = (sa.Index("ix_cluster_size", "size"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    size: int = Field(default=1)
+    created_at: datetime = _when(default_factory=utc_now)
+    updated_at: datetime = _when(default_factory=utc_now)
+
+
+class ClusterMember(SQLModel, table=True):
+    """Which cluster a case is in, with the facts about it that clusters add up, so that a list of
+    clusters reads one narrow table rather than every case's submission."""
+
+    __tablename__ = "cluster_member"
+
+    case_id: int = Field(primary_key=True, foreign_key="case.id", ondelete="CASCADE")
+    cluster_id: int = Field(foreign_key="cluster.id", index=True)
+    police_force: str | None = Field(default=None, max_length=80)
+    child_victim: bool = Field(default=False)
+    money: dict = Field(default_factory=dict, sa_type=JSONDocument)
+    reported_at: datetime = _when()
+
+
 class EvidenceUpload(SQLModel, table=True):
     """A direct upload that was asked for and not yet completed; the declared size and hash are
     what the service checks the object against before it becomes evidence."""

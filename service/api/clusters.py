@@ -1,0 +1,205 @@
+"""Offender networks for analysts: clusters of linked cases with the harm they add up to."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from service.api.cases import CaseReference, visible_case
+from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
+from service.api.problems import validation_problem
+from service.api.schemas import Priority, Status
+from service.storage.audit import record_access
+from service.storage.clusters import ClusterView, cluster_of_case, links_between, list_clusters, member_cases
+
+router = APIRouter(tags=["clusters"])
+
+Sort = Literal["harm", "victims", "last_seen", "first_seen"]
+
+
+class JoiningIdentifier(BaseModel):
+    type: str
+    normalized: str
+    cases: int = Field(description="How many cases of the cluster hold it.")
+
+
+class ClusterSummary(BaseModel):
+    id: int = Field(description="Stable while the cluster grows; when two clusters merge, the larger one's id stays.")
+    cases: int = Field(description="Cases in the cluster that this key may see.")
+    hidden_cases: int = Field(description="Cases in the cluster in forces this key may not see: counted, not shown.")
+    victims: int = Field(description="Victims among the cases shown (one per case).")
+    child_victims: int = Field(description="Of those, victims who were under 18 when they reported.")
+    money: dict[str, str] = Field(
+        description="Money paid per ISO 4217 currency, as decimal strings (XXX: no currency given).",
+        examples=[{"GBP": "450.00", "USD": "200"}],
+    )
+    forces: list[str] = Field(description="Police forces of the cases shown.")
+    first_seen: datetime = Field(description="When the earliest case shown was reported.")
+    last_seen: datetime = Field(description="When the latest case shown was reported.")
+    joining_identifiers: list[JoiningIdentifier] = Field(
+        description="Identifiers held by two or more of its cases, most shared first."
+    )
+    image_links: int = Field(description="Matching images between its cases.")
+
+    @classmethod
+    def of(cls, view: ClusterView) -> ClusterSummary:
+        return cls(
+            id=view.cluster_id,
+            cases=view.cases,
+            hidden_cases=view.hidden_cases,
+            victims=view.victims,
+            child_victims=view.child_victims,
+            money=view.money,
+            forces=view.forces,
+            first_seen=view.first_seen,
+            last_seen=view.last_seen,
+            joining_identifiers=[
+                JoiningIdentifier(type=kind, normalized=normalized, cases=cases)
+                for kind, normalized, cases in view.joining_identifiers
+            ],
+            image_links=view.image_links,
+        )
+
+
+class ClusterPage(BaseModel):
+    clusters: list[ClusterSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+
+
+class ClusterCase(BaseModel):
+    reference: str
+    priority: Priority
+    status: Status
+    police_force: str | None
+    created_at: datetime
+    child_victim: bool
+
+
+class ClusterLink(BaseModel):
+    case: str
+    other_case: str
+    kind: Literal["identifier", "image"]
+    via: str = Field(description="`type:normalized` of the shared identifier, or the images' PDQ distance.")
+
+
+class CaseCluster(BaseModel):
+    reference: str = Field(description="The case asked about.")
+    cluster: ClusterSummary
+    cases: list[ClusterCase] = Field(description="The cluster's cases this key may see, oldest first.")
+    links: list[ClusterLink] = Field(description="The links between those cases: enough to draw the network.")
+
+
+@router.get(
+    "/v1/clusters",
+    summary="List offender networks",
+    description=(
+        "Clusters of two or more cases joined by shared identifiers or matching images (connected components, "
+        "kept up to date as cases arrive), with the harm they add up to. A key limited to some forces sees "
+        "only its forces' cases in each cluster and how many others there are. `sort=harm` (default): child "
+        "victims, then victims, then the most recently active. Every read is audited."
+    ),
+    response_model=ClusterPage,
+)
+def get_clusters(
+    request: Request,
+    session: DatabaseSession,
+    request_id: RequestId,
+    reason: AccessReason,
+    sort: Annotated[
+        Sort, Query(description="harm, victims, last_seen or first_seen; largest or newest first.")
+    ] = "harm",
+    cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` from the previous page.")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="How many; capped at the server's page size limit.")] = None,
+    caller: Caller = require_role(Role.analyst),
+) -> ClusterPage:
+    settings = request.app.state.settings
+    page_size = min(limit or settings.page_size, settings.max_page_size)
+    offset = _offset(cursor, sort)
+    views = list_clusters(session, forces=caller.forces, sort=sort, offset=offset, limit=page_size + 1)
+    page, more = views[:page_size], len(views) > page_size
+    record_access(
+        session,
+        actor=caller.actor,
+        action="clusters.list",
+        reason=reason,
+        request_id=request_id,
+        detail={"sort": sort, "offset": offset, "returned": len(page)},
+    )
+    session.commit()
+    next_cursor = _encode({"o": offset + page_size, "s": sort}) if more else None
+    return ClusterPage(clusters=[ClusterSummary.of(view) for view in page], next_cursor=next_cursor)
+
+
+@router.get(
+    "/v1/cases/{reference}/cluster",
+    summary="The offender network a case belongs to",
+    description="The case's cluster as this key may see it, its cases and the links between them. A case "
+    "linked to no other case is a cluster of one. Audited.",
+    response_model=CaseCluster,
+)
+def get_case_cluster(
+    reference: CaseReference,
+    request: Request,
+    session: DatabaseSession,
+    request_id: RequestId,
+    reason: AccessReason,
+    caller: Caller = require_role(Role.analyst),
+) -> CaseCluster:
+    case = visible_case(session, reference, caller)
+    view = cluster_of_case(session, case.id, caller.forces)
+    members = member_cases(session, view.cluster_id, caller.forces) if view else [case]
+    by_id = {member.id: member for member in members}
+    links = links_between(session, list(by_id), request.app.state.settings.image_match_max_distance)
+    record_access(
+        session,
+        actor=caller.actor,
+        action="case.cluster",
+        case_id=case.id,
+        reason=reason,
+        request_id=request_id,
+        detail={"cluster": view.cluster_id if view else None, "cases": len(members)},
+    )
+    session.commit()
+    if view is None:  # a case from before clusters were kept, not linked since
+        view = ClusterView(0, 1, 0, 1, int(case.victim_was_under_18), case.created_at, case.created_at)
+    return CaseCluster(
+        reference=case.reference,
+        cluster=ClusterSummary.of(view),
+        cases=[
+            ClusterCase(
+                reference=member.reference,
+                priority=member.priority,
+                status=member.status,
+                police_force=member.police_force,
+                created_at=member.created_at,
+                child_victim=member.victim_was_under_18,
+            )
+            for member in members
+        ],
+        links=[
+            ClusterLink(case=by_id[a].reference, other_case=by_id[b].reference, kind=kind, via=via)
+            for a, b, kind, via in links
+        ],
+    )
+
+
+def _encode(position: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _offset(cursor: str | None, sort: str) -> int:
+    if cursor is None:
+        return 0
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        offset = int(position["o"])
+        if position["s"] != sort or not 0 <= offset < 2**31:
+            raise ValueError
+        return offset
+    except (ValueError, KeyError, TypeError):
+        raise validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}]) from None

@@ -1,0 +1,291 @@
+"""Offender networks: cases joined by shared identifiers or matching images, kept up to date at intake,
+listed with their harm for an analyst's force scope, and alerted through the webhook outbox."""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from devsupport.images import encoded, synthetic_picture
+from devsupport.postgres import free_port
+from service.app import create_app
+from service.settings import Settings
+from service.storage.clusters import rebuild_clusters
+from service.storage.database import create_database_engine, session_scope
+from service.storage.keys import create_api_key
+from service.storage.models import ClusterMember, WebhookDelivery, utc_now
+from tests.conftest import BACKENDS, MINIMAL_CASE, bearer, fresh_database_url, make_keys, unique_force
+from tests.support.cli import intake
+
+
+def unique_mtcn() -> str:
+    return str(uuid.uuid4().int)[:10]
+
+
+def case_cluster(client, key: str, reference: str) -> dict:
+    response = client.get(f"/v1/cases/{reference}/cluster", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def upload_image(client, case: dict, image: bytes) -> None:
+    response = client.post(
+        f"/v1/cases/{case['reference']}/evidence",
+        headers=bearer(case["reporter_token"]),
+        files=[("file", ("bait.jpg", image, "image/jpeg"))],
+    )
+    assert response.status_code == 201, response.text
+
+
+@pytest.fixture
+def scoped_analyst(settings):
+    def make(*forces: str) -> str:
+        engine = create_database_engine(settings.resolved_database_url)
+        with session_scope(engine) as session:
+            key = create_api_key(session, "analyst", "scoped cluster analyst", forces=list(forces))[1]
+        engine.dispose()
+        return key
+
+    return make
+
+
+def test_identifiers_and_images_join_cases_into_one_cluster_with_its_harm_added_up(client, keys, new_case):
+    mtcn = unique_mtcn()
+    picture = synthetic_picture(random.SystemRandom().randrange(10**9))
+    first = new_case(identifiers=[{"type": "mtcn", "value": mtcn}], payments=[{"amount": "100.00", "currency": "GBP"}])
+    second = new_case(
+        identifiers=[{"type": "mtcn", "value": mtcn}],
+        payments=[{"amount": "50.50", "currency": "GBP"}, {"amount": "20", "currency": "USD"}],
+    )
+    third = new_case(victim={"age": 15})
+    unrelated = new_case()
+    upload_image(client, second, encoded(picture))
+    upload_image(client, third, encoded(picture, quality=70))
+
+    answer = case_cluster(client, keys.analyst, first["reference"])
+    cluster = answer["cluster"]
+    assert [case["reference"] for case in answer["cases"]] == [
+        first["reference"],
+        second["reference"],
+        third["reference"],
+    ]
+    assert (cluster["cases"], cluster["hidden_cases"], cluster["victims"], cluster["child_victims"]) == (3, 0, 3, 1)
+    assert cluster["money"] == {"GBP": "150.50", "USD": "20"}
+    assert cluster["joining_identifiers"] == [{"type": "mtcn", "normalized": mtcn, "cases": 2}]
+    assert cluster["image_links"] == 1
+    assert cluster["first_seen"] <= cluster["last_seen"]
+    kinds = {(link["case"], link["other_case"], link["kind"]) for link in answer["links"]}
+    assert kinds == {
+        (first["reference"], second["reference"], "identifier"),
+        (second["reference"], third["reference"], "image"),
+    }
+    assert case_cluster(client, keys.analyst, third["reference"])["cluster"]["id"] == cluster["id"]
+    alone = case_cluster(client, keys.analyst, unrelated["reference"])
+    assert alone["cluster"]["cases"] == 1 and alone["cluster"]["id"] != cluster["id"] and alone["links"] == []
+
+
+def test_a_case_that_bridges_two_clusters_merges_them_keeping_the_larger_ones_id(client, keys, new_case):
+    left, right = unique_mtcn(), unique_mtcn()
+    a = new_case(identifiers=[{"type": "mtcn", "value": left}])
+    new_case(identifiers=[{"type": "mtcn", "value": left}])
+    new_case(identifiers=[{"type": "mtcn", "value": left}])
+    d = new_case(identifiers=[{"type": "mtcn", "value": right}])
+    new_case(identifiers=[{"type": "mtcn", "value": right}])
+    larger = case_cluster(client, keys.analyst, a["reference"])["cluster"]["id"]
+    smaller = case_cluster(client, keys.analyst, d["reference"])["cluster"]["id"]
+    assert larger != smaller
+    bridge = new_case()
+    client.post(
+        f"/v1/cases/{bridge['reference']}/identifiers",
+        headers=bearer(bridge["reporter_token"]),
+        json=[{"type": "mtcn", "value": left}, {"type": "mtcn", "value": right}],
+    )
+    merged = case_cluster(client, keys.analyst, d["reference"])["cluster"]
+    assert merged["id"] == larger and merged["cases"] == 6
+    assert {item["normalized"] for item in merged["joining_identifiers"]} == {left, right}
+
+
+def test_clusters_are_listed_most_harm_first_and_paged(client, keys, new_case):
+    mtcn = unique_mtcn()
+    for age in (14, 30):
+        new_case(victim={"age": age}, identifiers=[{"type": "mtcn", "value": mtcn}])
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        page = client.get("/v1/clusters", params=params, headers=bearer(keys.analyst))
+        assert page.status_code == 200, page.text
+        seen += page.json()["clusters"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len({cluster["id"] for cluster in seen}) == len(seen)
+    keys_in_order = [(-c["child_victims"], -c["victims"]) for c in seen]
+    assert keys_in_order == sorted(keys_in_order)
+    assert all(cluster["cases"] >= 2 for cluster in seen)
+    assert any(cluster["joining_identifiers"] == [{"type": "mtcn", "normalized": mtcn, "cases": 2}] for cluster in seen)
+    by_victims = client.get("/v1/clusters", params={"sort": "victims"}, headers=bearer(keys.analyst)).json()
+    counts = [cluster["victims"] for cluster in by_victims["clusters"]]
+    assert counts == sorted(counts, reverse=True)
+    bad = client.get("/v1/clusters", params={"cursor": cursor or "bm9wZQ"}, headers=bearer(keys.analyst))
+    assert bad.status_code == 422
+
+
+def test_a_scoped_key_sees_its_own_forces_cases_and_only_a_count_of_the_rest(client, keys, new_case, scoped_analyst):
+    mine, theirs, elsewhere = unique_force(), unique_force(), unique_force()
+    mtcn = unique_mtcn()
+    own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])
+    other = new_case(
+        police_force=theirs,
+        victim={"age": 12},
+        identifiers=[{"type": "mtcn", "value": mtcn}],
+        payments=[{"amount": "999", "currency": "EUR"}],
+    )
+    seen = case_cluster(client, scoped_analyst(mine), own["reference"])
+    assert [case["reference"] for case in seen["cases"]] == [own["reference"]]
+    cluster = seen["cluster"]
+    assert (cluster["cases"], cluster["hidden_cases"], cluster["child_victims"]) == (1, 1, 0)
+    assert cluster["forces"] == [mine] and cluster["money"] == {} and seen["links"] == []
+    listed = client.get("/v1/clusters", params={"limit": 200}, headers=bearer(scoped_analyst(elsewhere))).json()
+    assert cluster["id"] not in {c["id"] for c in listed["clusters"]}
+    denied = client.get(f"/v1/cases/{other['reference']}/cluster", headers=bearer(scoped_analyst(mine)))
+    assert denied.status_code == 404
+
+
+def test_clusters_are_for_analysts_and_every_read_is_audited(client, keys, new_case):
+    case = new_case()
+    for token in (case["reporter_token"], keys.submitter, keys.admin):
+        assert client.get("/v1/clusters", headers=bearer(token)).status_code == 403
+        assert client.get(f"/v1/cases/{case['reference']}/cluster", headers=bearer(token)).status_code in (403, 404)
+    client.get("/v1/clusters", headers={**bearer(keys.analyst), "X-Access-Reason": "network review"})
+    case_cluster(client, keys.analyst, case["reference"])
+    events = client.get("/v1/audit", params={"limit": 10}, headers=bearer(keys.admin)).json()["events"]
+    actions = {event["action"] for event in events}
+    assert {"clusters.list", "case.cluster"} <= actions
+    assert any(e["action"] == "clusters.list" and e["reason"] == "network review" for e in events)
+
+
+@pytest.fixture
+def alerting(settings, tmp_path):
+    """An app with the webhook on and a cluster alert from 3 victims; the outbox is read directly."""
+    app = create_app(
+        Settings(
+            data_dir=tmp_path,
+            database_url=settings.resolved_database_url,
+            webhook_url=f"http://127.0.0.1:{free_port()}/hook",
+            webhook_secret="synthetic",
+            webhook_poll_seconds=60,
+            cluster_alert_min_victims=3,
+        )
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield app, client
+    app.state.engine.dispose()
+
+
+def cluster_alerts(app, cluster_id: int) -> list[dict]:
+    with session_scope(app.state.engine) as session:
+        rows = session.exec(
+            sa.select(WebhookDelivery).where(WebhookDelivery.event == "cluster.joined").order_by(WebhookDelivery.id)
+        ).scalars()
+        return [row.payload for row in rows if row.payload["cluster_id"] == cluster_id]
+
+
+def test_joining_a_cluster_with_a_child_victim_or_enough_victims_queues_an_alert_without_personal_data(
+    alerting, keys, client
+):
+    app, alerting_client = alerting
+
+    def report(**fields) -> dict:
+        sent = alerting_client.post("/v1/cases", json={**MINIMAL_CASE, **fields}, headers=bearer(keys.submitter))
+        assert sent.status_code == 201, sent.text
+        return sent.json()
+
+    adults, children = unique_mtcn(), unique_mtcn()
+    first = report(identifiers=[{"type": "mtcn", "value": adults}], reporter={"relationship": "self", "name": "Syn"})
+    report(identifiers=[{"type": "mtcn", "value": adults}])
+    adult_cluster = case_cluster(client, keys.analyst, first["reference"])["cluster"]["id"]
+    assert cluster_alerts(app, adult_cluster) == []  # two adult victims: below the threshold of 3
+    third = report(identifiers=[{"type": "mtcn", "value": adults}])
+    (alert,) = cluster_alerts(app, adult_cluster)
+    assert set(alert) == {"cluster_id", "joined_by", "victims", "child_victims", "forces", "created_at"}
+    assert (alert["joined_by"], alert["victims"], alert["child_victims"]) == (third["reference"], 3, 0)
+    assert "Syn" not in str(alert)
+
+    child = report(victim={"age": 13}, identifiers=[{"type": "mtcn", "value": children}])
+    joining = report(identifiers=[{"type": "mtcn", "value": children}])
+    child_cluster = case_cluster(client, keys.analyst, child["reference"])["cluster"]["id"]
+    (alert,) = cluster_alerts(app, child_cluster)
+    assert (alert["joined_by"], alert["victims"], alert["child_victims"]) == (joining["reference"], 2, 1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_clusters_kept_at_intake_are_the_components_a_rebuild_finds(backend, request, tmp_path_factory, tmp_path):
+    url = fresh_database_url(backend, request, tmp_path_factory)
+    app = create_app(
+        Settings(
+            data_dir=tmp_path, database_url=url, rate_case_creation_per_key="off", rate_case_creation_per_address="off"
+        )
+    )
+    own_keys = make_keys(url)
+    rng = random.Random(7)
+    pool = [unique_mtcn() for _ in range(12)]
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for _ in range(30):
+            chosen = rng.sample(pool, rng.choice([0, 1, 1, 2]))
+            sent = client.post(
+                "/v1/cases",
+                json={**MINIMAL_CASE, "identifiers": [{"type": "mtcn", "value": value} for value in chosen]},
+                headers=bearer(own_keys.submitter),
+            )
+            assert sent.status_code == 201, sent.text
+            if rng.random() < 0.3:
+                client.post(
+                    f"/v1/cases/{sent.json()['reference']}/identifiers",
+                    headers=bearer(sent.json()["reporter_token"]),
+                    json={"type": "mtcn", "value": rng.choice(pool)},
+                )
+
+    def partition() -> set[frozenset[int]]:
+        with session_scope(app.state.engine) as session:
+            groups: dict[int, set[int]] = {}
+            for member in session.exec(sa.select(ClusterMember)).scalars():
+                groups.setdefault(member.cluster_id, set()).add(member.case_id)
+            return {frozenset(group) for group in groups.values()}
+
+    incremental = partition()
+    with session_scope(app.state.engine) as session:
+        rebuild_clusters(session, now=utc_now(), max_image_distance=31)
+        session.commit()
+    assert partition() == incremental
+    assert any(len(group) > 2 for group in incremental)
+    app.state.engine.dispose()
+
+
+def test_intake_clusters_rebuild_puts_cases_from_before_clusters_into_theirs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'intake.db'}"
+    app = create_app(Settings(data_dir=tmp_path, database_url=url))
+    intake("db", "upgrade", database_url=url)
+    own_keys = make_keys(url)
+    mtcn = unique_mtcn()
+    with TestClient(app, raise_server_exceptions=False) as client:
+        for _ in range(3):
+            sent = client.post(
+                "/v1/cases",
+                json={**MINIMAL_CASE, "identifiers": [{"type": "mtcn", "value": mtcn}]},
+                headers=bearer(own_keys.submitter),
+            )
+            assert sent.status_code == 201
+        with app.state.engine.begin() as connection:  # as a database upgraded from before clusters has it
+            connection.execute(sa.text("DELETE FROM cluster_member"))
+            connection.execute(sa.text("DELETE FROM cluster"))
+        assert client.get("/v1/clusters", headers=bearer(own_keys.analyst)).json()["clusters"] == []
+        rebuilt = intake("clusters", "rebuild", database_url=url)
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert "1 cluster(s)" in rebuilt.stdout
+        (cluster,) = client.get("/v1/clusters", headers=bearer(own_keys.analyst)).json()["clusters"]
+        assert cluster["victims"] == 3
+    app.state.engine.dispose()
