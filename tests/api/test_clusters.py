@@ -4,7 +4,6 @@ listed with their harm for an analyst's force scope, and alerted through the web
 from __future__ import annotations
 
 import random
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -15,15 +14,13 @@ from devsupport.postgres import free_port
 from service.app import create_app
 from service.settings import Settings
 from service.storage.clusters import rebuild_clusters
-from service.storage.database import create_database_engine, session_scope
-from service.storage.keys import create_api_key
+from service.storage.database import session_scope
 from service.storage.models import ClusterMember, WebhookDelivery, utc_now
-from tests.conftest import BACKENDS, MINIMAL_CASE, bearer, fresh_database_url, make_keys, unique_force
-from tests.support.cli import intake
-
-
-def unique_mtcn() -> str:
-    return str(uuid.uuid4().int)[:10]
+from tests.support.apps import BACKENDS, fresh_database_url
+from tests.support.cases import MINIMAL_CASE, unique_force, unique_mtcn
+from tests.support.cli import run_intake
+from tests.support.database import make_keys
+from tests.support.http import bearer
 
 
 def case_cluster(client, key: str, reference: str) -> dict:
@@ -39,18 +36,6 @@ def upload_image(client, case: dict, image: bytes) -> None:
         files=[("file", ("bait.jpg", image, "image/jpeg"))],
     )
     assert response.status_code == 201, response.text
-
-
-@pytest.fixture
-def scoped_analyst(settings):
-    def make(*forces: str) -> str:
-        engine = create_database_engine(settings.resolved_database_url)
-        with session_scope(engine) as session:
-            key = create_api_key(session, "analyst", "scoped cluster analyst", forces=list(forces))[1]
-        engine.dispose()
-        return key
-
-    return make
 
 
 def test_identifiers_and_images_join_cases_into_one_cluster_with_its_harm_added_up(client, keys, new_case):
@@ -134,7 +119,7 @@ def test_clusters_are_listed_most_harm_first_and_paged(client, keys, new_case):
     assert bad.status_code == 422
 
 
-def test_a_scoped_key_sees_its_own_forces_cases_and_only_a_count_of_the_rest(client, keys, new_case, scoped_analyst):
+def test_a_scoped_key_sees_its_own_forces_cases_and_only_a_count_of_the_rest(client, keys, new_case, scoped_key):
     mine, theirs, elsewhere = unique_force(), unique_force(), unique_force()
     mtcn = unique_mtcn()
     own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])
@@ -144,14 +129,14 @@ def test_a_scoped_key_sees_its_own_forces_cases_and_only_a_count_of_the_rest(cli
         identifiers=[{"type": "mtcn", "value": mtcn}],
         payments=[{"amount": "999", "currency": "EUR"}],
     )
-    seen = case_cluster(client, scoped_analyst(mine), own["reference"])
+    seen = case_cluster(client, scoped_key(mine), own["reference"])
     assert [case["reference"] for case in seen["cases"]] == [own["reference"]]
     cluster = seen["cluster"]
     assert (cluster["cases"], cluster["hidden_cases"], cluster["child_victims"]) == (1, 1, 0)
     assert cluster["forces"] == [mine] and cluster["money"] == {} and seen["links"] == []
-    listed = client.get("/v1/clusters", params={"limit": 200}, headers=bearer(scoped_analyst(elsewhere))).json()
+    listed = client.get("/v1/clusters", params={"limit": 200}, headers=bearer(scoped_key(elsewhere))).json()
     assert cluster["id"] not in {c["id"] for c in listed["clusters"]}
-    denied = client.get(f"/v1/cases/{other['reference']}/cluster", headers=bearer(scoped_analyst(mine)))
+    denied = client.get(f"/v1/cases/{other['reference']}/cluster", headers=bearer(scoped_key(mine)))
     assert denied.status_code == 404
 
 
@@ -268,7 +253,7 @@ def test_clusters_kept_at_intake_are_the_components_a_rebuild_finds(backend, req
 def test_intake_clusters_rebuild_puts_cases_from_before_clusters_into_theirs(tmp_path):
     url = f"sqlite:///{tmp_path / 'intake.db'}"
     app = create_app(Settings(data_dir=tmp_path, database_url=url))
-    intake("db", "upgrade", database_url=url)
+    run_intake("db", "upgrade", database_url=url)
     own_keys = make_keys(url)
     mtcn = unique_mtcn()
     with TestClient(app, raise_server_exceptions=False) as client:
@@ -283,7 +268,7 @@ def test_intake_clusters_rebuild_puts_cases_from_before_clusters_into_theirs(tmp
             connection.execute(sa.text("DELETE FROM cluster_member"))
             connection.execute(sa.text("DELETE FROM cluster"))
         assert client.get("/v1/clusters", headers=bearer(own_keys.analyst)).json()["clusters"] == []
-        rebuilt = intake("clusters", "rebuild", database_url=url)
+        rebuilt = run_intake("clusters", "rebuild", database_url=url)
         assert rebuilt.returncode == 0, rebuilt.stderr
         assert "1 cluster(s)" in rebuilt.stdout
         (cluster,) = client.get("/v1/clusters", headers=bearer(own_keys.analyst)).json()["clusters"]
