@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from fastapi import Request
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -61,11 +62,33 @@ def too_large(limit: int) -> ProblemError:
     return ProblemError(413, f"The request is too large: the limit is {limit} bytes.")
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # Parsers disagree on which of two equal keys wins (first, last, error): a proxy or partner that
+    # checked one value must never see the service keep the other.
+    as_dict = dict(pairs)
+    if len(as_dict) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return as_dict
+
+
 def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise validation_problem([{"field": "body", "message": "The body is empty: send a JSON object."}])
     try:
-        return json.loads(raw)
+        return json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
+    except _DuplicateKey as duplicate:
+        message = "This field is given twice in the same object: send it once."
+        raise validation_problem([{"field": duplicate.key[:200] or "body", "message": message}]) from None
     except (UnicodeDecodeError, ValueError) as error:
         message = (
             f"The body is not valid JSON: {error}."
@@ -302,3 +325,23 @@ def _set_once(target: dict[str, Any], name: str, value: str) -> None:
         target[name] = (existing if isinstance(existing, list) else [existing]) + [value]
     else:
         target[name] = value
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose JSON body FastAPI reads for a model reads it through `parse_json`, like every
+    other route: duplicate keys refused, every problem a 422 naming the body."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handle = super().get_route_handler()
+        if self.body_field is None:
+            return handle
+
+        async def handle_strictly(request: Request) -> Response:
+            media_type = media_type_of(request)
+            if media_type == JSON or media_type.endswith("+json"):
+                raw = await request.body()
+                if raw:
+                    request._json = parse_json(raw)  # what FastAPI's request.json() then returns
+            return await handle(request)
+
+        return handle_strictly

@@ -297,12 +297,13 @@ def case_not_found() -> ProblemError:
 
 
 def contributor_case(session, reference: str, caller: Caller) -> Case:
-    """The case, for its reporter or the key that submitted it, who add to it. An analyst is told it
-    is not theirs to add to; anyone else learns nothing, not even that it exists."""
+    """The case, for its reporter or the secret key that submitted it, who add to it. An analyst who
+    may see the case is told it is not theirs to add to; anyone else (an analyst of another force
+    too) learns nothing, not even that it exists."""
     canonical = canonical_reference(reference)
     case = find_case(session, canonical) if canonical else None
     if case is None or not caller.may_act_on(case):
-        if case is not None and caller.role is Role.analyst:
+        if case is not None and caller.role is Role.analyst and caller.may_see_force(case.police_force):
             raise ProblemError(403, "Only the reporter or the service that submitted the case can add to it.")
         raise case_not_found()
     return case

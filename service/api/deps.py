@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,7 +28,9 @@ class Role(StrEnum):
 class Caller:
     """Who is calling: an API key with a role, or the reporter token of one case."""
 
-    token: str  # the presented secret: used only to seal idempotent responses, never logged
+    # What idempotent answers are sealed with, never logged: the presented secret, or for a publishable
+    # key (public by design) a secret the service derives from it, so the key alone opens nothing.
+    token: str
     key_id: str | None = None
     role: Role | None = None
     reporter_case_id: int | None = None
@@ -43,10 +46,12 @@ class Caller:
         return f"key:{self.key_id}" if self.key_id else f"reporter:{self.reporter_case_id}"
 
     def may_act_on(self, case) -> bool:
-        """The reporter of this case, or the key that submitted it."""
+        """The reporter of this case, or the secret key that submitted it. Never a publishable key:
+        it is in a web page's source and a reference is quoted everywhere, so the two together
+        prove nothing about who is asking."""
         if self.reporter_case_id is not None:
             return self.reporter_case_id == case.id
-        return self.key_id is not None and self.key_id == case.submitted_by_key_id
+        return not self.publishable and self.key_id is not None and self.key_id == case.submitted_by_key_id
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -67,10 +72,18 @@ RequestId = Annotated[str, Depends(get_request_id)]
 def access_reason(
     x_access_reason: Annotated[
         str | None,
-        Header(max_length=500, description="Why the case is being read; kept in the audit log."),
+        Header(max_length=500, description="Why the case is being read, in UTF-8; kept in the audit log."),
     ] = None,
 ) -> str | None:
-    return x_access_reason
+    if x_access_reason is None:
+        return None
+    # HTTP headers arrive as bytes, which the server hands over read as Latin-1: take the bytes back
+    # and read them as the UTF-8 that clients send ("Überprüfung" is not stored as "Ã\x9cberprÃ¼fung").
+    raw = x_access_reason.encode("latin-1")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return x_access_reason  # not UTF-8: kept as the Latin-1 it was
 
 
 AccessReason = Annotated[str | None, Depends(access_reason)]
@@ -109,13 +122,14 @@ def _identify(request: Request, session: Session) -> Caller:
                     "Use a publishable key made for your website's origin.",
                     kind="secret-key-in-browser",
                 )
+            publishable = key.origins is not None
             return Caller(
-                token=token,
+                token=_publishable_sealing_secret(request, token) if publishable else token,
                 key_id=key.id,
                 role=Role(key.role),
                 can_view_child_evidence=key.can_view_child_evidence,
                 forces=key.forces,
-                publishable=key.origins is not None,
+                publishable=publishable,
             )
     elif token.startswith(REPORTER_TOKEN_PREFIX + "_") and len(token) < 100:
         case_id = find_case_id_by_reporter_token(session, token)
@@ -126,16 +140,14 @@ def _identify(request: Request, session: Session) -> Caller:
     raise ProblemError(401, "This token is not valid, or has been revoked.", headers=_UNAUTHENTICATED)
 
 
-# What a publishable key, written into a force website's pages for anyone to read, may do.
-PUBLISHABLE_OPERATIONS = frozenset(
-    {
-        ("POST", "/v1/cases"),
-        ("POST", "/v1/cases/{reference}/identifiers"),
-        ("POST", "/v1/cases/{reference}/evidence"),
-        ("POST", "/v1/cases/{reference}/evidence/uploads"),
-        ("POST", "/v1/cases/{reference}/evidence/uploads/{upload_id}/complete"),
-    }
-)
+def _publishable_sealing_secret(request: Request, token: str) -> str:
+    message = b"publishable-idempotency\x00" + token.encode()
+    return hmac.new(request.app.state.link_secret, message, "sha256").hexdigest()
+
+
+# What a publishable key, written into a force website's pages for anyone to read, may do: report a
+# case. Adding to it takes the reporter token the answer gave that visitor.
+PUBLISHABLE_OPERATIONS = frozenset({("POST", "/v1/cases")})
 
 
 def _check_publishable_use(request: Request, origin: str | None, origins: tuple[str, ...]) -> None:
@@ -145,7 +157,8 @@ def _check_publishable_use(request: Request, origin: str | None, origins: tuple[
     if documented is None or (request.method, documented[0]) not in PUBLISHABLE_OPERATIONS:
         raise ProblemError(
             403,
-            "A publishable key can only report cases and add identifiers and evidence to the cases it reported.",
+            "A publishable key can only report cases. To add identifiers or evidence to a case, use the "
+            "reporter token its report was answered with.",
             kind="publishable-key-scope",
         )
 

@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from service.api.bodies import MULTIPART, media_type_of, unsupported_media_type
+from service.api.bodies import MULTIPART, StrictJsonRoute, media_type_of, unsupported_media_type
 from service.api.cases import CaseReference, case_not_found, contributor_case, visible_case
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role
 from service.api.idempotency import IdempotencyKey, respond_once
@@ -38,7 +38,7 @@ from service.storage.evidence import (
 from service.storage.idempotency import request_fingerprint
 from service.storage.models import Case, Evidence, EvidenceUpload, utc_now
 
-router = APIRouter(tags=["evidence"])
+router = APIRouter(tags=["evidence"], route_class=StrictJsonRoute)
 integrity_log = logging.getLogger("service.integrity")
 
 _HEX_ID = describe_pattern(r"^[0-9a-f]{32}$", "This id is 32 characters, each 0-9 or a-f.")
@@ -101,12 +101,16 @@ def analyst_evidence(session, reference: str, evidence_id: str, caller: Caller) 
     if caller.role is not Role.analyst:
         raise case_not_found()
     case = visible_case(session, reference, caller)
-    if case.victim_was_under_18 and not caller.can_view_child_evidence:
-        raise ProblemError(403, "Evidence of cases where the victim is under 18 needs a key with that permission.")
+    refuse_child_evidence_without_permission(case, caller)
     row = find_evidence(session, case.id, evidence_id)
     if row is None:
         raise ProblemError(404, "There is no such evidence on this case.")
     return case, row
+
+
+def refuse_child_evidence_without_permission(case: Case, caller: Caller) -> None:
+    if case.victim_was_under_18 and not caller.can_view_child_evidence:
+        raise ProblemError(403, "Evidence of cases where the victim is under 18 needs a key with that permission.")
 
 
 # --- upload through the API --------------------------------------------------------------------
@@ -366,6 +370,8 @@ def list_evidence(
     reason: AccessReason,
 ) -> AnalystEvidenceList:
     case = visible_case(session, reference, caller)
+    if caller.role is Role.analyst:
+        refuse_child_evidence_without_permission(case, caller)  # filenames can describe the images
     rows = evidence_of(session, case.id)
     record_access(
         session, actor=caller.actor, action="evidence.list", case_id=case.id, reason=reason, request_id=request_id

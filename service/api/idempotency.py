@@ -22,10 +22,21 @@ IdempotencyKey = Annotated[
         max_length=255,
         pattern=describe_pattern(r"^[\x21-\x7e]+$", "Use printable ASCII characters without spaces, like a UUID."),
         description="Any unique string (a UUID is ideal). A retry with the same key and body returns "
-        "the first response instead of creating a second record.",
+        "the first response instead of creating a second record. With a publishable key it must be random "
+        "and at least 32 characters long, since every visitor of the website shares that key.",
         examples=["4f1e7c1a-5d7b-4a8e-9a57-1f7e0a3c2b9d"],
     ),
 ]
+
+
+# Every visitor of a force website shares its publishable key, so the Idempotency-Key is what keeps
+# one visitor's answer (with its reporter token) from another: it must be as unguessable as a UUID.
+VISITOR_KEY_MIN_LENGTH = 32
+_VISITOR_KEY_MIN_DISTINCT = 8
+
+
+def _unguessable(idempotency_key: str) -> bool:
+    return len(idempotency_key) >= VISITOR_KEY_MIN_LENGTH and len(set(idempotency_key)) >= _VISITOR_KEY_MIN_DISTINCT
 
 
 def respond_once(
@@ -43,6 +54,12 @@ def respond_once(
         headers.update(extra_headers)
         return status, {"body": body.model_dump(mode="json"), "headers": extra_headers}
 
+    if caller.publishable and idempotency_key is not None and not _unguessable(idempotency_key):
+        message = (
+            f"With a publishable key, use a new random key of at least {VISITOR_KEY_MIN_LENGTH} characters for "
+            "each report, such as crypto.randomUUID(): every visitor shares the key."
+        )
+        raise ProblemError(422, message, kind="validation", errors=[{"field": "Idempotency-Key", "message": message}])
     if idempotency_key is None:
         status, stored = encoded_work()
         session.commit()

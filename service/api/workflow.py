@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 from pydantic import BaseModel, Field
 
+from service.api.bodies import StrictJsonRoute
 from service.api.cases import CaseReference, visible_case
 from service.api.deps import Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import ProblemError, problem_responses, validation_problem
@@ -18,7 +19,7 @@ from service.storage.audit import record_access
 from service.storage.cases import StaleVersion, add_note, change_status, identifiers_of, notes_of
 from service.storage.models import utc_now
 
-router = APIRouter(tags=["workflow"])
+router = APIRouter(tags=["workflow"], route_class=StrictJsonRoute)
 
 IfMatch = Annotated[
     str | None,

@@ -296,9 +296,13 @@ class Payment(Strict):
             raise ValueError("Give the amount as a number, like 250 or 250.00.") from None
         if not value.is_finite() or value < 0 or value > Decimal("1e12"):
             raise ValueError("Give the amount as a positive number, like 250 or 250.00.")
-        if value.as_tuple().exponent < -8:  # type: ignore[operator]
+        exponent = value.as_tuple().exponent
+        if exponent < -8:  # type: ignore[operator]
             raise ValueError("The amount has too many decimal places.")
-        return str(value)
+        if exponent > 12:  # type: ignore[operator]
+            # 0E+999999999 is zero, but written out it is a billion digits: whoever formats it pays.
+            raise ValueError("Give the amount as a plain number, like 250 or 250.00.")
+        return f"{value:f}"  # plain digits: 1E+3 is kept as 1000
 
     @field_validator("currency")
     @classmethod

@@ -184,3 +184,12 @@ def test_links_respect_the_keys_force_scope(client, new_case, scoped_key):
     own = new_case(police_force=mine, identifiers=[{"type": "mtcn", "value": mtcn}])["reference"]
     new_case(police_force=theirs, identifiers=[{"type": "mtcn", "value": mtcn}])
     assert client.get(f"/v1/cases/{own}/links", headers=bearer(scoped_key(mine))).json()["links"] == []
+
+
+def test_an_access_reason_in_utf_8_is_kept_as_written(client, keys, new_case):
+    created = new_case()
+    reason = "Überprüfung – 児童保護, Fall 7"
+    headers = {**bearer(keys.analyst), "X-Access-Reason": reason.encode("utf-8")}
+    assert client.get(f"/v1/cases/{created['reference']}", headers=headers).status_code == 200
+    events = client.get("/v1/audit", params={"case": created["reference"]}, headers=bearer(keys.admin)).json()["events"]
+    assert [event["reason"] for event in events if event["action"] == "case.read"] == [reason]

@@ -230,3 +230,49 @@ def test_range_and_pattern_messages_come_from_the_fields_own_constraints(client,
     assert upload.json()["errors"] == [
         {"field": "sha256", "message": "Give the SHA-256 as 64 hexadecimal characters (0-9, a-f)."}
     ]
+
+
+def test_json_with_a_key_given_twice_is_refused_not_read_as_the_last_one(client, keys, new_case):
+    """Parsers disagree on which duplicate wins: what a proxy or partner checked must be what is kept."""
+    json_body = {"Content-Type": "application/json"}
+
+    def post(path: str, raw: str, token: str):
+        return client.post(path, content=raw.encode(), headers={**bearer(token), **json_body})
+
+    case = '{"reporter": {"relationship": "self"}, "account": "checked", "account": "kept"}'
+    nested = '{"reporter": {"relationship": "self", "relationship": "other"}, "account": "x"}'
+    for raw, field in ((case, "account"), (nested, "relationship")):
+        response = post("/v1/cases", raw, keys.submitter)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"] == [
+            {"field": field, "message": "This field is given twice in the same object: send it once."}
+        ]
+    created = new_case()
+    reference, reporter = created["reference"], created["reporter_token"]
+    twice = [
+        (f"/v1/cases/{reference}/identifiers", '{"type": "mtcn", "value": "1234567890", "value": "1"}', reporter),
+        (
+            f"/v1/cases/{reference}/evidence/uploads",
+            '{"filename": "a.png", "filename": "b.exe", "size": 10, "sha256": "' + "0" * 64 + '"}',
+            reporter,
+        ),
+        (f"/v1/cases/{reference}/notes", '{"body": "checked", "body": "kept"}', keys.analyst),
+    ]
+    for path, raw, token in twice:
+        response = post(path, raw, token)
+        assert response.status_code == 422, (path, response.text)
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_an_amount_with_an_absurd_exponent_is_refused_and_a_plain_one_kept_in_digits(client, keys):
+    for amount in ("0E+999999999", "1e999999999999", "0e+13"):
+        response = client.post(
+            "/v1/cases", json={**MINIMAL_CASE, "payments": [{"amount": amount}]}, headers=bearer(keys.submitter)
+        )
+        assert response.status_code == 422, (amount, response.text)
+        assert response.json()["errors"][0]["field"] == "payments[0].amount"
+    created = client.post(
+        "/v1/cases", json={**MINIMAL_CASE, "payments": [{"amount": "1E+3"}]}, headers=bearer(keys.submitter)
+    ).json()
+    case = client.get(f"/v1/cases/{created['reference']}", headers=bearer(keys.analyst)).json()
+    assert case["submission"]["payments"][0]["amount"] == "1000"

@@ -77,3 +77,24 @@ def test_an_adult_case_stays_an_adult_case(evidence_client, keys):
         "/v1/cases", json={**MINIMAL_CASE, "victim": {"date_of_birth": "1990-01-01"}}, headers=bearer(keys.submitter)
     ).json()
     assert adult["flags"] == [] and adult["priority"] == "normal"
+
+
+def test_without_the_child_evidence_permission_an_analyst_cannot_even_list_a_childs_evidence(
+    evidence_client, keys, child_analyst_key
+):
+    """Filenames can describe the images ("me-at-14.jpg")."""
+    client = evidence_client
+    child = client.post("/v1/cases", json={**MINIMAL_CASE, "victim": {"age": 15}}, headers=bearer(keys.submitter))
+    child = child.json()
+    files = [("file", ("describes-the-image.png", png(shade=5), "image/png"))]
+    client.post(f"/v1/cases/{child['reference']}/evidence", files=files, headers=bearer(child["reporter_token"]))
+    listing = f"/v1/cases/{child['reference']}/evidence"
+
+    refused = client.get(listing, headers=bearer(keys.analyst))
+    assert refused.status_code == 403 and "describes-the-image" not in refused.text
+    for allowed in (child_analyst_key, child["reporter_token"]):
+        response = client.get(listing, headers=bearer(allowed))
+        assert [item["filename"] for item in response.json()["evidence"]] == ["describes-the-image.png"]
+
+    adult = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
+    assert client.get(f"/v1/cases/{adult['reference']}/evidence", headers=bearer(keys.analyst)).status_code == 200

@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from tests.support.cases import unique_mtcn
+from tests.support.cases import MINIMAL_CASE, unique_force, unique_mtcn
+from tests.support.database import create_key
 from tests.support.http import bearer
 
 
@@ -129,3 +130,26 @@ def test_adding_identifiers_is_idempotent_too(client, new_case):
     assert first.json() == second.json()
     different = client.post(url, headers=headers, json={"type": "email", "value": "other@example.org"})
     assert different.status_code == 422
+
+
+def test_an_analyst_of_another_force_is_not_told_the_case_exists(client, keys, settings):
+    """Item 9 of the security review: a force-scoped analyst got 403 (so: it exists) for another force's case."""
+    ours_force, theirs_force = unique_force(), unique_force()
+    scoped = create_key(settings.resolved_database_url, "analyst", "scoped analyst", forces=[ours_force])
+
+    def create(force: str) -> str:
+        case = {**MINIMAL_CASE, "police_force": force}
+        return client.post("/v1/cases", json=case, headers=bearer(keys.submitter)).json()["reference"]
+
+    theirs, ours = create(theirs_force), create(ours_force)
+    identifier = {"type": "mtcn", "value": "1234567890"}
+    declared = {"filename": "a.png", "size": 10, "sha256": "0" * 64}
+    for reference, expected in ((theirs, 404), (ours, 403), ("7KQM-X4TR-9PZC", 404)):
+        for path, body in [
+            (f"/v1/cases/{reference}/identifiers", {"json": identifier}),
+            (f"/v1/cases/{reference}/evidence", {"files": [("file", ("a.txt", b"synthetic", "text/plain"))]}),
+            (f"/v1/cases/{reference}/evidence/uploads", {"json": declared}),
+            (f"/v1/cases/{reference}/evidence/uploads/{'0' * 32}/complete", {}),
+        ]:
+            response = client.post(path, headers=bearer(scoped), **body)
+            assert response.status_code == expected, (path, response.text)

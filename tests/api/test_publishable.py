@@ -8,7 +8,7 @@ from service.cli import main as intake
 from service.settings import Settings
 from service.storage.database import session_scope
 from service.storage.keys import normalize_origin, revoke_api_key
-from tests.support.apps import app_client
+from tests.support.apps import BACKENDS, app_client, fresh_database_url
 from tests.support.cases import MINIMAL_CASE
 from tests.support.database import create_key, make_keys
 from tests.support.http import assert_problem, bearer
@@ -18,9 +18,15 @@ SITE = "https://www.example-force.police.uk"
 OTHER_SITE = "https://attacker.example"
 
 
-@pytest.fixture
-def website(tmp_path):
-    settings = Settings(data_dir=tmp_path, cors_cache_seconds=0, rate_publishable_case_creation_per_key="3/minute")
+@pytest.fixture(params=BACKENDS)
+def website(request, tmp_path, tmp_path_factory):
+    database_url = fresh_database_url(request.param, request, tmp_path_factory)
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=database_url,
+        cors_cache_seconds=0,
+        rate_publishable_case_creation_per_key="3/minute",
+    )
     with app_client(settings) as client:
         keys = make_keys(client.app.state.engine)
         publishable = create_key(client.app.state.engine, "submitter", "force website", origins=[SITE + "/"])
@@ -31,19 +37,81 @@ def from_site(token: str, origin: str = SITE) -> dict[str, str]:
     return {**bearer(token), "Origin": origin}
 
 
-def test_a_publishable_key_reports_and_adds_to_its_own_cases_from_its_website(website):
+def test_a_publishable_key_reports_and_the_reporter_token_adds_to_the_case(website):
     client, publishable, _ = website
     created = client.post("/v1/cases", json=MINIMAL_CASE, headers=from_site(publishable))
     assert created.status_code == 201, created.text
     assert created.headers["access-control-allow-origin"] == SITE
     assert "Location" in created.headers["access-control-expose-headers"]
-    reference = created.json()["reference"]
+    reference, reporter = created.json()["reference"], created.json()["reporter_token"]
     identifiers = [{"type": "email", "value": "offender@example.net"}]
-    added = client.post(f"/v1/cases/{reference}/identifiers", json=identifiers, headers=from_site(publishable))
+    added = client.post(f"/v1/cases/{reference}/identifiers", json=identifiers, headers=from_site(reporter))
     assert added.status_code == 201, added.text
     files = [("file", ("screenshot.png", png(), "image/png"))]
-    uploaded = client.post(f"/v1/cases/{reference}/evidence", files=files, headers=from_site(publishable))
+    uploaded = client.post(f"/v1/cases/{reference}/evidence", files=files, headers=from_site(reporter))
     assert uploaded.status_code == 201, uploaded.text
+
+
+def test_a_publishable_key_and_a_reference_add_nothing_to_a_case_it_reported(website):
+    """The key is in the page's source and the reference is quoted everywhere: together they are no
+    proof of being the victim, so they open nothing."""
+    client, publishable, _ = website
+    reference = client.post("/v1/cases", json=MINIMAL_CASE, headers=from_site(publishable)).json()["reference"]
+    declared = {"filename": "a.png", "size": len(png()), "sha256": "0" * 64}
+    for path, body in [
+        (f"/v1/cases/{reference}/identifiers", {"json": {"type": "email", "value": "a@example.net"}}),
+        (f"/v1/cases/{reference}/evidence", {"files": [("file", ("a.png", png(), "image/png"))]}),
+        (f"/v1/cases/{reference}/evidence/uploads", {"json": declared}),
+        (f"/v1/cases/{reference}/evidence/uploads/{'0' * 32}/complete", {}),
+    ]:
+        for headers in (from_site(publishable), bearer(publishable)):
+            response = client.post(path, headers=headers, **body)
+            problem = assert_problem(response, 403)
+            assert problem["type"].endswith("publishable-key-scope")
+            assert "reporter token" in problem["detail"]
+            assert "flags" not in response.text and "priority" not in response.text
+
+
+def test_a_publishable_keys_idempotency_key_must_be_unguessable(website):
+    """Every visitor shares the key: a short or made-up Idempotency-Key would hand one visitor the
+    answer (and reporter token) of another who used the same one."""
+    client, publishable, _ = website
+    for weak in ("report-1", "report-1", "a" * 40):  # two visitors' tries, then a long but made-up key
+        headers = {**from_site(publishable), "Idempotency-Key": weak}
+        response = client.post("/v1/cases", json=MINIMAL_CASE, headers=headers)
+        problem = assert_problem(response, 422)
+        assert problem["errors"][0]["field"] == "Idempotency-Key"
+        assert "reporter_token" not in response.text
+
+
+def test_a_publishable_keys_stored_answer_does_not_open_with_the_public_key(website):
+    """Sealed with a secret derived by the service: a copy of the database and the key in the page
+    source are not enough to read a visitor's reporter token."""
+    import hashlib
+    import hmac
+    import uuid
+
+    import sqlalchemy as sa
+    from Crypto.Cipher import AES
+
+    client, publishable, _ = website
+    idempotency_key = str(uuid.uuid4())
+    headers = {**from_site(publishable), "Idempotency-Key": idempotency_key}
+    first = client.post("/v1/cases", json=MINIMAL_CASE, headers=headers)
+    again = client.post("/v1/cases", json=MINIMAL_CASE, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
+
+    key_sha256 = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    with client.app.state.engine.connect() as connection:
+        sealed = connection.execute(
+            sa.text("SELECT response_sealed FROM idempotency_record WHERE key_sha256 = :k"), {"k": key_sha256}
+        ).scalar_one()
+    with_public_key = hmac.new(publishable.encode(), b"idempotency\x00" + idempotency_key.encode(), "sha256").digest()
+    nonce, tag, ciphertext = sealed[:12], sealed[12:28], sealed[28:]
+    with pytest.raises(ValueError):
+        AES.new(with_public_key, AES.MODE_GCM, nonce=nonce).decrypt_and_verify(ciphertext, tag)
+    assert first.json()["reporter_token"].encode() not in sealed
 
 
 def test_a_publishable_key_can_do_nothing_else(website):
@@ -65,7 +133,7 @@ def test_a_publishable_key_can_do_nothing_else(website):
         json=[{"type": "email", "value": "a@example.net"}],
         headers=from_site(publishable),
     )
-    assert refused.status_code == 404  # another key's case does not exist for it
+    assert refused.status_code == 403  # before any case is looked up: nothing learnt about it
 
 
 def test_a_publishable_key_is_refused_from_another_origin_and_gets_no_cors(website):
