@@ -34,8 +34,10 @@ $(AXE):
 openapi: $(STAMP)
 	$(BIN)/python -m service.openapi > openapi/openapi.json
 
+## lint: ruff (style, imports, security, complexity at most 10) and the dead-code check (vulture)
 lint: $(STAMP)
 	$(BIN)/ruff check service tests devsupport bench migrations
+	$(BIN)/python -m devsupport.dead_code
 
 ## bench: every benchmark (loads, upload, export) and one table of ratios against same-run baselines
 bench: $(STAMP)

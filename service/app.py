@@ -167,12 +167,8 @@ _SIGNED_LINK_PATHS = ("/v1/evidence-links/", "/v1/evidence-uploads/")
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before trying again.", "schema": {"type": "integer"}}}
 
 
-def _document_problems(path: str, method: str, operation: dict[str, Any]) -> None:
-    """Every error an operation can answer with, as problem+json, including those no router raises itself.
-
-    FastAPI documents only what a route declares; the body parser, authentication, the database and
-    the rate limiter can answer any operation they sit in front of, and clients must be told so.
-    """
+def _statuses_in_front_of(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    """What the body parser, authentication, routing and the database may answer for this operation."""
     statuses: set[int] = set()
     if operation.get("parameters") or "requestBody" in operation:
         statuses.add(422)
@@ -187,8 +183,17 @@ def _document_problems(path: str, method: str, operation: dict[str, Any]) -> Non
         statuses.add(404)
     if path.startswith("/v1/"):
         statuses.add(503)
+    return statuses
+
+
+def _document_problems(path: str, method: str, operation: dict[str, Any]) -> None:
+    """Every error an operation can answer with, as problem+json, including those no router raises itself.
+
+    FastAPI documents only what a route declares; the body parser, authentication, the database and
+    the rate limiter can answer any operation they sit in front of, and clients must be told so.
+    """
     responses = operation["responses"]
-    for status in statuses:
+    for status in _statuses_in_front_of(path, method, operation):
         responses.setdefault(str(status), {})
     for status, response in responses.items():
         if int(status) >= 400 and not (path == "/readyz" and status == "503"):  # readyz answers with its checks

@@ -146,7 +146,7 @@ class _Part:
     skip: bool = False
 
 
-async def parse_multipart(
+async def parse_multipart(  # noqa: C901 - one streaming loop, so every sink it opened is aborted in one place
     request: Request,
     *,
     max_field_bytes: int,
@@ -275,7 +275,7 @@ def _utf8(name: str, raw: bytes) -> str:
 # --- form fields to the JSON shape --------------------------------------------------------------
 
 
-def case_from_form_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:
+def case_from_form_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:  # noqa: C901 - one branch per kind of name
     """The JSON-shaped case a flat form describes. Unknown names are kept, so that validation
     names them as unknown fields rather than dropping what someone typed."""
     case: dict[str, Any] = {}

@@ -82,7 +82,7 @@ def clean_filename(given: str | None) -> str:
     name = PureWindowsPath(PurePosixPath(name.replace("\x00", "")).name).name  # either kind of folder path
     name = "".join(char for char in name if unicodedata.category(char)[0] != "C").strip(" .")
     if len(name) > MAX_FILENAME_LENGTH:
-        stem, dot, extension = name.rpartition(".")
+        _, dot, extension = name.rpartition(".")
         keep = extension[:10] if dot and len(extension) <= 10 else ""
         name = name[: MAX_FILENAME_LENGTH - len(keep) - 1].rstrip(" .") + ("." + keep if keep else "")
     return name or "unnamed"

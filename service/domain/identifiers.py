@@ -66,7 +66,9 @@ def normalize_identifier(
     return normalized
 
 
-def _normalize(identifier_type, value: str, platform: str | None, default_phone_region: str) -> NormalizedIdentifier:
+def _normalize(  # noqa: C901 - a flat dispatch, one branch per identifier type
+    identifier_type, value: str, platform: str | None, default_phone_region: str
+) -> NormalizedIdentifier:
     try:
         kind = IdentifierType(identifier_type)
     except ValueError:

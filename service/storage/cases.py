@@ -182,16 +182,6 @@ def identifiers_of(session: Session, case_id: int) -> list[Identifier]:
     return list(session.exec(select(Identifier).where(Identifier.case_id == case_id).order_by(Identifier.id)))
 
 
-def cases_sharing(session: Session, normalized: str) -> list[tuple[Case, Identifier]]:
-    query = (
-        select(Case, Identifier)
-        .join(Identifier, Identifier.case_id == Case.id)
-        .where(Identifier.normalized == normalized)
-        .order_by(Case.created_at, Case.id)
-    )
-    return list(session.exec(query))
-
-
 def _reflag_cases_sharing(
     session: Session, normalized_values: list[str], *, exclude_case_id: int, now: datetime, policy: UrgencyPolicy
 ) -> None:

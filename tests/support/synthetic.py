@@ -43,10 +43,3 @@ def text_stream(total_bytes: int, chunk_bytes: int = 1024 * 1024) -> Iterator[by
         piece = block[: min(chunk_bytes, total_bytes - sent)]
         sent += len(piece)
         yield piece
-
-
-def text_stream_sha256(total_bytes: int) -> str:
-    hasher = hashlib.sha256()
-    for piece in text_stream(total_bytes):
-        hasher.update(piece)
-    return hasher.hexdigest()
