@@ -68,8 +68,3 @@ class ClusterAlertPolicy:
 
 
 SORTS = ("harm", "victims", "last_seen", "first_seen")
-
-
-def harm_order(child_victims: int, victims: int, last_seen_key: float) -> tuple:
-    """Most harm first: child victims, then victims, then the most recently active."""
-    return (-child_victims, -victims, -last_seen_key)
