@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -12,7 +11,8 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import service.storage.models  # noqa: F401
-from tests.support.apps import BACKENDS, fresh_database_url
+from service.cli import upgrade_database
+from tests.support.apps import BACKENDS, database_at, fresh_database_url
 from tests.support.database import database_engine, query_rows
 
 
@@ -43,15 +43,7 @@ def test_audit_rows_can_be_added_but_never_changed_or_removed(migrated_url):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cases_stored_before_flag_rows_existed_get_them_on_upgrade(backend, request, tmp_path_factory):
-    from alembic import command
-
-    from service.cli import alembic_config
-
-    if backend == "postgres":
-        url = request.getfixturevalue("postgres_server").create_database(f"flags_{uuid.uuid4().hex[:8]}")
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('flags') / 'f.db'}"
-    command.upgrade(alembic_config(url), "0002")
+    url = database_at("0002", backend, request, tmp_path_factory)
     with database_engine(url) as engine, engine.begin() as connection:
         connection.execute(
             sa.text(
@@ -62,23 +54,14 @@ def test_cases_stored_before_flag_rows_existed_get_them_on_upgrade(backend, requ
                 "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
             )
         )
-    command.upgrade(alembic_config(url), "head")
+    upgrade_database(url)
     codes = [row.code for row in query_rows(url, "SELECT code FROM case_flag ORDER BY code")]
     assert codes == ["self_harm_risk", "under_18"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_upgrade_keeps_a_child_case_a_child_case_and_gives_back_a_lost_under_18(backend, request, tmp_path_factory):
-    from alembic import command
-
-    from service.cli import alembic_config
-
-    if backend == "postgres":
-        url = request.getfixturevalue("postgres_server").create_database(f"child_{uuid.uuid4().hex[:8]}")
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('child') / 'c.db'}"
-    command.upgrade(alembic_config(url), "0006")
-    engine = sa.create_engine(url)
+    url = database_at("0006", backend, request, tmp_path_factory)
     insert = sa.text(
         'INSERT INTO "case" (reference, reporter_token_sha256, status, priority, flags, next_steps, submission, '
         "created_at, updated_at) VALUES (:reference, :reference, 'received', :priority, :flags, :steps, :submission, "
@@ -86,7 +69,7 @@ def test_upgrade_keeps_a_child_case_a_child_case_and_gives_back_a_lost_under_18(
     )
     steps = '["support-services", "dont-panic"]'
     self_harm = '[{"code": "self_harm_risk", "reason": "r"}]'
-    with engine.begin() as connection:
+    with database_engine(url) as engine, engine.begin() as connection:
         for reference, priority, flags, submission in [
             # 17 when reported in 2020; re-decided after the birthday, the flag was lost.
             ("LOST", "urgent", self_harm, '{"victim": {"date_of_birth": "2003-01-01"}}'),
@@ -95,13 +78,10 @@ def test_upgrade_keeps_a_child_case_a_child_case_and_gives_back_a_lost_under_18(
         ]:
             values = {"reference": reference, "priority": priority, "flags": flags, "submission": submission}
             connection.execute(insert, {**values, "steps": steps})
-    command.upgrade(alembic_config(url), "head")
-    with engine.connect() as connection:
-        rows = connection.execute(
-            sa.text('SELECT reference, victim_was_under_18, priority, flags, next_steps FROM "case" ORDER BY reference')
-        ).all()
-        flag_rows = connection.execute(sa.text("SELECT code FROM case_flag ORDER BY code")).scalars().all()
-    engine.dispose()
+    upgrade_database(url)
+    columns = "reference, victim_was_under_18, priority, flags, next_steps"
+    rows = query_rows(url, f'SELECT {columns} FROM "case" ORDER BY reference')  # noqa: S608 - fixed names
+    flag_rows = [row.code for row in query_rows(url, "SELECT code FROM case_flag ORDER BY code")]
     by_reference = {row[0]: row for row in rows}
     assert [bool(by_reference[name][1]) for name in ("LOST", "KEPT", "ADULT")] == [True, True, False]
     lost = by_reference["LOST"]

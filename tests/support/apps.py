@@ -8,6 +8,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from alembic import command
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -15,7 +16,7 @@ from devsupport.postgres import PostgresServer
 from devsupport.s3 import CREDENTIALS, S3Server
 from devsupport.servers import UNLIMITED, UNLIMITED_ENVIRONMENT, start_service
 from service.app import create_app
-from service.cli import upgrade_database
+from service.cli import alembic_config, upgrade_database
 from service.settings import Settings
 from tests.support.database import Keys, make_keys
 
@@ -32,15 +33,20 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}_{next(_unique_names)}"
 
 
-def fresh_database_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory) -> str:
-    """An empty database with every migration applied."""
+def database_at(revision: str, backend: str, request: pytest.FixtureRequest, tmp_path_factory) -> str:
+    """A new database migrated up to `revision` only: old rows go in, then a test upgrades past them."""
     if backend == "postgres":
         server: PostgresServer = request.getfixturevalue("postgres_server")
         url = server.create_database(unique_name("intake"))
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'intake.db'}"
-    upgrade_database(url)
+    command.upgrade(alembic_config(url), revision)
     return url
+
+
+def fresh_database_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory) -> str:
+    """An empty database with every migration applied."""
+    return database_at("head", backend, request, tmp_path_factory)
 
 
 def evidence_settings_for(store: str, database_url: str, data_dir: Path, request, **overrides) -> Settings:
