@@ -18,6 +18,7 @@ from service.api import (
     analysts,
     cases,
     clusters,
+    corrections,
     evidence,
     guidance,
     identifiers,
@@ -96,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.rate_limits = RateLimits.from_settings(settings)
     install_problem_handlers(app)
     # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
-    routers = (guidance, analysts, cases, identifiers, evidence, images, clusters, workflow, ops)
+    routers = (guidance, analysts, cases, identifiers, evidence, images, clusters, corrections, workflow, ops)
     for module in (*routers, report_form, report_status):
         app.include_router(module.router)
     app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)

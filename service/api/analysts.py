@@ -23,7 +23,8 @@ from service.domain.police_forces import UnknownPoliceForce
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
 from service.storage.audit import list_audit, record_access
-from service.storage.cases import CaseFilters, find_case, list_cases
+from service.storage.cases import CaseFilters, find_case, identifiers_of, list_cases
+from service.storage.corrections import corrections_touching
 from service.storage.export import export_lines
 from service.storage.links import links_of
 from service.storage.models import AuditEvent, Case
@@ -81,8 +82,9 @@ class LinkedCase(BaseModel):
     status: Status
     police_force: str | None
     created_at: datetime
-    link_types: list[Literal["identifier", "image"]] = Field(
-        description="What links the cases: a shared identifier, a matching image, or both."
+    link_types: list[Literal["identifier", "image", "manual_link", "duplicate"]] = Field(
+        description="What links the cases: a shared identifier, a matching image, an analyst's manual link, "
+        "or one case being a duplicate of the other."
     )
     shared: list[SharedIdentifier] = Field(description="The identifiers this case shares with the one asked about.")
     images: list[MatchingImage] = Field(
@@ -90,9 +92,27 @@ class LinkedCase(BaseModel):
     )
 
 
+class CorrectionOut(BaseModel):
+    id: int
+    kind: Literal["identifier_not_linking", "false_link", "manual_link", "duplicate"]
+    case: str | None = Field(description="For a duplicate, the duplicate case.")
+    other_case: str | None = Field(description="For a duplicate, the original it points to.")
+    identifier: str | None = Field(description="The normalized identifier marked as joining nothing.")
+    reason: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+    revoked_by: str | None
+    revoke_reason: str | None
+
+
 class CaseLinks(BaseModel):
     reference: str
+    duplicate_of: str | None = Field(description="The original, if analysts marked this case a duplicate of it.")
     links: list[LinkedCase]
+    corrections: list[CorrectionOut] = Field(
+        description="Analysts' corrections about this case or its identifiers, in force or revoked, oldest first."
+    )
 
 
 class AuditEventOut(BaseModel):
@@ -249,8 +269,22 @@ def get_links(
         detail={"linked": len(links)},
     )
     session.commit()
+    corrections = corrections_touching(session, case.id, [row.normalized for row in identifiers_of(session, case.id)])
+    references = case_references(
+        session, {c.case_id for c in corrections} | {c.other_case_id for c in corrections}, caller
+    )
+    # A correction about a pair that includes a case of a force this key may not see is not shown.
+    corrections = [
+        c for c in corrections if c.identifier is not None or {c.case_id, c.other_case_id} <= references.keys()
+    ]
+    duplicate_of = next(
+        (c.other_case_id for c in corrections if c.kind == "duplicate" and c.case_id == case.id and not c.revoked_at),
+        None,
+    )
     return CaseLinks(
         reference=case.reference,
+        duplicate_of=references.get(duplicate_of),
+        corrections=[correction_out(c, references) for c in corrections],
         links=[
             LinkedCase(
                 reference=link.case.reference,
@@ -258,7 +292,9 @@ def get_links(
                 status=link.case.status,
                 police_force=link.case.police_force,
                 created_at=link.case.created_at,
-                link_types=(["identifier"] if link.identifiers else []) + (["image"] if link.images else []),
+                link_types=(["identifier"] if link.identifiers else [])
+                + (["image"] if link.images else [])
+                + ([link.by_analyst] if link.by_analyst else []),
                 shared=[SharedIdentifier(type=row.type, normalized=row.normalized) for row in link.identifiers],
                 images=[
                     MatchingImage(
@@ -306,6 +342,31 @@ def read_audit(
     return AuditPage(
         events=[_audit_out(event, references) for event in page],
         next_cursor=_encode({"i": page[-1].id}) if more else None,
+    )
+
+
+def case_references(session, case_ids: set[int | None], caller: Caller) -> dict[int, str]:
+    """References of the cases among these that the caller may see."""
+    wanted = {case_id for case_id in case_ids if case_id is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(Case.id, Case.reference, Case.police_force).where(Case.id.in_(wanted))).all()
+    return {case_id: reference for case_id, reference, force in rows if caller.may_see_force(force)}
+
+
+def correction_out(correction, references: dict[int, str]) -> CorrectionOut:
+    return CorrectionOut(
+        id=correction.id,
+        kind=correction.kind,
+        case=references.get(correction.case_id),
+        other_case=references.get(correction.other_case_id),
+        identifier=correction.identifier,
+        reason=correction.reason,
+        created_by=correction.created_by,
+        created_at=correction.created_at,
+        revoked_at=correction.revoked_at,
+        revoked_by=correction.revoked_by,
+        revoke_reason=correction.revoke_reason,
     )
 
 

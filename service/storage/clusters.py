@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from service.domain.clusters import ClusterAlertPolicy, add_money, connected_components, money_paid
 from service.storage.alerts import queue_alert
+from service.storage.corrections import not_linking_identifiers, pair, pair_corrections
 from service.storage.models import Case, Cluster, ClusterMember, Identifier, ImageMatch, UTCDateTime
 
 CLUSTER_EVENT = "cluster.joined"
@@ -27,24 +28,34 @@ _MATCHES = ImageMatch.__table__
 
 
 def neighbours_of(session: Session, case_ids: list[int], max_image_distance: int) -> set[tuple[int, int]]:
-    """Links (case, other case) from these cases: shared normalised identifiers and matching images."""
+    """Links (case, other case) from these cases: shared normalised identifiers and matching images, as
+    analysts have corrected them (identifiers that join nothing, false links out; manual links and
+    duplicates in)."""
     mine, other = _IDENTIFIERS.alias("mine"), _IDENTIFIERS.alias("other")
     by_identifier = (
         sa.select(mine.c.case_id, other.c.case_id)
         .select_from(
             mine.join(other, sa.and_(other.c.normalized == mine.c.normalized, other.c.case_id != mine.c.case_id))
         )
-        .where(mine.c.case_id.in_(case_ids))
+        .where(mine.c.case_id.in_(case_ids), mine.c.normalized.not_in(not_linking_identifiers()))
     )
     close = _MATCHES.c.distance <= max_image_distance
     forward = sa.select(_MATCHES.c.case_id, _MATCHES.c.matched_case_id).where(_MATCHES.c.case_id.in_(case_ids), close)
     backward = sa.select(_MATCHES.c.matched_case_id, _MATCHES.c.case_id).where(
         _MATCHES.c.matched_case_id.in_(case_ids), close
     )
-    return {(a, b) for a, b in session.execute(sa.union(by_identifier, forward, backward)).all()}
+    found = {(a, b) for a, b in session.execute(sa.union(by_identifier, forward, backward)).all()}
+    corrections = pair_corrections(session, case_ids)
+    found = {(a, b) for a, b in found if pair(a, b) not in corrections.false_links}
+    wanted = set(case_ids)
+    for a, b in corrections.added:
+        found |= {(a, b)} if a in wanted else set()
+        found |= {(b, a)} if b in wanted else set()
+    return found
 
 
 def _member_rows(session: Session, case_ids: list[int], cluster_id: int) -> list[dict]:
+    duplicates = pair_corrections(session, case_ids).duplicates
     rows = session.execute(
         sa.select(
             _CASES.c.id, _CASES.c.police_force, _CASES.c.victim_was_under_18, _CASES.c.created_at, _CASES.c.submission
@@ -58,6 +69,7 @@ def _member_rows(session: Session, case_ids: list[int], cluster_id: int) -> list
             "child_victim": bool(child),
             "money": money_paid((submission or {}).get("payments") or []),
             "reported_at": created_at,
+            "duplicate": case_id in duplicates,
         }
         for case_id, force, child, created_at, submission in rows
     ]
@@ -122,10 +134,11 @@ def join_clusters(
 
 
 def _alert_if_due(session: Session, cluster_id: int, case_id: int, policy: ClusterAlertPolicy, now: datetime) -> None:
+    counted = sa.not_(_MEMBERS.c.duplicate)
     victims, children, forces = session.execute(
         sa.select(
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(sa.case((_MEMBERS.c.child_victim, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((counted, 1), else_=0)), 0),
+            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(counted, _MEMBERS.c.child_victim), 1), else_=0)), 0),
             sa.func.count(sa.distinct(_MEMBERS.c.police_force)),
         ).where(_MEMBERS.c.cluster_id == cluster_id)
     ).one()
@@ -146,6 +159,27 @@ def _alert_if_due(session: Session, cluster_id: int, case_id: int, policy: Clust
             "created_at": now.isoformat(),
         },
     )
+
+
+def recluster(session: Session, case_ids: list[int], *, now: datetime, max_image_distance: int) -> None:
+    """Work out again the clusters these cases are in, after a correction added or removed links among
+    them: only their clusters' members are read, so the cost is the size of the clusters touched."""
+    cluster_ids = set(
+        session.execute(sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(case_ids))).scalars()
+    )
+    members = set(case_ids) | set(
+        session.execute(sa.select(_MEMBERS.c.case_id).where(_MEMBERS.c.cluster_id.in_(cluster_ids))).scalars()
+    )
+    existing = set(session.execute(sa.select(_CASES.c.id).where(_CASES.c.id.in_(members))).scalars())
+    edges = [(a, b) for a, b in neighbours_of(session, sorted(existing), max_image_distance) if b in existing]
+    session.execute(sa.delete(_MEMBERS).where(_MEMBERS.c.case_id.in_(existing)))
+    session.execute(sa.delete(_CLUSTERS).where(_CLUSTERS.c.id.in_(cluster_ids)))
+    for component in sorted(connected_components(existing, edges), key=min):
+        cluster_id = session.execute(
+            sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id),
+            {"size": len(component), "created_at": now, "updated_at": now},
+        ).scalar_one()
+        session.execute(sa.insert(_MEMBERS), _member_rows(session, sorted(component), cluster_id))
 
 
 def rebuild_clusters(session: Session, *, now: datetime, max_image_distance: int) -> int:
@@ -205,7 +239,8 @@ def _totals(forces: tuple[str, ...] | None):
         _MEMBERS.c.cluster_id,
         sa.func.count().label("cases"),
         one_if(visible).label("visible"),
-        one_if(sa.and_(visible, _MEMBERS.c.child_victim)).label("child_victims"),
+        one_if(sa.and_(visible, sa.not_(_MEMBERS.c.duplicate))).label("victims"),
+        one_if(sa.and_(visible, _MEMBERS.c.child_victim, sa.not_(_MEMBERS.c.duplicate))).label("child_victims"),
         sa.type_coerce(sa.func.min(sa.case((visible, _MEMBERS.c.reported_at))), UTCDateTime).label("first_seen"),
         sa.type_coerce(sa.func.max(sa.case((visible, _MEMBERS.c.reported_at))), UTCDateTime).label("last_seen"),
     ).group_by(_MEMBERS.c.cluster_id)
@@ -221,7 +256,7 @@ def list_clusters(
         .having(sa.func.count() >= 2)
         .subquery()
     )
-    columns = {"child_victims": totals.c.child_victims, "victims": totals.c.visible}
+    columns = {"child_victims": totals.c.child_victims, "victims": totals.c.victims}
     columns.update(last_seen=totals.c.last_seen, first_seen=totals.c.first_seen)
     order = [columns[name].desc() for name in _ORDER[sort]]
     rows = session.execute(
@@ -303,7 +338,7 @@ def _views(session: Session, rows, forces: tuple[str, ...] | None) -> list[Clust
             cluster_id=row.cluster_id,
             cases=row.visible,
             hidden_cases=row.cases - row.visible,
-            victims=row.visible,
+            victims=row.victims,
             child_victims=row.child_victims,
             first_seen=row.first_seen,
             last_seen=row.last_seen,

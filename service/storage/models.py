@@ -258,6 +258,32 @@ class ClusterMember(SQLModel, table=True):
     child_victim: bool = Field(default=False)
     money: dict = Field(default_factory=dict, sa_type=JSONDocument)
     reported_at: datetime = _when()
+    # A case marked as a duplicate of another is the same victim: kept in the cluster, not counted.
+    duplicate: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+
+
+class LinkCorrection(SQLModel, table=True):
+    """An analyst's correction of the links, with its reason; revoked rather than deleted, so the
+    history of who decided what about which link stays."""
+
+    __tablename__ = "link_correction"
+    __table_args__ = (
+        sa.Index("ix_link_correction_case_id", "case_id"),
+        sa.Index("ix_link_correction_other_case_id", "other_case_id"),
+        sa.Index("ix_link_correction_identifier", "identifier"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=30)  # identifier_not_linking | false_link | manual_link | duplicate
+    case_id: int | None = Field(default=None, foreign_key="case.id", ondelete="CASCADE")
+    other_case_id: int | None = Field(default=None, foreign_key="case.id", ondelete="CASCADE")
+    identifier: str | None = Field(default=None, max_length=2048)  # a normalized identifier
+    reason: str = Field(max_length=500)
+    created_by: str = Field(max_length=80)
+    created_at: datetime = _when(default_factory=utc_now)
+    revoked_at: datetime | None = _when(default=None, nullable=True)
+    revoked_by: str | None = Field(default=None, max_length=80)
+    revoke_reason: str | None = Field(default=None, max_length=500)
 
 
 class EvidenceUpload(SQLModel, table=True):
