@@ -186,7 +186,10 @@ def _reflag_cases_sharing(
     session: Session, normalized_values: list[str], *, exclude_case_id: int, now: datetime, policy: UrgencyPolicy
 ) -> None:
     """Earlier cases that hold these identifiers are repeat cases now too: decide their urgency again,
-    and bump their version so an analyst's stale copy is noticed."""
+    and bump their version so an analyst's stale copy is noticed. Not their updated_at: that is the
+    last change to what the case's reporter sent or was told, which they can read, and a change caused
+    by another case would tell whoever holds a reporter token (an offender too) that their identifier
+    was just reported by someone else."""
     others = session.exec(
         select(Case).where(
             Case.id != exclude_case_id,
@@ -201,7 +204,7 @@ def _reflag_cases_sharing(
         session.execute(
             sa.update(_CASES)
             .where(_CASES.c.id == other.id)
-            .values(**columns, version=_CASES.c.version + 1, updated_at=now)
+            .values(**columns, version=_CASES.c.version + 1)
         )
         _replace_flag_rows(session, other.id, columns["flags"])
 

@@ -75,6 +75,19 @@ def test_an_identifier_seen_before_is_told_to_analysts_and_never_to_whoever_sent
     assert "flags" not in reporter_view and "priority" not in reporter_view
 
 
+def test_a_reporter_token_cannot_watch_for_its_identifier_being_reported_again(client, keys, new_case):
+    """An offender reports their own MTCN, keeps the reporter token and reads the case now and then:
+    nothing in it may change when a victim later reports the same MTCN."""
+    mtcn = unique_mtcn()
+    decoy = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
+    url, token = f"/v1/cases/{decoy['reference']}", bearer(decoy["reporter_token"])
+    before = client.get(url, headers=token).json()
+    new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
+    assert client.get(url, headers=token).json() == before
+    seen = client.get(url, headers=bearer(keys.analyst)).json()
+    assert [flag["code"] for flag in seen["flags"]] == ["repeat_identifier"] and seen["version"] == 2
+
+
 def test_analysts_find_every_case_that_shares_an_identifier(client, keys, new_case):
     mtcn = unique_mtcn()
     references = {new_case(identifiers=[{"type": "mtcn", "value": mtcn}])["reference"] for _ in range(3)}
