@@ -10,5 +10,7 @@ RUN pip install --no-cache-dir .
 # Least privilege: no root, nothing writable but the data folder.
 RUN mkdir -p /app/var && chown intake /app/var
 USER intake
+# Two workers by default (about one per core); migrations run once before they start.
+ENV INTAKE_DATA_DIR=/app/var INTAKE_WORKERS=2
 EXPOSE 8000
 CMD ["intake", "serve", "--host", "0.0.0.0", "--port", "8000"]

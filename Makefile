@@ -4,26 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime
 AXE_VERSION := 4.14.1
 AXE := .cache/browser-tests/node_modules/axe-core/axe.min.js
 
 .PHONY: run test openapi lint bench clean
 
-$(STAMP): pyproject.toml
+# The service alone, for `make run`; the test suite's tools come on top, for everything else.
+$(RUNTIME): pyproject.toml
 	./scripts/ensure-system-packages.sh --build
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
-## run: set up and serve on 127.0.0.1:$(PORT) with the embedded defaults (SQLite and files under var/)
-run: $(STAMP)
+## run: set up and serve on 127.0.0.1:$(PORT) with the embedded defaults (SQLite and files under var/);
+## a development setup: the link secret is made once and kept in var/link-secret
+run: $(RUNTIME)
 	./scripts/ensure-system-packages.sh
-	$(BIN)/intake serve --host 127.0.0.1 --port $(PORT)
+	INTAKE_DEVELOPMENT=true INTAKE_DATA_DIR=$(CURDIR)/var $(BIN)/intake serve --host 127.0.0.1 --port $(PORT)
 
-## test: set up and run the whole suite: SQLite and a real PostgreSQL, S3 over HTTP, headless Chromium
+## test: set up and run the whole suite: SQLite and a real PostgreSQL, S3 over HTTP, Redis, headless Chromium
 test: $(STAMP) $(AXE)
-	./scripts/ensure-system-packages.sh --postgres --browser
+	./scripts/ensure-system-packages.sh --postgres --browser --redis
 	$(BIN)/pytest
 
 # The accessibility checker the browser tests inject into the report form's pages.
@@ -41,7 +47,7 @@ lint: $(STAMP)
 
 ## bench: every benchmark (loads, upload, export) and one table of ratios against same-run baselines
 bench: $(STAMP)
-	./scripts/ensure-system-packages.sh --postgres --wrk
+	./scripts/ensure-system-packages.sh --postgres --wrk --redis
 	$(BIN)/python bench/all.py
 
 clean:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -26,6 +27,10 @@ UNLIMITED = {
 }
 UNLIMITED_ENVIRONMENT = {f"INTAKE_{name.upper()}": value for name, value in UNLIMITED.items()}
 
+# One signing secret for every server this process starts, as every worker and replica of a deployment
+# shares one (the service refuses to start without it); an environment that names its own wins.
+LINK_SECRET = secrets.token_hex(32)
+
 
 def start_uvicorn(app_target: str, environment: dict[str, str], factory: bool = False) -> tuple[subprocess.Popen, str]:
     """Start `app_target` on a free loopback port; returns the process and its base URL once it answers."""
@@ -47,7 +52,11 @@ def _start(
 ) -> tuple[subprocess.Popen, str]:
     log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - the child process holds it open
     process = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **environment}, stdout=log, stderr=subprocess.STDOUT if log else None
+        command,
+        cwd=ROOT,
+        env={"INTAKE_LINK_SECRET": LINK_SECRET, **os.environ, **environment},
+        stdout=log,
+        stderr=subprocess.STDOUT if log else None,
     )
     if log:
         log.close()

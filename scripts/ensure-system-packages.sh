@@ -3,6 +3,7 @@
 # with --postgres, PostgreSQL's server binaries too (the tests and benchmarks start their own server);
 # with --wrk, the wrk load generator (benchmarks); with --browser, Chromium (the report form's browser tests);
 # with --build, a C++ compiler and Python's headers (pdqhash, the perceptual hash, builds from source).
+# with --redis, Redis's server (the tests start their own, for limits shared between processes).
 set -euo pipefail
 want=()
 ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || want+=(libmagic1)
@@ -16,6 +17,8 @@ for option in "$@"; do
       command -v g++ >/dev/null 2>&1 || want+=(g++)
       python3 -c 'import sysconfig, os, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
         || want+=(python3-dev) ;;
+    --redis)
+      command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || want+=(redis-server) ;;
     --browser)
       command -v chromium >/dev/null 2>&1 || want+=(chromium fonts-liberation) ;;
     *) echo "unknown option $option" >&2; exit 2 ;;
@@ -32,3 +35,4 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
 # Debian's postgresql package starts a cluster of its own; ours start their own, so stop it.
 if [[ " ${want[*]} " == *" postgresql "* ]]; then service postgresql stop >/dev/null 2>&1 || true; fi
+if [[ " ${want[*]} " == *" redis-server "* ]]; then service redis-server stop >/dev/null 2>&1 || true; fi

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,9 +28,11 @@ from service.api import (
     workflow,
 )
 from service.api.cors import AllowedOrigins, CorsMiddleware
+from service.api.forwarded import ForwardedMiddleware, TrustedProxies
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
 from service.api.ratelimit import RateLimits
+from service.deployment import check_deployment
 from service.domain.cases import CaseSubmission, IdentifierInput
 from service.domain.evidence import ALLOWED_CONTENT_TYPES
 from service.domain.identifiers import IdentifierType
@@ -84,10 +85,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.settings = settings
-    app.state.engine = create_database_engine(settings.resolved_database_url, settings.database_pool_size)
+    app.state.link_secret = check_deployment(settings)  # first: an unsafe deployment serves nothing
+    app.state.engine = create_database_engine(
+        settings.resolved_database_url, settings.database_pool_size, settings.database_max_overflow
+    )
     app.state.objects = object_store(settings)
     app.state.alerts = AlertDeliverer(settings, app.state.engine) if settings.webhook_url else None
-    app.state.link_secret = (settings.link_secret or secrets.token_hex(32)).encode()
     app.state.content = load_content(settings.content_dir)
     if settings.form_police_force is not None:
         # Every form report would go to a force no analyst is scoped to: refuse to start instead.
@@ -102,9 +105,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)
     app.add_middleware(CorsMiddleware, origins=app.state.cors)
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # outermost: ids and headers on all
+    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # ids and headers on all
+    # Outermost: everything inside sees the client and the address it asked for, as a trusted proxy tells them.
+    app.add_middleware(
+        ForwardedMiddleware, trusted=TrustedProxies(settings.trusted_proxies), public_url=settings.public_url
+    )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """What each `intake serve` worker runs: settings from its environment, logging as the server's."""
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
 
 
 def object_store(settings: Settings) -> ObjectStore:
@@ -151,7 +165,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     }
     for path, operations in schema["paths"].items():
         for method, operation in operations.items():
-            if path.startswith("/v1/") and not path.startswith(_PUBLIC_PATHS):
+            if (path.startswith("/v1/") and not path.startswith(_PUBLIC_PATHS)) or path == "/metrics":
                 # A signed link is its own credential: it works without (and ignores) a bearer token.
                 operation["security"] = [] if path.startswith(_SIGNED_LINK_PATHS) else [{"bearer": []}]
             _document_problems(path, method, operation)

@@ -13,7 +13,7 @@ from service.domain.police_forces import UnknownPoliceForce
 from service.settings import Settings
 from service.storage.content import load_content
 from service.storage.database import create_database_engine, session_scope
-from service.storage.keys import ROLES, create_api_key, list_api_keys, revoke_api_key
+from service.storage.keys import ROLES, create_api_key, key_id_of, list_api_keys, revoke_api_key
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,6 +23,12 @@ def alembic_config(database_url: str) -> Config:
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.attributes["database_url"] = database_url
     return config
+
+
+def describe_database(database_url: str) -> str:
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(database_url).render_as_string(hide_password=True)
 
 
 def upgrade_database(database_url: str) -> None:
@@ -72,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
         help="with --publishable: the website's origin, e.g. https://www.example.police.uk (repeat for more)",
     )
     revoke = keys.add_parser("revoke", help="revoke a key at once")
-    revoke.add_argument("key_id")
+    revoke.add_argument("key_id", metavar="KEY", help="the key's id (as `keys list` shows it) or the whole key")
     keys.add_parser("list", help="list keys (never their secrets)")
 
     database = commands.add_parser("db", help="the database").add_subparsers(dest="db_command", required=True)
@@ -114,9 +120,17 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
     serve = commands.add_parser("serve", help="apply migrations and serve the API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="worker processes (default INTAKE_WORKERS, 1); migrations run once before they start",
+    )
 
     args = parser.parse_args(argv)
     settings = Settings()
+    # Which database this is, every time: a CLI pointed at the wrong one must not look like an empty service.
+    print(f"intake: database {describe_database(settings.resolved_database_url)}", file=sys.stderr)
 
     if args.command == "db" and args.db_command == "upgrade":
         upgrade_database(settings.resolved_database_url)
@@ -125,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
     if args.command == "db":
         return _purge(settings)
     if args.command == "serve":
-        return _serve(settings, args.host, args.port)
+        return _serve(settings, args.host, args.port, args.workers or settings.workers)
     if args.command == "evidence":
         return _evidence(settings, args)
     if args.command == "export":
@@ -167,10 +181,12 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
             print(plaintext)
             return 0
         if args.keys_command == "revoke":
-            if revoke_api_key(session, args.key_id):
-                print(f"revoked key {args.key_id}")
+            # Accept the whole key too (it is what an operator holds), but never echo it: only its id.
+            key_id = key_id_of(args.key_id)
+            if revoke_api_key(session, key_id):
+                print(f"revoked key {key_id}")
                 return 0
-            print(f"no active key {args.key_id}", file=sys.stderr)
+            print(f"no active key with id {key_id}", file=sys.stderr)
             return 1
         for key in list_api_keys(session):
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
@@ -313,23 +329,41 @@ def _evidence(settings: Settings, args: argparse.Namespace) -> int:
         return 1 if failures else 0
 
 
-def _serve(settings: Settings, host: str, port: int) -> int:
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    from service.metrics import serve_metrics_separately, share_metrics_between_workers
+
+    share_metrics_between_workers()  # first: before anything loads the Prometheus client
+
     import uvicorn
 
-    from service.app import configure_logging, create_app
+    from service.app import configure_logging
+    from service.deployment import DeploymentRefused, check_deployment
 
     configure_logging(settings.log_level)
-    upgrade_database(settings.resolved_database_url)
+    try:
+        check_deployment(settings)  # here too, so a bad setting stops the start before any worker is made
+    except DeploymentRefused as error:
+        print(f"intake: refusing to start: {error}", file=sys.stderr)
+        return 2
+    upgrade_database(settings.resolved_database_url)  # once, before any worker starts
+    if settings.metrics_bind:
+        serve_metrics_separately(settings.metrics_bind)
+    # Each worker builds its app from the same environment (service.app.app_from_environment).
     # Uvicorn's own access log prints paths and query strings, which can hold personal data;
-    # the app logs each request itself, by route template.
+    # the app logs each request itself, by route template. Forwarded headers are the app's to judge
+    # (service.api.forwarded), only from the proxies named in INTAKE_TRUSTED_PROXIES.
     uvicorn.run(
-        create_app(settings),
+        "service.app:app_from_environment",
+        factory=True,
         host=host,
         port=port,
+        workers=workers,
         access_log=False,
-        # Only a proxy we were told to trust may say who the client is (rate limits go by it).
-        proxy_headers=settings.trusted_proxies is not None,
-        forwarded_allow_ips=settings.trusted_proxies,
+        proxy_headers=False,
+        log_config=None,
+        # A worker answers the supervisor's health check only once its imports are done, which on a busy
+        # machine takes longer than uvicorn's 5 s: it would be killed and restarted while starting.
+        timeout_worker_healthcheck=30,
     )
     return 0
 

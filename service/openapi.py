@@ -12,7 +12,7 @@ from service.settings import Settings
 
 def openapi_document() -> str:
     with tempfile.TemporaryDirectory() as scratch:
-        app = create_app(Settings(data_dir=Path(scratch), database_url=None))
+        app = create_app(Settings(data_dir=Path(scratch), database_url=None, development=True))
         document = app.openapi()
         app.state.engine.dispose()
     return json.dumps(document, indent=2, sort_keys=False) + "\n"

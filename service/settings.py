@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.domain.perceptual import ImageMatchPolicy
+_SOURCE_CHECKOUT = Path(__file__).resolve().parent.parent
+
+
+def default_data_dir() -> Path:
+    """The same folder whichever folder the CLI is run from: a checkout's own var/, or the user's data folder."""
+    if (_SOURCE_CHECKOUT / "pyproject.toml").is_file():
+        return _SOURCE_CHECKOUT / "var"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "intake"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="INTAKE_", env_file=None, extra="ignore")
 
-    data_dir: Path = Field(default=Path("var"), description="Where the embedded database and evidence live.")
+    development: bool = Field(
+        default=False,
+        description="A developer's own machine: a missing link secret is generated once and kept under data_dir. "
+        "Never set it where real reports arrive.",
+    )
+    data_dir: Path = Field(
+        default_factory=lambda: default_data_dir(),
+        description="Where the embedded database, evidence and development secret live: var/ in a source "
+        "checkout, else ~/.local/share/intake. A relative path is taken from the folder the service starts in, "
+        "once, and then used as an absolute path.",
+    )
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; a SQLite file under data_dir when unset."
     )
-    database_pool_size: int = 10
+    database_pool_size: int = Field(
+        default=5,
+        ge=1,
+        description="Database connections each worker process keeps open. Every worker of every replica has its "
+        "own pool: replicas × workers × (pool size + overflow) must stay under PostgreSQL's max_connections.",
+    )
+    database_max_overflow: int = Field(
+        default=5, ge=0, description="Connections a worker may open beyond its pool under a burst, then close."
+    )
+    workers: int = Field(
+        default=1, ge=1, description="Processes `intake serve` runs; about one per CPU core (--workers overrides)."
+    )
     worker_threads: int = Field(
         default=8, description="Threads for blocking work; more only adds GIL contention on a small machine."
     )
@@ -71,6 +101,16 @@ class Settings(BaseSettings):
         default=1800,
         description="How long the /report/status page lets a reporter add to their case before asking again.",
     )
+    rate_limit_storage_url: str = Field(
+        default="memory://",
+        description="Where rate-limit counters live: memory:// counts in each process (one process only); "
+        "redis://host:6379/0 shares them between every worker and replica, as a deployment of several needs.",
+    )
+    metrics_bind: str | None = Field(
+        default=None,
+        description="host:port of a separate listener for Prometheus, e.g. 127.0.0.1:9464, with no key needed "
+        "(bind it where only the scraper reaches). Unset: /metrics on the API's port, for admin keys only.",
+    )
 
     report_form_enabled: bool = Field(default=True, description="Serve the reference report form at /report.")
     form_police_force: str | None = Field(
@@ -95,7 +135,16 @@ class Settings(BaseSettings):
     evidence_link_seconds: int = Field(default=300, description="How long an analyst's content link works.")
     evidence_upload_seconds: int = Field(default=900, description="How long a direct upload URL works.")
     sweep_grace: timedelta = Field(default=timedelta(hours=1), description="Objects younger than this are in flight.")
-    link_secret: str | None = Field(default=None, description="Signs content links and local direct uploads.")
+    link_secret: str | None = Field(
+        default=None,
+        description="Signs content links, local direct uploads and the form's CSRF tokens: at least 32 random "
+        "characters (e.g. `openssl rand -hex 32`), the same in every worker and replica. Required unless development.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="The address the public reaches the service at, e.g. https://reports.example.police.uk: "
+        "links and the form's same-origin check use its scheme and host, never a request's Host header.",
+    )
 
     image_hash_max_bytes: int = Field(
         default=64 * 1024 * 1024,
@@ -123,6 +172,11 @@ class Settings(BaseSettings):
         default=4, ge=1, description="Parts sent at once; memory is about this times the part size."
     )
     s3_create_bucket: bool = Field(default=False, description="Create the bucket at start if missing.")
+
+    @field_validator("data_dir", "evidence_dir", "content_dir")
+    @classmethod
+    def _absolute(cls, folder: Path | None) -> Path | None:
+        return folder.expanduser().absolute() if folder is not None else None
 
     @property
     def image_matching(self) -> ImageMatchPolicy:

@@ -5,19 +5,25 @@ Helpers that are not fixtures live in tests/support/.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from devsupport.postgres import PostgresServer
+from devsupport.redis import RedisServer
 from devsupport.s3 import S3Server
-from devsupport.servers import UNLIMITED
+from devsupport.servers import LINK_SECRET, UNLIMITED
 from service.settings import Settings
 from tests.support.apps import BACKENDS, STORES, app_client, built_app, evidence_settings_for, fresh_database_url
 from tests.support.cases import MINIMAL_CASE, synthetic_content_dir
 from tests.support.database import Keys, create_key, make_keys
 from tests.support.http import bearer
+
+# Every app a test builds signs with the one secret its servers share (the service refuses to start
+# without one); the tests of that refusal give their own settings.
+os.environ.setdefault("INTAKE_LINK_SECRET", LINK_SECRET)
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +85,13 @@ def scoped_key(settings: Settings):
         return create_key(settings.resolved_database_url, "analyst", "scoped test analyst", forces=list(forces))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -80,6 +80,9 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 present = {name for name, _ in headers}
+                for name, value in scope["state"].get("rate_limit_headers", {}).items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode()))
                 headers.extend(
                     (name, value)
                     for name, value in SECURITY_HEADERS

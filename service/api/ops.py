@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from service.api.deps import Role, require_role
+from service.metrics import exposition
 from service.storage.database import is_reachable
 
 router = APIRouter(tags=["ops"])
@@ -43,9 +44,13 @@ async def readyz(request: Request) -> JSONResponse:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics",
+    summary="Prometheus metrics (admin key; or INTAKE_METRICS_BIND's own listener, without one)",
+    description="Report volumes and analyst activity are sensitive: only an admin key reads them here. "
+    "Every worker's counts, whichever worker answers.",
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    dependencies=[require_role(Role.admin)],
 )
 def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    body, media_type = exposition(request.app.state.metrics.registry)
+    return Response(body, media_type=media_type)

@@ -1,32 +1,43 @@
-"""Rate limits: token buckets per API key and per client address, in this process's memory.
+"""Rate limits per API key and per client address, counted where every worker and replica sees them.
 
-A bucket holds `count` tokens and refills at `count` per period; a request finding it empty gets 429
-with the seconds until the next token. Each worker process keeps its own buckets, so N workers allow
-up to N times a limit: enough to stop abuse, not meant for metering. Behind a proxy, run uvicorn with
-`--proxy-headers --forwarded-allow-ips=<proxy>` so the client address is the visitor's, not the proxy's.
+Counting is the `limits` library's sliding window: a request finding its window full gets 429 with
+the seconds until it frees up. The counters live at INTAKE_RATE_LIMIT_STORAGE_URL: `memory://` keeps
+them in this process (one process only: N workers would allow N times every limit), `redis://...`
+shares them between every process of a deployment. Answers on limited routes carry the IETF
+`RateLimit-Policy` and `RateLimit` headers (draft-ietf-httpapi-ratelimit-headers), one item per limit.
+
+Behind a proxy, name it in INTAKE_TRUSTED_PROXIES so the address is the visitor's, not the proxy's.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.errors import ConfigurationError
+from limits.storage import Storage, storage_from_string
+from limits.strategies import SlidingWindowCounterRateLimiter
 
 from service.api.deps import CurrentCaller
 from service.api.problems import ProblemError
 
-_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
+log = logging.getLogger("service.ratelimit")
+
+_PERIODS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+# A shared store that does not answer at once must not hold up a report: the limit is skipped instead.
+_STORE_TIMEOUT_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
 class Rate:
     count: int
-    seconds: float
+    seconds: int
 
     @classmethod
     def parse(cls, text: str) -> Rate | None:
@@ -39,77 +50,120 @@ class Rate:
         return cls(int(match.group(1)), _PERIODS[match.group(2)])
 
 
-class TokenBuckets:
-    """One bucket per key (an API key id or an address); only ever touched from the event loop."""
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    remaining: int
+    reset_seconds: int
 
-    def __init__(self, rate: Rate, clock: Callable[[], float] = time.monotonic, max_buckets: int = 100_000) -> None:
+
+class Limit:
+    """One named limit (`reports-per-address`), counted per key (an API key id or an address)."""
+
+    def __init__(self, name: str, rate: Rate, limiter: SlidingWindowCounterRateLimiter) -> None:
+        self.name = name
         self.rate = rate
-        self.clock = clock
-        self.max_buckets = max_buckets
-        self._refill_per_second = rate.count / rate.seconds
-        self._buckets: dict[str, tuple[float, float]] = {}  # key → (tokens, when counted)
+        self.limiter = limiter
+        self.item: RateLimitItem = parse(f"{rate.count}/{rate.seconds} seconds")
 
-    def take(self, key: str) -> float:
-        """Take a token: 0 if there was one, else the seconds until there will be."""
-        now = self.clock()
-        tokens, counted_at = self._buckets.get(key, (float(self.rate.count), now))
-        tokens = min(float(self.rate.count), tokens + (now - counted_at) * self._refill_per_second)
-        if tokens >= 1:
-            self._remember(key, (tokens - 1, now))
-            return 0.0
-        self._remember(key, (tokens, now))
-        return (1 - tokens) / self._refill_per_second
+    def hit(self, key: str) -> Verdict | None:
+        """Count one request; None when the store could not be asked (the request goes through)."""
+        try:
+            allowed = self.limiter.hit(self.item, self.name, key)
+            stats = self.limiter.get_window_stats(self.item, self.name, key)
+        except Exception:  # noqa: BLE001 - a limiter outage must not turn reports away
+            _warn_store_unavailable()
+            return None
+        reset = max(1, math.ceil(stats.reset_time - time.time()))
+        return Verdict(allowed, max(0, stats.remaining), min(reset, self.rate.seconds))
 
-    def _remember(self, key: str, bucket: tuple[float, float]) -> None:
-        if key not in self._buckets and len(self._buckets) >= self.max_buckets:
-            self._forget_full_buckets()
-        self._buckets[key] = bucket
 
-    def _forget_full_buckets(self) -> None:
-        # A bucket that has had time to refill is the same as no bucket; dropping those bounds memory.
-        now = self.clock()
-        refill_time = self.rate.seconds
-        for key, (_, counted_at) in list(self._buckets.items()):
-            if now - counted_at >= refill_time:
-                del self._buckets[key]
-        if len(self._buckets) >= self.max_buckets:
-            self._buckets.clear()  # under a flood of addresses, forgetting is safer than growing
+_last_outage_warning = 0.0
+
+
+def _warn_store_unavailable() -> None:
+    global _last_outage_warning
+    now = time.monotonic()
+    if now - _last_outage_warning > 60:
+        _last_outage_warning = now
+        log.warning('{"event": "rate_limit_store_unavailable", "effect": "limits skipped until it answers"}')
+
+
+def limit_storage(url: str) -> Storage:
+    """The counters' store from its URL; a Redis store gives up quickly rather than stall the event loop."""
+    options = {}
+    if url.startswith(("redis://", "rediss://", "redis+unix://")):
+        options = {"socket_timeout": _STORE_TIMEOUT_SECONDS, "socket_connect_timeout": _STORE_TIMEOUT_SECONDS}
+    try:
+        return storage_from_string(url, **options)
+    except ConfigurationError as error:
+        raise ValueError(f"INTAKE_RATE_LIMIT_STORAGE_URL={url!r} is not a store the limiter knows: {error}") from None
 
 
 @dataclass
 class RateLimits:
-    case_creation_per_key: TokenBuckets | None
-    case_creation_per_address: TokenBuckets | None
-    publishable_case_creation_per_key: TokenBuckets | None
-    guidance_per_address: TokenBuckets | None
-    report_status_per_address: TokenBuckets | None = None
+    case_creation_per_key: Limit | None
+    case_creation_per_address: Limit | None
+    publishable_case_creation_per_key: Limit | None
+    guidance_per_address: Limit | None
+    report_status_per_address: Limit | None = None
 
     @classmethod
     def from_settings(cls, settings) -> RateLimits:
-        def buckets(text: str) -> TokenBuckets | None:
+        limiter = SlidingWindowCounterRateLimiter(limit_storage(settings.rate_limit_storage_url))
+
+        def buckets(name: str, text: str) -> Limit | None:
             rate = Rate.parse(text)
-            return TokenBuckets(rate) if rate else None
+            return Limit(name, rate, limiter) if rate else None
 
         return cls(
-            case_creation_per_key=buckets(settings.rate_case_creation_per_key),
-            case_creation_per_address=buckets(settings.rate_case_creation_per_address),
-            publishable_case_creation_per_key=buckets(settings.rate_publishable_case_creation_per_key),
-            guidance_per_address=buckets(settings.rate_guidance_per_address),
-            report_status_per_address=buckets(settings.rate_report_status_per_address),
+            case_creation_per_key=buckets("reports-per-key", settings.rate_case_creation_per_key),
+            case_creation_per_address=buckets("reports-per-address", settings.rate_case_creation_per_address),
+            publishable_case_creation_per_key=buckets(
+                "reports-per-publishable-key", settings.rate_publishable_case_creation_per_key
+            ),
+            guidance_per_address=buckets("guidance-per-address", settings.rate_guidance_per_address),
+            report_status_per_address=buckets("status-tries-per-address", settings.rate_report_status_per_address),
         )
 
 
-def _enforce(buckets: TokenBuckets | None, key: str, what: str) -> None:
-    if buckets is None:
+def _enforce(limit: Limit | None, key: str, what: str, request: Request | None = None) -> None:
+    """Count this request against `limit`; 429 when it is used up. With `request`, the answer says how much is left."""
+    if limit is None:
         return
-    wait = buckets.take(key)
-    if wait > 0:
+    verdict = limit.hit(key)
+    if verdict is None:
+        return
+    if request is not None:
+        _remember_for_headers(request, limit, verdict)
+    if not verdict.allowed:
         raise ProblemError(
             429,
-            f"Too many {what} in a short time. Please wait {math.ceil(wait)} seconds and try again.",
+            f"Too many {what} in a short time. Please wait {verdict.reset_seconds} seconds and try again.",
             kind="rate-limited",
-            headers={"Retry-After": str(math.ceil(wait))},
+            headers={"Retry-After": str(verdict.reset_seconds), **rate_limit_headers([(limit, verdict)])},
         )
+
+
+def _remember_for_headers(request: Request, limit: Limit, verdict: Verdict) -> None:
+    """The request's middleware writes these onto whatever answer the route gives."""
+    counted = getattr(request.state, "rate_limits_counted", None)
+    if counted is None:
+        counted = request.state.rate_limits_counted = []
+    counted.append((limit, verdict))
+    request.state.rate_limit_headers = rate_limit_headers(counted)
+
+
+def rate_limit_headers(counted: list[tuple[Limit, Verdict]]) -> dict[str, str]:
+    """`RateLimit-Policy: "reports-per-key";q=600;w=60` and `RateLimit: "reports-per-key";r=599;t=60`."""
+    return {
+        "RateLimit-Policy": ", ".join(
+            f'"{limit.name}";q={limit.rate.count};w={limit.rate.seconds}' for limit, _ in counted
+        ),
+        "RateLimit": ", ".join(
+            f'"{limit.name}";r={verdict.remaining};t={verdict.reset_seconds}' for limit, verdict in counted
+        ),
+    }
 
 
 def client_address(request: Request) -> str:
@@ -117,26 +171,29 @@ def client_address(request: Request) -> str:
 
 
 async def limit_case_creation(request: Request, caller: CurrentCaller) -> None:
-    limit_reports_from_address(request)
+    """A secret key is a force's or partner's server, sending for many people: limited per key only.
+    Keyless (form) and publishable (browser) callers are people: limited per address, and per key."""
+    limits: RateLimits = request.app.state.rate_limits
+    if caller.key_id is None or caller.publishable:
+        limit_reports_from_address(request)
     if caller.key_id is not None:
-        limits: RateLimits = request.app.state.rate_limits
         per_key = limits.publishable_case_creation_per_key if caller.publishable else limits.case_creation_per_key
-        _enforce(per_key, caller.key_id, "reports with this key")
+        _enforce(per_key, caller.key_id, "reports with this key", request)
 
 
 def limit_reports_from_address(request: Request) -> None:
-    """Every report, the form's included (it has no key): the address limit."""
+    """Reports from people (the form has no key; a publishable key is in everyone's browser): the address limit."""
     limits: RateLimits = request.app.state.rate_limits
-    _enforce(limits.case_creation_per_address, client_address(request), "reports from this address")
+    _enforce(limits.case_creation_per_address, client_address(request), "reports from this address", request)
 
 
 def limit_guidance(request: Request) -> None:
     # Called from the handlers, not as a dependency: public reads are the hottest path there is.
-    _enforce(request.app.state.rate_limits.guidance_per_address, client_address(request), "requests")
+    _enforce(request.app.state.rate_limits.guidance_per_address, client_address(request), "requests", request)
 
 
 def limit_report_status_tries(request: Request) -> None:
     """Tries of a reference and private code: counted whether they are right or wrong, so that guessing
     learns nothing from which tries were counted."""
     limits: RateLimits = request.app.state.rate_limits
-    _enforce(limits.report_status_per_address, client_address(request), "tries from this address")
+    _enforce(limits.report_status_per_address, client_address(request), "tries from this address", request)

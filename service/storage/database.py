@@ -16,7 +16,7 @@ from sqlmodel import Session
 _JSON = {"json_serializer": lambda value: orjson.dumps(value).decode(), "json_deserializer": orjson.loads}
 
 
-def create_database_engine(url: str, pool_size: int = 10) -> Engine:
+def create_database_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
         if database and database != ":memory:" and not database.startswith("file:"):
@@ -31,7 +31,7 @@ def create_database_engine(url: str, pool_size: int = 10) -> Engine:
     return sa.create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=max_overflow,
         pool_pre_ping=True,
         pool_timeout=10,
         hide_parameters=True,

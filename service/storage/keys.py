@@ -128,6 +128,14 @@ def find_active_key(session: Session, presented: str) -> ActiveKey | None:
     )
 
 
+def key_id_of(key_or_id: str) -> str:
+    """`isk_<id>_<secret>` → `<id>`; an id stays as it is."""
+    prefix, _, rest = key_or_id.strip().partition("_")
+    if prefix == API_KEY_PREFIX and rest:
+        return rest.partition("_")[0]
+    return key_or_id.strip()
+
+
 def revoke_api_key(session: Session, key_id: str) -> bool:
     key = session.get(ApiKey, key_id)
     if key is None or key.revoked_at is not None:

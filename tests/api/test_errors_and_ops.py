@@ -109,10 +109,18 @@ def test_readyz_says_not_ready_when_the_database_is_unreachable(tmp_path):
         assert down.headers["retry-after"]
 
 
-def test_metrics_count_requests_by_route_template_never_by_path(client, new_case):
+def test_metrics_are_for_admin_keys_only(client, keys):
+    # Report volumes and analyst activity are sensitive: not for the public, nor for other roles.
+    assert client.get("/metrics").status_code == 401
+    for key in (keys.submitter, keys.analyst):
+        assert client.get("/metrics", headers=bearer(key)).status_code == 403
+    assert client.get("/metrics", headers=bearer(keys.admin)).status_code == 200
+
+
+def test_metrics_count_requests_by_route_template_never_by_path(client, keys, new_case):
     reference = new_case()["reference"]
     client.get(f"/v1/cases/{reference}")
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=bearer(keys.admin)).text
     assert 'route="/v1/cases/{reference}"' in text
     assert reference not in text
 

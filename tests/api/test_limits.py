@@ -7,39 +7,71 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from fastapi.testclient import TestClient
 
-from service.api.ratelimit import Rate, TokenBuckets
 from service.app import create_app
 from service.settings import Settings
 from tests.support.apps import app_client
 from tests.support.cases import MINIMAL_CASE, unique_force
-from tests.support.database import count_rows, make_keys
+from tests.support.database import count_rows, create_key, make_keys
 from tests.support.http import assert_problem, bearer
+
+
+def limited_settings(data_dir, **overrides) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        rate_case_creation_per_address="3/minute",
+        rate_case_creation_per_key="5/minute",
+        rate_publishable_case_creation_per_key="5/minute",
+        rate_guidance_per_address="4/minute",
+        **overrides,
+    )
 
 
 @pytest.fixture
 def limited(tmp_path):
     """An app of its own with tight limits (the shared test app has none)."""
-    settings = Settings(
-        data_dir=tmp_path,
-        rate_case_creation_per_address="3/minute",
-        rate_case_creation_per_key="5/minute",
-        rate_guidance_per_address="4/minute",
-    )
-    with app_client(settings) as client:
+    with app_client(limited_settings(tmp_path)) as client:
         yield client, make_keys(client.app.state.engine)
 
 
-def test_case_creation_is_limited_per_client_address_with_retry_after(limited):
-    client, keys = limited
+WEBSITE = "https://www.force.example"
+
+
+def test_reports_from_people_are_limited_per_client_address_with_retry_after(limited):
+    client, _ = limited
+    engine = client.app.state.engine
+    first, second = (create_key(engine, "submitter", f"site {n}", origins=[WEBSITE]) for n in (1, 2))
+    from_site = {"Origin": WEBSITE}
     for _ in range(3):
-        assert client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).status_code == 201
-    refused = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.other_submitter))
+        assert client.post("/v1/cases", json=MINIMAL_CASE, headers={**bearer(first), **from_site}).status_code == 201
+    refused = client.post("/v1/cases", json=MINIMAL_CASE, headers={**bearer(second), **from_site})
     body = assert_problem(refused, 429)
-    assert 1 <= int(refused.headers["retry-after"]) <= 20  # one token comes back every 20 s
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
     assert "wait" in body["detail"]
+    assert refused.headers["ratelimit-policy"].startswith('"reports-per-address";q=3;w=60')
     # Another address is not held back by this one.
     other = TestClient(client.app, client=("198.51.100.7", 50000))
-    assert other.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).status_code == 201
+    assert other.post("/v1/cases", json=MINIMAL_CASE, headers={**bearer(first), **from_site}).status_code == 201
+
+
+def test_a_secret_key_is_limited_per_key_never_per_address(limited):
+    # A force's backend or a partner's server sends every report from one address.
+    client, keys = limited
+    answers = [
+        client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).status_code for _ in range(7)
+    ]
+    assert answers == [201] * 5 + [429] * 2
+    assert client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.other_submitter)).status_code == 201
+
+
+def test_a_burst_of_thirty_reports_from_a_partner_server_is_taken_at_default_limits(tmp_path):
+    # The defaults: 20/minute per address, 600/minute per secret key.
+    with app_client(Settings(data_dir=tmp_path)) as client:
+        keys = make_keys(client.app.state.engine)
+        answers = {
+            client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).status_code
+            for _ in range(30)
+        }
+    assert answers == {201}
 
 
 def test_case_creation_is_limited_per_key_across_addresses(limited):
@@ -53,9 +85,19 @@ def test_case_creation_is_limited_per_key_across_addresses(limited):
     assert answers == [201] * 5 + [429] * 2
 
 
+def test_limited_answers_say_the_policy_and_what_is_left(limited):
+    client, keys = limited
+    created = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter))
+    assert created.headers["ratelimit-policy"] == '"reports-per-key";q=5;w=60'
+    assert created.headers["ratelimit"].startswith('"reports-per-key";r=4;t=')
+    read = client.get("/v1/guidance")
+    assert read.headers["ratelimit-policy"] == '"guidance-per-address";q=4;w=60'
+    assert read.headers["ratelimit"].startswith('"guidance-per-address";r=3;t=')
+
+
 def test_a_refused_report_is_refused_before_its_body_is_read_or_stored(limited):
     client, keys = limited
-    for _ in range(3):
+    for _ in range(5):
         client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter))
     cases_before = count_rows(client.app.state.engine, "case")
     refused = client.post("/v1/cases", content=b"{not even json", headers=bearer(keys.submitter))
@@ -71,17 +113,24 @@ def test_public_guidance_is_limited_per_address(limited):
     assert statuses == [200] * 4 + [429]
 
 
-def test_token_buckets_refill_with_time_and_forget_idle_callers():
-    now = [0.0]
-    buckets = TokenBuckets(Rate.parse("2/minute"), clock=lambda: now[0], max_buckets=2)
-    assert buckets.take("a") == 0 and buckets.take("a") == 0
-    assert buckets.take("a") == pytest.approx(30.0)
-    now[0] = 30.0
-    assert buckets.take("a") == 0
-    buckets.take("b")
-    now[0] = 200.0
-    buckets.take("c")  # a third caller: the idle, refilled buckets are dropped to bound memory
-    assert set(buckets._buckets) == {"c"}
+@pytest.mark.redis
+def test_limits_in_redis_hold_across_apps_sharing_it(tmp_path, redis_server):
+    # Two apps stand for two workers or replicas: the fifth read is refused whichever answers it.
+    settings = [limited_settings(tmp_path / n, rate_limit_storage_url=redis_server.url) for n in ("a", "b")]
+    with app_client(settings[0]) as first, app_client(settings[1]) as second:
+        clients = [TestClient(client.app, client=("203.0.113.9", 50000)) for client in (first, second)]
+        statuses = [clients[n % 2].get("/v1/guidance").status_code for n in range(6)]
+    assert statuses == [200] * 4 + [429] * 2
+
+
+def test_an_unreachable_limit_store_lets_reports_through(tmp_path):
+    with app_client(limited_settings(tmp_path, rate_limit_storage_url="redis://127.0.0.1:1/0")) as client:
+        assert client.get("/v1/guidance").status_code == 200
+
+
+def test_an_unknown_limit_store_is_refused_at_start(tmp_path):
+    with pytest.raises(ValueError, match="INTAKE_RATE_LIMIT_STORAGE_URL"):
+        create_app(limited_settings(tmp_path, rate_limit_storage_url="carrier-pigeon://loft"))
 
 
 @pytest.mark.parametrize("text", ["30", "0/minute", "5/fortnight", "lots"])

@@ -26,7 +26,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 def test_every_operation_keeps_to_the_committed_spec(postgres_server, tmp_path):
     database_url = postgres_server.create_database("intake_fuzz")
     seed = os.environ.get("FUZZ_SEED") or str(random.randrange(2**63))
-    with running_service(database_url, tmp_path, INTAKE_LINK_SECRET="fuzzing-link-secret") as (base, keys):
+    with running_service(database_url, tmp_path) as (base, keys):
         result = subprocess.run(
             [
                 str(Path(sys.executable).parent / "schemathesis"),
