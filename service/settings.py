@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.domain.perceptual import ImageMatchPolicy
+
 _SOURCE_CHECKOUT = Path(__file__).resolve().parent.parent
 
 
