@@ -18,7 +18,10 @@ from service.app import create_app
 from service.cli import upgrade_database
 from service.deployment import DeploymentRefused
 from service.settings import Settings
-from tests.conftest import MINIMAL_CASE, bearer, make_keys, project_root
+from tests.support.apps import PROJECT_ROOT
+from tests.support.cases import MINIMAL_CASE
+from tests.support.database import make_keys
+from tests.support.http import bearer
 from tests.support.report_form import MINIMAL, NO_FILE, form_token
 
 GOOD_SECRET = "f3a9c1d27be84e0a9d5c6b71e2f08a4c"
@@ -165,7 +168,7 @@ _UNLIMITED = {"rate_case_creation_per_key": "off", "rate_case_creation_per_addre
 
 
 def test_compose_requires_every_secret_and_names_its_proxies():
-    compose = (project_root() / "docker-compose.yml").read_text()
+    compose = (PROJECT_ROOT / "docker-compose.yml").read_text()
     assert ":-change" not in compose and "change-me" not in compose
     api = yaml.safe_load(compose)["services"]["api"]["environment"]
     for name in ("INTAKE_LINK_SECRET", "INTAKE_PUBLIC_URL"):
