@@ -26,6 +26,7 @@ USED_BY_NAME = {
     "process_result_value": "SQLAlchemy's TypeDecorator calls it",
     "do_POST": "http.server calls it",
     "log_message": "http.server calls it",
+    "app_from_environment": "uvicorn imports it by name for each worker (service/cli.py, _serve)",
     "test_*": "pytest collects them",
 }
 # Routes, handlers, fixtures and validators are called by the framework that registers them.
