@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import FormData
 
@@ -37,7 +38,7 @@ from service.api.cases import SubmittedCase, store_report, submission_rules
 from service.api.deps import own_origin
 from service.api.form_questions import CONTACT_QUESTIONS, Question, report_questions
 from service.api.problems import ProblemError, field_errors
-from service.api.ratelimit import limit_reports_from_address
+from service.api.ratelimit import client_address, limit_reports_from_address
 from service.api.uploads import MultipartWithFiles, receive_multipart
 from service.domain.cases import parse_submission
 from service.domain.guidance import Audience, for_audience
@@ -45,7 +46,7 @@ from service.domain.identifiers import IdentifierType
 from service.domain.urgency import FlagCode
 from service.storage.database import session_scope
 from service.storage.evidence import EvidenceRefused
-from service.storage.idempotency import replace_response, run_once, stored_response
+from service.storage.idempotency import remember_response, replace_response, run_once, stored_response
 from service.storage.objects import ObjectStoreUnavailable
 
 router = APIRouter(include_in_schema=False)
@@ -70,6 +71,7 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
 }
 FORM_SCOPE = "report-form"
+ANSWERS_SCOPE = "report-form-answers"
 _ADVICE = ("dont-panic", "stop-communicating", "dont-pay", "preserve-evidence")
 
 _KEPT = "Your answers are still here: check them and send the report again."
@@ -126,7 +128,12 @@ def field_order(request: Request) -> list[str]:
 @router.get("/report", response_class=HTMLResponse)
 def report_form(request: Request) -> Response:
     _enabled(request)
-    return form_page(request, values={}, refusal=None)
+    page = form_page(request, values={}, refusal=None)
+    # The empty form may come back from the browser's own history, token and all, so that the back button
+    # after sending shows the page that was sent, whose token leads to the same case. Pages holding what
+    # someone typed are never stored.
+    page.headers["Cache-Control"] = "private, no-cache"
+    return page
 
 
 @router.get("/report/report.css")
@@ -202,10 +209,13 @@ def from_this_site(request: Request) -> bool:
     return origin is None or origin == own_origin(request)
 
 
-def _store_once(request: Request, values: FormData, body: SubmittedCase) -> Response:
-    """At most one case per form token: a second post with it (double click, refresh, back) is sent to the
-    first one's confirmation, and its files are dropped."""
+def _store_once(request: Request, values: FormData, body: SubmittedCase, *, retried: bool = False) -> Response:
+    """At most one case per form token: a second post with it (double click, refresh) is sent to the first
+    one's confirmation, and its files are dropped. The back button brings back a new page and token with
+    the answers the browser restored, so the same answers from the same address also lead to the first
+    case (within the idempotency retention): a duplicate never becomes a second case."""
     receipt = _receipt(request, values.get("form_token", ""))
+    answers_key = _answers_key(request, body.submission)
     created_here = False
 
     def work() -> tuple[int, dict]:
@@ -213,19 +223,37 @@ def _store_once(request: Request, values: FormData, body: SubmittedCase) -> Resp
         created = store_report(
             request, session, body, actor="form:report", key_id=None, request_id=request.state.request_id
         )
+        remember_response(
+            session,
+            scope=ANSWERS_SCOPE,
+            idempotency_key=answers_key,
+            caller_secret=answers_key,
+            body={"receipt": receipt},
+        )
         created_here = True
         return 201, created.model_dump(mode="json")
 
     try:
         with session_scope(request.app.state.engine) as session:
-            run_once(
-                session,
-                scope=FORM_SCOPE,
-                idempotency_key=receipt,
-                fingerprint=FORM_SCOPE,
-                caller_secret=receipt,
-                work=work,
+            earlier = stored_response(
+                session, scope=ANSWERS_SCOPE, idempotency_key=answers_key, caller_secret=answers_key
             )
+            if earlier is None:
+                run_once(
+                    session,
+                    scope=FORM_SCOPE,
+                    idempotency_key=receipt,
+                    fingerprint=FORM_SCOPE,
+                    caller_secret=receipt,
+                    work=work,
+                )
+            else:
+                receipt = earlier["receipt"]
+    except IntegrityError:  # the same answers, sent at the same moment with another token
+        body.discard_evidence()
+        if retried:
+            raise
+        return _store_once(request, values, SubmittedCase(body.submission), retried=True)
     except (OperationalError, PoolTimeoutError, ObjectStoreUnavailable):
         body.discard_evidence()
         return form_page(request, values=values, refusal=Refusal(503, {"form": STORE_DOWN}, {"Retry-After": "30"}))
@@ -237,6 +265,11 @@ def _store_once(request: Request, values: FormData, body: SubmittedCase) -> Resp
     elif request.app.state.alerts is not None:
         request.app.state.alerts.nudge()
     return RedirectResponse(f"/report/sent/{receipt}", status_code=303, headers=PAGE_HEADERS)
+
+
+def _answers_key(request: Request, submission) -> str:
+    answers = json.dumps(submission.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return _mac(request.app.state.link_secret, "answers", f"{client_address(request)}\x00{answers}")
 
 
 @router.get("/report/sent/{receipt}", response_class=HTMLResponse)

@@ -100,6 +100,20 @@ def stored_response(session: Session, *, scope: str, idempotency_key: str, calle
         return None
 
 
+def remember_response(session: Session, *, scope: str, idempotency_key: str, caller_secret: str, body: dict) -> None:
+    """Keep an answer under a second key in the same transaction (the unique constraint refuses a repeat)."""
+    session.add(
+        IdempotencyRecord(
+            scope=scope,
+            key_sha256=hashlib.sha256(idempotency_key.encode()).hexdigest(),
+            request_sha256=scope,
+            status_code=200,
+            response_sealed=_seal(_sealing_key(caller_secret, idempotency_key), body),
+        )
+    )
+    session.flush()
+
+
 def replace_response(session: Session, *, scope: str, idempotency_key: str, caller_secret: str, body: dict) -> None:
     """Keep a changed answer for later replays (e.g. without a secret that may be shown only once)."""
     record = _stored(session, scope, idempotency_key)

@@ -31,7 +31,7 @@ def test_the_form_is_plain_html_with_its_own_tight_policy_and_sets_no_cookie(bro
     assert page.headers["content-type"].startswith("text/html")
     assert "script-src" not in page.headers["content-security-policy"]  # default-src 'none': no scripts
     assert "form-action 'self'" in page.headers["content-security-policy"]
-    assert page.headers["cache-control"] == "no-store"
+    assert page.headers["cache-control"] == "private, no-cache"  # the back button brings back the same token
     assert "set-cookie" not in page.headers
     assert "<script" not in page.text
     assert "Don&#39;t pay" in page.text and "Childline" in page.text  # advice and helplines beside the form
@@ -67,6 +67,16 @@ def test_one_form_token_makes_at_most_one_case_whatever_is_sent_again(browser):
     assert cases_stored(browser.app) == 1
     assert stored_keys(browser.app) == set()  # the second post's file went with it
     assert 'id="reporter-token">irt_' in browser.get(double_click.headers["location"]).text
+
+
+def test_the_back_button_and_a_new_page_with_the_same_answers_lead_to_the_first_case(browser):
+    first = send(browser, form_token(browser.get("/report").text), MINIMAL)
+    # The back button fetches a new page (a new token) and the browser fills the answers back in.
+    again = send(browser, form_token(browser.get("/report").text), MINIMAL)
+    assert again.status_code == 303 and again.headers["location"] == first.headers["location"]
+    assert cases_stored(browser.app) == 1
+    different = send(browser, form_token(browser.get("/report").text), {**MINIMAL, "threats": "Synthetic, new."})
+    assert different.headers["location"] != first.headers["location"] and cases_stored(browser.app) == 2
 
 
 def test_mistakes_come_back_on_the_form_with_what_was_typed(browser):

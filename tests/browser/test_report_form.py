@@ -5,22 +5,18 @@ Set INTAKE_UPDATE_SCREENSHOTS=1 to refresh the screenshots under docs/screenshot
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.apps import PROJECT_ROOT, running_service
+from tests.support.apps import running_service
+from tests.support.browser import AXE, screenshot
 from tests.support.http import bearer
 from tests.support.synthetic import png
 
 pytestmark = [pytest.mark.browser]
-
-AXE = PROJECT_ROOT / ".cache" / "browser-tests" / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = PROJECT_ROOT / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +40,6 @@ def evidence_file(tmp_path) -> Path:
     path = tmp_path / "screenshot.png"
     path.write_bytes(png(8, 8, 90))
     return path
-
-
-def screenshot(page, name: str, tmp_path: Path) -> None:
-    path = tmp_path / name
-    page.screenshot(path=str(path), full_page=True)
-    if os.environ.get("INTAKE_UPDATE_SCREENSHOTS") == "1":
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, SCREENSHOTS / name)
 
 
 def serious_accessibility_violations(page) -> list[str]:
