@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.apps import running_service
 from tests.support.browser import AXE, screenshot
+from tests.support.database import create_key
 from tests.support.http import bearer
 from tests.support.synthetic import png
 
@@ -54,7 +55,7 @@ def serious_accessibility_violations(page) -> list[str]:
 
 
 def test_a_report_with_a_file_gets_a_reference_that_the_api_then_returns(live, page, evidence_file, tmp_path):
-    base, keys, _ = live
+    base, keys, data = live
     page.goto(base + "/report")
     page.get_by_label("It happened to me").check()
     page.get_by_label("13 to 15").check()
@@ -76,7 +77,9 @@ def test_a_report_with_a_file_gets_a_reference_that_the_api_then_returns(live, p
     case = stored.json()
     assert case["submission"]["victim"]["age_band"] == "13_15"
     assert "under_18" in {flag["code"] for flag in case["flags"]}
-    evidence = httpx.get(f"{base}/v1/cases/{reference}/evidence", headers=bearer(keys.analyst)).json()
+    # An under-18 case's evidence is listed only to an analyst with that permission.
+    child_analyst = create_key(f"sqlite:///{data / 'intake.db'}", "analyst", "test", can_view_child_evidence=True)
+    evidence = httpx.get(f"{base}/v1/cases/{reference}/evidence", headers=bearer(child_analyst)).json()
     assert [item["content_type"] for item in evidence["evidence"]] == ["image/png"]
 
 
