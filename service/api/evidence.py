@@ -122,7 +122,8 @@ def refuse_child_evidence_without_permission(case: Case, caller: Caller) -> None
     description=(
         "`multipart/form-data` with one or more `file` fields. Each file streams to the evidence store as "
         "it arrives, with its SHA-256 and size taken on the way; its type is judged from its bytes. A "
-        "refused, oversized or interrupted upload leaves nothing behind."
+        "refused, oversized or interrupted upload leaves nothing behind. For the case's reporter token or the "
+        "secret submitter key that submitted the case; never a publishable key."
     ),
     status_code=201,
     response_model=EvidenceList,
@@ -360,6 +361,8 @@ def complete_upload(
 @router.get(
     "/v1/cases/{reference}/evidence",
     summary="List a case's evidence",
+    description="For an analyst who may see the case (and, where the victim was under 18, has the "
+    "child-evidence permission: filenames can describe the images), or the case's reporter token.",
     response_model=AnalystEvidenceList,
 )
 def list_evidence(

@@ -73,8 +73,10 @@ async def identifier_inputs(request: Request) -> list[IdentifierInput]:
     "/v1/cases/{reference}/identifiers",
     summary="Add identifiers to a case",
     description=(
-        "One identifier object or a list of them, by the case's reporter token or the key that "
-        "submitted the case. An identifier the case already has is returned, not duplicated."
+        "One identifier object or a list of them, by the case's reporter token or the secret submitter key "
+        "that submitted the case (never a publishable key). An identifier the case already has is returned, "
+        "not duplicated. The answer holds the identifiers only: whether any is known from other cases is "
+        "for analysts."
     ),
     status_code=201,
     response_model=IdentifiersAdded,
