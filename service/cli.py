@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
     erase.add_argument("--yes", action="store_true", help="really erase; without it, nothing is erased")
 
     export = commands.add_parser("export", help="export cases to a file, as the API's /v1/cases/export does")
-    export.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    export.add_argument("--format", choices=["ndjson", "csv", "stix"], default="ndjson")
+    export.add_argument("--version", choices=["1", "2"], default="1", help="NDJSON version (2: JSON arrays)")
     export.add_argument("--output", required=True, help="the file to write (it will hold personal data)")
     export.add_argument("--since", help="created at or after (ISO 8601)")
     export.add_argument("--until", help="created before (ISO 8601)")
@@ -266,10 +267,26 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
             written += 1
             progress.update(1)
 
-        for chunk in export_lines(engine, filters, args.format, on_case=counted):
-            output.write(chunk)
+        if args.format == "stix":
+            written = _write_stix(settings, engine, filters, output)
+        else:
+            for chunk in export_lines(engine, filters, args.format, on_case=counted, version=args.version):
+                output.write(chunk)
     print(f"wrote {written} case(s) to {args.output}")
     return 0
+
+
+def _write_stix(settings: Settings, engine, filters, output) -> int:
+    """The STIX 2.1 bundle of the consenting cases' offender identifiers; returns how many cases it holds."""
+    from service.domain.sharing import stix_bundle
+    from service.storage.models import utc_now
+    from service.storage.sharing import consented_cases
+
+    with session_scope(engine) as session:
+        cases = consented_cases(session, filters)
+    bundle = stix_bundle(cases, tlp=settings.stix_tlp, producer=settings.stix_producer, now=utc_now())
+    output.write(bundle.serialize().encode())
+    return len(cases)
 
 
 def _rebuild_clusters(settings: Settings) -> int:

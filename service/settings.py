@@ -157,6 +157,10 @@ class Settings(BaseSettings):
     cluster_alert_min_victims: int = Field(
         default=5, ge=2, description="A case joining a cluster of this many victims (or any child victim) alerts."
     )
+    stix_tlp: Literal["clear", "green", "amber", "amber+strict", "red"] = Field(
+        default="amber", description="The TLP 2.0 marking on every object of a STIX export."
+    )
+    stix_producer: str = Field(default="Sextortion case intake", description="Who a STIX export says made it.")
     image_match_min_quality: int = Field(
         default=50, ge=0, le=100, description="PDQ hashes of lower quality (flat, near-blank images) never match."
     )

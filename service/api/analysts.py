@@ -6,6 +6,7 @@ import base64
 import itertools
 import json
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -18,16 +19,18 @@ from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, R
 from service.api.problems import validation_problem
 from service.api.schemas import Priority, Status
 from service.domain.cases import SearchMoment
-from service.domain.export import EXPORT_COLUMNS, EXPORT_VERSION
+from service.domain.export import EXPORT_COLUMNS, EXPORT_V1_SUNSET, EXPORT_VERSION
 from service.domain.police_forces import UnknownPoliceForce
 from service.domain.reference import canonical_reference
+from service.domain.sharing import stix_bundle
 from service.domain.urgency import FlagCode
 from service.storage.audit import list_audit, record_access
 from service.storage.cases import CaseFilters, find_case, identifiers_of, list_cases
 from service.storage.corrections import corrections_touching
 from service.storage.export import export_lines
 from service.storage.links import links_of
-from service.storage.models import AuditEvent, Case
+from service.storage.models import AuditEvent, Case, utc_now
+from service.storage.sharing import consented_cases
 
 router = APIRouter(tags=["analysts"])
 
@@ -171,9 +174,14 @@ def _described(filters: CaseFilters) -> dict[str, str]:
     summary="Export every matching case",
     description="Streams NDJSON (one case per line) or CSV, in constant memory however many cases match. "
     f"CSV columns are version {EXPORT_VERSION}: " + ", ".join(EXPORT_COLUMNS) + ". Cells that a "
-    "spreadsheet would run as a formula start with a quote. Every export is audited.",
+    "spreadsheet would run as a formula start with a quote. NDJSON `version=2` has real JSON arrays for "
+    "flags, platforms and identifiers; version 1 (`;`-joined text) stays the default until "
+    f"{EXPORT_V1_SUNSET} (its answers carry a `Sunset` header), then version 2 will be. `format=stix` is a STIX "
+    "2.1 bundle for partner agencies: the offender identifiers of the matching cases whose victims agreed to "
+    "sharing (`consent_to_share`) as observables, one grouping per offender network, all marked with the "
+    "deployment's TLP 2.0 level (default TLP:AMBER); no victim data. Every export is audited.",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}}}},
+    responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}, "application/stix+json": {}}}},
 )
 def export_cases(
     request: Request,
@@ -181,29 +189,54 @@ def export_cases(
     session: DatabaseSession,
     request_id: RequestId,
     reason: AccessReason,
-    format: Annotated[Literal["ndjson", "csv"], Query(description="ndjson or csv.")] = "ndjson",
+    format: Annotated[Literal["ndjson", "csv", "stix"], Query(description="ndjson, csv or stix.")] = "ndjson",
+    version: Annotated[Literal["1", "2"], Query(description="NDJSON version: 2 has JSON arrays.")] = "1",
     caller: Caller = require_role(Role.analyst),
 ) -> StreamingResponse:
+    if version == "2" and format != "ndjson":
+        raise validation_problem([{"field": "version", "message": "Version 2 is for NDJSON; CSV stays flat."}])
+    if format == "stix":
+        return _stix_export(request, session, filters, caller, request_id, reason)
     record_access(
         session,
         actor=caller.actor,
         action="cases.export",
         reason=reason,
         request_id=request_id,
-        detail={"format": format, "filters": _described(filters)},
+        detail={"format": format, "version": version, "filters": _described(filters)},
     )
     session.commit()
     engine = request.app.state.engine
-    lines = export_lines(engine, filters, format)
+    lines = export_lines(engine, filters, format, version=version)
     # The first chunk is read here, before the 200 is sent: a database that is down or a query that
     # fails is then a problem+json answer, not a response cut off half-way.
     first = next(lines, b"")
     media_type = "application/x-ndjson" if format == "ndjson" else "text/csv; charset=utf-8"
+    exported_version = version if format == "ndjson" else EXPORT_VERSION
     headers = {
-        "Content-Disposition": f'attachment; filename="cases-v{EXPORT_VERSION}.{format}"',
-        "X-Export-Version": EXPORT_VERSION,
+        "Content-Disposition": f'attachment; filename="cases-v{exported_version}.{format}"',
+        "X-Export-Version": exported_version,
     }
+    if format == "ndjson" and version == "1":
+        headers["Sunset"] = format_datetime(datetime.fromisoformat(EXPORT_V1_SUNSET).replace(tzinfo=UTC), usegmt=True)
     return StreamingResponse(itertools.chain([first], lines), media_type=media_type, headers=headers)
+
+
+def _stix_export(request: Request, session, filters, caller: Caller, request_id: str, reason) -> StreamingResponse:
+    settings = request.app.state.settings
+    cases = consented_cases(session, filters)
+    bundle = stix_bundle(cases, tlp=settings.stix_tlp, producer=settings.stix_producer, now=utc_now())
+    record_access(
+        session,
+        actor=caller.actor,
+        action="cases.export",
+        reason=reason,
+        request_id=request_id,
+        detail={"format": "stix", "tlp": settings.stix_tlp, "cases": len(cases), "filters": _described(filters)},
+    )
+    session.commit()
+    headers = {"Content-Disposition": 'attachment; filename="cases.stix.json"'}
+    return StreamingResponse(iter([bundle.serialize().encode()]), media_type="application/stix+json", headers=headers)
 
 
 @router.get(

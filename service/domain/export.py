@@ -66,6 +66,29 @@ def export_record(case: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# NDJSON version 2: lists are JSON arrays, not ";"-joined text. Version 1 stays the default until then.
+EXPORT_V1_SUNSET = "2027-06-30"
+
+
+def export_record_v2(case: Mapping[str, Any]) -> dict[str, Any]:
+    """One case for NDJSON version 2: version 1's fields, with flags, platforms and identifiers as arrays
+    (identifiers as {type, normalized}), and the fields added since."""
+    record = export_record(case)
+    submission = case["submission"]
+    identifiers = sorted(
+        (entry.split(":", 1) for entry in (case["identifiers"] or "").split(";") if ":" in entry),
+        key=lambda pair: (pair[0], pair[1]),
+    )
+    return {
+        **record,
+        "version": "2",
+        "flags": [flag["code"] for flag in case["flags"]],
+        "platforms": list(submission.get("platforms", [])),
+        "identifiers": [{"type": kind, "normalized": normalized} for kind, normalized in identifiers],
+        "images_fake_or_ai": submission.get("images_fake_or_ai"),
+    }
+
+
 def spreadsheet_safe(value: Any) -> str:
     """The cell as text, with a leading quote where a spreadsheet would otherwise run it as a formula."""
     if value is None:

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 import orjson
 from sqlalchemy.engine import Engine
 
-from service.domain.export import EXPORT_COLUMNS, export_record, spreadsheet_safe
+from service.domain.export import EXPORT_COLUMNS, export_record, export_record_v2, spreadsheet_safe
 from service.storage.cases import CaseFilters, copy_export_lines, stream_cases
 from service.storage.database import session_scope
 
@@ -17,13 +17,17 @@ CHUNK_BYTES = 64 * 1024
 
 
 def export_lines(
-    engine: Engine, filters: CaseFilters, format: str, on_case: Callable[[], None] | None = None
+    engine: Engine,
+    filters: CaseFilters,
+    format: str,
+    on_case: Callable[[], None] | None = None,
+    version: str = "1",
 ) -> Iterator[bytes]:
     """NDJSON or CSV from its own session (the export outlives the request's), in chunks of about
     CHUNK_BYTES: the server hands each chunk across a thread, so one per line would dominate."""
     pending: list[bytes] = []
     size = 0
-    for line in _lines(engine, filters, format, on_case or (lambda: None)):
+    for line in _lines(engine, filters, format, on_case or (lambda: None), version):
         pending.append(line)
         size += len(line)
         if size >= CHUNK_BYTES:
@@ -33,8 +37,15 @@ def export_lines(
         yield b"".join(pending)
 
 
-def _lines(engine: Engine, filters: CaseFilters, format: str, on_case: Callable[[], None]) -> Iterator[bytes]:
+def _lines(
+    engine: Engine, filters: CaseFilters, format: str, on_case: Callable[[], None], version: str
+) -> Iterator[bytes]:
     with session_scope(engine) as session:
+        if format == "ndjson" and version == "2":
+            for case in stream_cases(session, filters):
+                on_case()
+                yield orjson.dumps(export_record_v2(case)) + b"\n"
+            return
         if format == "ndjson" and engine.dialect.name == "postgresql":
             for block in copy_export_lines(session, filters):
                 for _ in range(block.count(b"\n")):
