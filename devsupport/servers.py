@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -40,11 +41,13 @@ def start_uvicorn(app_target: str, environment: dict[str, str], factory: bool = 
     return _start(command, port, environment, None)
 
 
-def start_service(environment: dict[str, str], log_path: Path | None = None) -> tuple[subprocess.Popen, str]:
+def start_service(
+    environment: dict[str, str], log_path: Path | None = None, workers: int = 1
+) -> tuple[subprocess.Popen, str]:
     """`intake serve` as an operator runs it, on a free port; its log (stdout and stderr) goes to `log_path`."""
     port = free_port()
     command = [str(Path(sys.executable).parent / "intake"), "serve", "--host", "127.0.0.1", "--port", str(port)]
-    return _start(command, port, environment, log_path)
+    return _start(command + ["--workers", str(workers)], port, environment, log_path)
 
 
 def _start(
@@ -57,11 +60,13 @@ def _start(
         env={"INTAKE_LINK_SECRET": LINK_SECRET, **os.environ, **environment},
         stdout=log,
         stderr=subprocess.STDOUT if log else None,
+        # Its own process group: workers a server spawned go with it if it has to be killed.
+        start_new_session=True,
     )
     if log:
         log.close()
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a shared, busy machine starts workers slowly
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{command[0]} exited with {process.returncode} before it answered")
@@ -70,7 +75,8 @@ def _start(
             return process, base
         except httpx.TransportError:
             time.sleep(0.1)
-    process.kill()
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
     raise RuntimeError(f"{command} did not start")
 
 
