@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.api.analysts import CorrectionOut, case_references, correction_out
+from service.api.bodies import StrictJsonRoute
 from service.api.cases import visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import ProblemError, validation_problem
@@ -24,7 +25,7 @@ from service.storage.corrections import (
 )
 from service.storage.models import Identifier, LinkCorrection, utc_now
 
-router = APIRouter(tags=["clusters"])
+router = APIRouter(tags=["clusters"], route_class=StrictJsonRoute)
 
 Reason = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$")]
 

@@ -276,3 +276,20 @@ def test_an_amount_with_an_absurd_exponent_is_refused_and_a_plain_one_kept_in_di
     ).json()
     case = client.get(f"/v1/cases/{created['reference']}", headers=bearer(keys.analyst)).json()
     assert case["submission"]["payments"][0]["amount"] == "1000"
+
+
+def test_every_route_whose_json_body_fastapi_reads_refuses_duplicate_keys_too(client):
+    """Routes with a body model are read by FastAPI, not by parse_json: they must use StrictJsonRoute."""
+    from fastapi.routing import APIRoute
+
+    from service.api.bodies import StrictJsonRoute
+
+    def routes(container):
+        for route in getattr(container, "routes", []):
+            if isinstance(route, APIRoute):
+                yield route
+            yield from routes(getattr(route, "original_router", route))
+
+    with_body = {(route.path, type(route)) for route in routes(client.app.router) if route.body_field is not None}
+    assert len(with_body) >= 4  # the walk reaches the included routers
+    assert {path for path, kind in with_body if not issubclass(kind, StrictJsonRoute)} == set()
