@@ -36,9 +36,10 @@ test: $(STAMP) $(AXE)
 $(AXE):
 	npm install --silent --no-audit --no-fund --prefix .cache/browser-tests axe-core@$(AXE_VERSION)
 
-## openapi: write the served OpenAPI document to openapi/openapi.json
+## openapi: write the served OpenAPI document to openapi/openapi.json, and the settings table to docs/settings.md
 openapi: $(STAMP)
 	$(BIN)/python -m service.openapi > openapi/openapi.json
+	$(BIN)/python -m service.configuration > docs/settings.md
 
 ## lint: ruff (style, imports, security, complexity at most 10) and the dead-code check (vulture)
 lint: $(STAMP)

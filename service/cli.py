@@ -9,6 +9,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from service.configuration import SettingsRefused, load_settings
 from service.domain.police_forces import UnknownPoliceForce
 from service.settings import Settings
 from service.storage.content import load_content
@@ -129,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
     )
 
     args = parser.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsRefused as error:
+        print(f"intake: refusing to start, a setting is wrong:\n{error}", file=sys.stderr)
+        return 2
     # Which database this is, every time: a CLI pointed at the wrong one must not look like an empty service.
     print(f"intake: database {describe_database(settings.resolved_database_url)}", file=sys.stderr)
 

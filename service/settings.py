@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -13,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from service.domain.perceptual import ImageMatchPolicy
 
 _SOURCE_CHECKOUT = Path(__file__).resolve().parent.parent
+RATE_FORMAT = re.compile(r"^\s*([1-9]\d*)\s*/\s*(second|minute|hour|day)\s*$")
 
 
 def default_data_dir() -> Path:
@@ -59,12 +61,18 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = Field(default=1024 * 1024, description="Largest JSON or form body without files.")
-    max_form_fields: int = 500
-    idempotency_retention: timedelta = timedelta(hours=24)
-    guidance_max_age_seconds: int = 300
-    recall_window: timedelta = timedelta(days=30)
-    deadline_window: timedelta = timedelta(hours=72)
-    log_level: str = "INFO"
+    max_form_fields: int = Field(default=500, description="Most fields in one form post.")
+    idempotency_retention: timedelta = Field(
+        default=timedelta(hours=24), description="How long an Idempotency-Key's answer is kept for retries."
+    )
+    guidance_max_age_seconds: int = Field(default=300, description="How long clients may cache guidance.")
+    recall_window: timedelta = Field(
+        default=timedelta(days=30), description="A payment this recent and not collected may still be recalled."
+    )
+    deadline_window: timedelta = Field(
+        default=timedelta(hours=72), description="A threatened deadline this close makes the case urgent."
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR (libraries: WARNING at least).")
     webhook_url: str | None = Field(default=None, description="Where urgent-case alerts are POSTed; off if unset.")
     webhook_secret: str | None = Field(default=None, description="HMAC-SHA256 key for the alert signature.")
     webhook_max_attempts: int = Field(default=15, description="Tries before an alert is given up (and logged).")
@@ -165,18 +173,31 @@ class Settings(BaseSettings):
         default=50, ge=0, le=100, description="PDQ hashes of lower quality (flat, near-blank images) never match."
     )
 
-    s3_bucket: str = "intake-evidence"
+    s3_bucket: str = Field(default="intake-evidence", description="The evidence bucket.")
     s3_endpoint_url: str | None = Field(default=None, description="e.g. http://minio:9000; AWS when unset.")
-    s3_region: str = "us-east-1"
-    s3_access_key_id: str | None = None
-    s3_secret_access_key: str | None = None
+    s3_region: str = Field(default="us-east-1", description="The bucket's region.")
+    s3_access_key_id: str | None = Field(default=None, description="Unset: boto3's own credential chain.")
+    s3_secret_access_key: str | None = Field(default=None, description="The secret of s3_access_key_id.")
     s3_server_side_encryption: str | None = Field(default=None, description="AES256 or aws:kms.")
-    s3_kms_key_id: str | None = None
+    s3_kms_key_id: str | None = Field(default=None, description="The KMS key, with aws:kms encryption.")
     s3_part_bytes: int = Field(default=5 * 1024 * 1024, ge=5 * 1024 * 1024, description="Multipart part size.")
     s3_parts_in_flight: int = Field(
         default=4, ge=1, description="Parts sent at once; memory is about this times the part size."
     )
     s3_create_bucket: bool = Field(default=False, description="Create the bucket at start if missing.")
+
+    @field_validator(
+        "rate_case_creation_per_key",
+        "rate_case_creation_per_address",
+        "rate_publishable_case_creation_per_key",
+        "rate_guidance_per_address",
+        "rate_report_status_per_address",
+    )
+    @classmethod
+    def _rate(cls, text: str) -> str:
+        if text.strip().lower() != "off" and not RATE_FORMAT.match(text):
+            raise ValueError("a rate looks like 30/minute (per second, minute, hour or day) or off")
+        return text
 
     @field_validator("data_dir", "evidence_dir", "content_dir")
     @classmethod

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from service.app import create_app
 from service.cli import upgrade_database
+from service.configuration import settings_table
 from service.deployment import DeploymentRefused
 from service.settings import Settings
 from tests.support.apps import PROJECT_ROOT
@@ -175,3 +176,24 @@ def test_compose_requires_every_secret_and_names_its_proxies():
         assert re.fullmatch(r"\$\{" + name + r":\?.+\}", api[name]), api[name]
     assert api["INTAKE_TRUSTED_PROXIES"]
     assert api["INTAKE_RATE_LIMIT_STORAGE_URL"].startswith("redis://")
+
+
+def test_bad_settings_are_named_one_line_each_with_an_example(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("INTAKE_")}
+    environment |= {
+        "INTAKE_DATA_DIR": str(tmp_path),
+        "INTAKE_RETENTION_PERIOD": "6years",
+        "INTAKE_RATE_GUIDANCE_PER_ADDRESS": "lots",
+    }
+    intake = Path(sys.executable).parent / "intake"
+    result = subprocess.run([str(intake), "keys", "list"], env=environment, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[-2].startswith("INTAKE_RETENTION_PERIOD='6years': ") and "For example: " in lines[-2]
+    assert lines[-1].startswith("INTAKE_RATE_GUIDANCE_PER_ADDRESS='lots': a rate looks like 30/minute")
+    assert "Traceback" not in result.stderr and "retention_period" not in result.stderr
+
+
+def test_the_settings_table_in_docs_is_the_one_the_code_makes():
+    committed = (PROJECT_ROOT / "docs" / "settings.md").read_text()
+    assert committed == settings_table(), "a setting changed: run `make openapi`, which writes docs/settings.md"
