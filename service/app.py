@@ -27,6 +27,7 @@ from service.api import (
     report_status,
     workflow,
 )
+from service.api.bodies import NESTED_OBJECTS
 from service.api.cors import AllowedOrigins, CorsMiddleware
 from service.api.forwarded import ForwardedMiddleware, TrustedProxies
 from service.api.middleware import Metrics, RequestContextMiddleware
@@ -258,42 +259,28 @@ EVIDENCE_CONTENT_TYPES = ", ".join(sorted(ALLOWED_CONTENT_TYPES))
 
 
 def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
-    """The flat form fields that map onto CaseSubmission (see service.api.bodies); with files for multipart."""
-    text = {"type": "string"}
-    many = {"type": "array", "items": {"type": "string"}}
-    properties: dict[str, Any] = {
-        "reporter.relationship": {"type": "string", "enum": ["self", "parent_or_carer", "other"]},
-        "reporter.name": text,
-        "reporter.email": text,
-        "reporter.phone": text,
-        "reporter.preferred_contact": {"type": "string", "enum": ["email", "phone", "none"]},
-        "reporter.safe_to_contact": text,
-        "victim.age": {"type": "integer", "minimum": 0, "maximum": 120},
-        "victim.age_band": {"type": "string", "enum": ["under_13", "13_15", "16_17", "18_24", "25_plus"]},
-        "victim.date_of_birth": {"type": "string", "format": "date"},
-        "police_force": text,
-        "platforms": many,
-        "first_contact_at": {"type": "string", "format": "date-time"},
-        "account": {"type": "string", "minLength": 1},
-        "threats": text,
-        "deadline_at": {"type": "string", "format": "date-time"},
-        "images_shared": {"type": "boolean"},
-        "images_fake_or_ai": {"type": "boolean"},
-        "feels_unsafe": {"type": "boolean"},
-        "consent_to_share": {"type": "boolean"},
-        "payment.amount": text,
-        "payment.currency": text,
-        "payment.method": {
-            "type": "string",
-            "enum": ["western_union", "moneygram", "bank_transfer", "gift_card", "crypto", "paypal", "other"],
-        },
-        "payment.paid_at": {"type": "string", "format": "date-time"},
-        "payment.collected": {"type": "string", "enum": ["yes", "no", "unknown"]},
-        "payment.reference": text,
-        "username.platform": {**many, "description": "The platform of each `username`, in the same order."},
-    }
-    for kind in IdentifierType:
-        properties[kind.value] = {**many, "description": f"Identifiers of type {kind.value}; repeat the field."}
+    """The flat form fields that map onto CaseSubmission, derived from its own schema with the form's
+    naming rules (service.api.bodies): nested objects dotted (`reporter.email`), one payment as
+    `payment.*`, identifiers as repeated fields named after their type; with files for multipart."""
+    model = CaseSubmission.model_json_schema(ref_template="#/$defs/{model}")
+    definitions = model.get("$defs", {})
+    properties: dict[str, Any] = {}
+    required: list[str] = []
+    for name, field in model["properties"].items():
+        node = _form_value(field, definitions)
+        if name in NESTED_OBJECTS or name == "payments":
+            inner = _resolved(node["items"] if name == "payments" else node, definitions)
+            prefix = "payment" if name == "payments" else name
+            for sub_name, sub_field in inner["properties"].items():
+                properties[f"{prefix}.{sub_name}"] = _form_value(sub_field, definitions)
+            if name in model.get("required", []):
+                required += [f"{prefix}.{sub_name}" for sub_name in inner.get("required", [])]
+        elif name == "identifiers":
+            properties.update(_identifier_fields(_resolved(node["items"], definitions)["properties"], definitions))
+        else:
+            properties[name] = node
+            if name in model.get("required", []):
+                required.append(name)
     if max_files is not None:
         properties["evidence"] = {
             "type": "array",
@@ -301,9 +288,8 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
             "maxItems": max_files,
             "description": "Evidence files, typed by their bytes: " + EVIDENCE_CONTENT_TYPES + ".",
         }
-    required = ["reporter.relationship", "account"]
     for name, schema in properties.items():
-        if name not in required and schema.get("type") != "array" and schema != text:
+        if name not in required and schema.get("type") != "array":
             # A browser sends every field of a form, filled in or not: empty means not given.
             properties[name] = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
     return {
@@ -315,6 +301,51 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
         "required": required,
         "additionalProperties": False,
     }
+
+
+def _identifier_fields(identifier: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        kind.value: {
+            "type": "array",
+            "items": _form_value(identifier["value"], definitions),
+            "description": f"Identifiers of type {kind.value}; repeat the field.",
+        }
+        for kind in IdentifierType
+    }
+    fields["username.platform"] = {
+        "type": "array",
+        "items": _form_value(identifier["platform"], definitions),
+        "description": "The platform of each `username`, in the same order.",
+    }
+    return fields
+
+
+def _resolved(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    return definitions[ref.rsplit("/", 1)[-1]] if ref else node
+
+
+_FORM_KEYWORDS = ("type", "enum", "format", "minimum", "maximum", "minLength", "maxLength", "pattern", "items")
+
+
+def _form_value(field: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
+    """A field as a form sends it: not null (an empty field is), text where JSON also takes a number."""
+    node = _resolved(field, definitions)
+    options = [_resolved(option, definitions) for option in node.get("anyOf", [])]
+    options = [option for option in options if option.get("type") != "null"]
+    if options:
+        text = [option for option in options if option.get("type") == "string"]
+        chosen = _form_value((text or options)[0], definitions)
+        description = field.get("description", node.get("description"))
+        return {**chosen, "description": description} if description else chosen
+    if "properties" in node or node.get("type") == "array" and "$ref" in node.get("items", {}):
+        return node  # an object or list of objects: flattened by the caller
+    shaped = {key: node[key] for key in _FORM_KEYWORDS if key in node}
+    if "items" in shaped:
+        shaped["items"] = _form_value(shaped["items"], definitions)
+    if "description" in field or "description" in node:
+        shaped["description"] = field.get("description", node.get("description"))
+    return shaped
 
 
 # Libraries that, below WARNING, log request URLs, headers, signing material or SQL parameters.

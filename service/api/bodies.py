@@ -28,7 +28,7 @@ MULTIPART = "multipart/form-data"
 FORM_MEDIA_TYPES = (JSON, URLENCODED, MULTIPART)
 
 _IDENTIFIER_FIELDS = {kind.value for kind in IdentifierType}
-_NESTED_OBJECTS = {"reporter", "victim"}
+NESTED_OBJECTS = {"reporter", "victim"}
 _LIST_FIELDS = {"platforms"}
 
 
@@ -288,7 +288,7 @@ def case_from_form_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:  # n
         if value == "":
             continue
         head, _, rest = name.partition(".")
-        if head in _NESTED_OBJECTS and rest:
+        if head in NESTED_OBJECTS and rest:
             _set_once(nested.setdefault(head, {}), rest, value)
         elif head == "payment" and rest:
             target = next((payment for payment in payments if rest not in payment), None)

@@ -202,9 +202,7 @@ def _reflag_cases_sharing(
         values = [row.normalized for row in identifiers_of(session, other.id)]
         _, columns = _decide_again(session, other, values, now, policy)
         session.execute(
-            sa.update(_CASES)
-            .where(_CASES.c.id == other.id)
-            .values(**columns, version=_CASES.c.version + 1)
+            sa.update(_CASES).where(_CASES.c.id == other.id).values(**columns, version=_CASES.c.version + 1)
         )
         _replace_flag_rows(session, other.id, columns["flags"])
 

@@ -32,9 +32,7 @@ def links_of(session: Session, case_id: int, max_image_distance: int) -> list[Ca
             linked[other.id] = CaseLink(other, identifiers=kept)
     images = image_links_of(session, case_id, max_image_distance)
     corrections = pair_corrections(session, [case_id])
-    by_analyst = {
-        (b if a == case_id else a): kind for (a, b), kind in corrections.added.items() if case_id in (a, b)
-    }
+    by_analyst = {(b if a == case_id else a): kind for (a, b), kind in corrections.added.items() if case_id in (a, b)}
     missing = ({image.other_case_id for image in images} | set(by_analyst)) - linked.keys()
     if missing:
         for other in session.exec(select(Case).where(Case.id.in_(missing))):

@@ -68,8 +68,7 @@ def test_a_burst_of_thirty_reports_from_a_partner_server_is_taken_at_default_lim
     with app_client(Settings(data_dir=tmp_path)) as client:
         keys = make_keys(client.app.state.engine)
         answers = {
-            client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).status_code
-            for _ in range(30)
+            client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).status_code for _ in range(30)
         }
     assert answers == {201}
 
