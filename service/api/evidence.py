@@ -37,6 +37,7 @@ from service.storage.evidence import (
 )
 from service.storage.idempotency import request_fingerprint
 from service.storage.models import Case, Evidence, EvidenceUpload, utc_now
+from service.storage.objects import ObjectChanged
 
 router = APIRouter(tags=["evidence"], route_class=StrictJsonRoute)
 integrity_log = logging.getLogger("service.integrity")
@@ -261,8 +262,10 @@ def post_upload_request(
 @router.put(
     "/v1/evidence-uploads/{upload_id}",
     summary="Receive a direct upload (local evidence store)",
-    description="Where the local store points direct uploads; the signed token in the URL is the credential.",
+    description="Where the local store points direct uploads; the signed token in the URL is the credential. "
+    "Once the upload is completed or refused, a PUT still under way is refused (409).",
     status_code=204,
+    responses=problem_responses(409),
 )
 async def put_direct_upload(
     upload_id: Annotated[str, Path(pattern=_HEX_ID)],
@@ -284,6 +287,9 @@ async def put_direct_upload(
             if written > upload.declared_size:
                 raise EvidenceRefused(413, "body", "More bytes were sent than were declared.")
             await run_in_threadpool(target.write, chunk)
+        if not await run_in_threadpool(_upload_still_open, request.app.state.engine, upload_id):
+            # Completed or refused while these bytes arrived: what was verified stays what is kept.
+            raise ProblemError(409, "This upload was already completed or refused. Ask for a new one to send more.")
         await run_in_threadpool(target.complete)
     except BaseException:
         await run_in_threadpool(target.abort)
@@ -291,11 +297,17 @@ async def put_direct_upload(
     return Response(status_code=204)  # no body at all: a 204 with one breaks the connection
 
 
+def _upload_still_open(engine, upload_id: str) -> bool:
+    with session_scope(engine) as session:
+        return session.get(EvidenceUpload, upload_id) is not None
+
+
 @router.post(
     "/v1/cases/{reference}/evidence/uploads/{upload_id}/complete",
     summary="Finish a direct upload",
-    description="The service reads the object back; if its size, type or SHA-256 differ from what was declared "
-    "the object is deleted and the answer is 422.",
+    description="The service copies the upload to a place only it writes and reads that copy back; if its "
+    "size, type or SHA-256 differ from what was declared, both are deleted and the answer is 422. After this, "
+    "nothing sent to the upload URL can change the evidence.",
     status_code=201,
     response_model=EvidenceSummary,
     responses=problem_responses(409),
@@ -329,29 +341,34 @@ def complete_upload(
             )
             session.commit()
         raise
-    now = utc_now()
-    (row,) = record_evidence(
-        session,
-        case.id,
-        [received],
-        received_by=caller.actor,
-        now=now,
-        image_matching=request.app.state.settings.image_matching,
-    )
-    if row.pdq_hash:
-        refresh_cluster(
-            session, case.id, request.app.state.settings, alerts=request.app.state.alerts is not None, now=now
+    try:
+        now = utc_now()
+        (row,) = record_evidence(
+            session,
+            case.id,
+            [received],
+            received_by=caller.actor,
+            now=now,
+            image_matching=request.app.state.settings.image_matching,
         )
-    session.delete(upload)
-    record_access(
-        session,
-        actor=caller.actor,
-        action="evidence.add",
-        case_id=case.id,
-        request_id=request_id,
-        detail={"evidence": [row.id], "direct": True},
-    )
-    session.commit()
+        if row.pdq_hash:
+            refresh_cluster(
+                session, case.id, request.app.state.settings, alerts=request.app.state.alerts is not None, now=now
+            )
+        session.delete(upload)
+        record_access(
+            session,
+            actor=caller.actor,
+            action="evidence.add",
+            case_id=case.id,
+            request_id=request_id,
+            detail={"evidence": [row.id], "direct": True},
+        )
+        session.commit()
+    except BaseException:
+        store.delete(received.object_key)
+        raise
+    store.delete(upload.object_key)  # the client's copy; the verified one is the evidence
     return EvidenceSummary.of(row)
 
 
@@ -389,7 +406,7 @@ def list_evidence(
     description="Streams the bytes exactly as received, re-hashing them on the way; a mismatch with the "
     "intake SHA-256 is logged and audited loudly. Under-18 cases need a key with that permission.",
     response_class=StreamingResponse,
-    responses={200: EVIDENCE_CONTENT_RESPONSE},
+    responses={200: EVIDENCE_CONTENT_RESPONSE, **problem_responses(409)},
 )
 def get_evidence_content(
     reference: CaseReference,
@@ -453,7 +470,7 @@ def post_evidence_link(
     "/v1/evidence-links/{token}",
     summary="Follow a content link (local evidence store)",
     response_class=StreamingResponse,
-    responses={200: EVIDENCE_CONTENT_RESPONSE},
+    responses={200: EVIDENCE_CONTENT_RESPONSE, **problem_responses(409)},
 )
 def get_linked_content(
     token: Annotated[str, Path(max_length=300)], request: Request, session: DatabaseSession, request_id: RequestId
@@ -476,26 +493,42 @@ def get_linked_content(
 
 
 def _stream(request: Request, row: Evidence, case_id: int, actor: str) -> StreamingResponse:
+    """The evidence's bytes, opened as the version verified at intake before anything is sent: a
+    replaced object is refused, never served under the verified type and hash."""
     store = request.app.state.objects
     engine = request.app.state.engine
 
+    def integrity_failure(why: str) -> None:
+        # Loud, and kept: an examiner must be able to see that this copy no longer matches.
+        integrity_log.error('{"event": "evidence_integrity_failure", "evidence_id": "%s", "why": "%s"}', row.id, why)
+        with session_scope(engine) as audit_session:
+            record_access(
+                audit_session,
+                actor=actor,
+                action="evidence.integrity_failure",
+                case_id=case_id,
+                detail={"evidence": row.id, "why": why},
+            )
+            audit_session.commit()
+
+    try:
+        opened = store.open(row.object_key, row.object_etag)
+    except ObjectChanged:
+        integrity_failure("replaced since verification")
+        raise ProblemError(
+            409,
+            "The stored copy of this evidence is not the one verified at intake, so it is not served. "
+            "This has been recorded; the evidence store needs examining.",
+            kind="evidence-integrity",
+        ) from None
+
     def chunks() -> Iterator[bytes]:
         hasher = hashlib.sha256()
-        for chunk in store.read(row.object_key):
+        for chunk in opened.chunks:
             hasher.update(chunk)
             yield chunk
         if hasher.hexdigest() != row.sha256:
-            # Loud, and kept: an examiner must be able to see that this copy no longer matches.
-            integrity_log.error('{"event": "evidence_integrity_failure", "evidence_id": "%s"}', row.id)
-            with session_scope(engine) as audit_session:
-                record_access(
-                    audit_session,
-                    actor=actor,
-                    action="evidence.integrity_failure",
-                    case_id=case_id,
-                    detail={"evidence": row.id},
-                )
-                audit_session.commit()
+            integrity_failure("hash differs")
 
     disposition = attachment_disposition(row.filename)
     headers = {

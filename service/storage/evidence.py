@@ -22,7 +22,7 @@ from service.domain.evidence import clean_filename, is_allowed, refusal_message
 from service.domain.perceptual import ImageMatchPolicy
 from service.storage.image_hashes import ImageFingerprint, fingerprint_image, index_and_match, is_hashable_image
 from service.storage.models import Evidence, EvidenceUpload
-from service.storage.objects import ObjectStore, ObjectUpload, new_object_key
+from service.storage.objects import ObjectChanged, ObjectStore, ObjectUpload, new_object_key, new_upload_key
 
 # libmagic needs this much of the start of a file to tell most kinds apart.
 SNIFF_BYTES = 8192
@@ -53,6 +53,7 @@ class ReceivedFile:
     size: int
     sha256: str
     image: ImageFingerprint | None = None
+    etag: str | None = None  # the stored version that was verified; reads must find that version
 
 
 class IncomingEvidence:
@@ -106,14 +107,20 @@ class IncomingEvidence:
             self._keep_for_hashing(bytes(self.head))
             self._upload().write(bytes(self.head))
             self.head = bytearray()
-        stored_size = self._upload().complete()
-        if stored_size != self.size:
+        stored = self._upload().complete()
+        if stored.size != self.size:
             raise EvidenceRefused(503, self.field, "The evidence store did not keep the whole file. Please try again.")
         image = None
         if self.image_bytes is not None:
             image, self.image_bytes = fingerprint_image(bytes(self.image_bytes)), None
         self.received = ReceivedFile(
-            self.object_key, self.filename, self.content_type or "", self.size, self.hasher.hexdigest(), image
+            self.object_key,
+            self.filename,
+            self.content_type or "",
+            self.size,
+            self.hasher.hexdigest(),
+            image,
+            stored.etag,
         )
         return self.received
 
@@ -180,6 +187,7 @@ def record_evidence(
             received_by=received_by,
             pdq_hash=item.image.pdq_hash if item.image else None,
             pdq_quality=item.image.quality if item.image else None,
+            object_etag=item.etag,
         )
         for item in files
     ]
@@ -215,7 +223,7 @@ def request_upload(
     upload = EvidenceUpload(
         id=new_evidence_id(),
         case_id=case_id,
-        object_key=new_object_key(),
+        object_key=new_upload_key(),
         filename=clean_filename(filename),
         declared_size=size,
         declared_sha256=sha256.lower(),
@@ -237,8 +245,10 @@ def find_upload(session: Session, case_id: int, upload_id: str) -> EvidenceUploa
 def verify_direct_upload(
     store: ObjectStore, upload: EvidenceUpload, image_hash_max_bytes: int = DEFAULT_IMAGE_HASH_MAX_BYTES
 ) -> ReceivedFile:
-    """Read the object back: its size, type and SHA-256 must be what was declared; an image of a
-    size that can be held is hashed from the bytes read back."""
+    """Copy the client's upload to a key only the service writes, then read that copy back: its size,
+    type and SHA-256 must be what was declared, and an image of a size that can be held is hashed
+    from the bytes read back. What is verified is what is kept, so nothing the client sends to its
+    upload URL afterwards (or while this runs) can change the evidence."""
     stored_size = store.size_of(upload.object_key)
     if stored_size is None:
         raise EvidenceRefused(409, "upload", "Nothing has been uploaded yet for this request.")
@@ -246,31 +256,44 @@ def verify_direct_upload(
         raise EvidenceRefused(
             422, "size", f"The upload is {stored_size} bytes, but {upload.declared_size} were declared."
         )
-    hasher = hashlib.sha256()
-    head = bytearray()
-    content_type: str | None = None
-    image_bytes = bytearray() if stored_size <= image_hash_max_bytes else None
-    for chunk in store.read(upload.object_key):
-        hasher.update(chunk)
-        if image_bytes is not None:
-            image_bytes += chunk
-        if content_type is None:
-            head += chunk[: SNIFF_BYTES - len(head)]
-            if len(head) >= SNIFF_BYTES:
-                content_type = detect_content_type(bytes(head))
-                if not is_hashable_image(content_type):
-                    image_bytes = None
-    content_type = content_type or detect_content_type(bytes(head))
-    if not is_allowed(content_type):
-        raise EvidenceRefused(415, "file", f"'{upload.filename}': {refusal_message(content_type)}")
-    if hasher.hexdigest() != upload.declared_sha256:
-        raise EvidenceRefused(
-            422,
-            "sha256",
-            "The uploaded file's SHA-256 is not the one declared: it changed or was cut short on the way.",
-        )
+    evidence_key = new_object_key()
+    store.copy(upload.object_key, evidence_key, stored_size)
+    try:
+        opened = store.open(evidence_key)
+        if opened.size != upload.declared_size:  # replaced between the size check and the copy
+            raise EvidenceRefused(
+                422, "size", f"The upload is {opened.size} bytes, but {upload.declared_size} were declared."
+            )
+        hasher = hashlib.sha256()
+        head = bytearray()
+        content_type: str | None = None
+        image_bytes = bytearray() if opened.size <= image_hash_max_bytes else None
+        for chunk in opened.chunks:
+            hasher.update(chunk)
+            if image_bytes is not None:
+                image_bytes += chunk
+            if content_type is None:
+                head += chunk[: SNIFF_BYTES - len(head)]
+                if len(head) >= SNIFF_BYTES:
+                    content_type = detect_content_type(bytes(head))
+                    if not is_hashable_image(content_type):
+                        image_bytes = None
+        content_type = content_type or detect_content_type(bytes(head))
+        if not is_allowed(content_type):
+            raise EvidenceRefused(415, "file", f"'{upload.filename}': {refusal_message(content_type)}")
+        if hasher.hexdigest() != upload.declared_sha256:
+            raise EvidenceRefused(
+                422,
+                "sha256",
+                "The uploaded file's SHA-256 is not the one declared: it changed or was cut short on the way.",
+            )
+    except BaseException:
+        store.delete(evidence_key)
+        raise
     image = fingerprint_image(bytes(image_bytes)) if image_bytes and is_hashable_image(content_type) else None
-    return ReceivedFile(upload.object_key, upload.filename, content_type, stored_size, upload.declared_sha256, image)
+    return ReceivedFile(
+        evidence_key, upload.filename, content_type, opened.size, upload.declared_sha256, image, opened.etag
+    )
 
 
 # --- maintenance ------------------------------------------------------------------------------
@@ -325,9 +348,14 @@ def verify_all(session: Session, store: ObjectStore, on_bytes: Callable[[int], N
     for row in session.exec(select(Evidence).order_by(Evidence.received_at)):
         hasher = hashlib.sha256()
         try:
-            for chunk in store.read(row.object_key):
+            for chunk in store.read(row.object_key, row.object_etag):
                 hasher.update(chunk)
                 on_bytes(len(chunk))
+        except ObjectChanged:
+            yield VerifyResult(
+                row.id, False, "was replaced: the stored version differs from the one verified at intake"
+            )
+            continue
         except Exception as error:  # noqa: BLE001 - any failure to read is a finding
             yield VerifyResult(row.id, False, f"cannot be read: {type(error).__name__}")
             continue

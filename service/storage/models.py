@@ -182,6 +182,9 @@ class Evidence(SQLModel, table=True):
     # bytes in memory at intake; null for what is not an image or could not be decoded.
     pdq_hash: str | None = Field(default=None, max_length=64)
     pdq_quality: int | None = Field(default=None, sa_type=sa.SmallInteger)
+    # The stored version that was verified (S3 ETag, or a local file's identity): a read that finds
+    # another version refuses to serve it. Null for evidence kept before this was recorded.
+    object_etag: str | None = Field(default=None, max_length=200)
 
 
 class ImageHash(SQLModel, table=True):

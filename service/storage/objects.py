@@ -36,6 +36,14 @@ class ObjectStoreUnavailable(Exception):
     """The store can't be reached just now; the caller should try again later."""
 
 
+class ObjectChanged(Exception):
+    """The object is no longer the version recorded when it was verified: it must not be served."""
+
+
+class ObjectExists(Exception):
+    """A write-once object is already there."""
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -50,9 +58,31 @@ class PresignedRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class StoredVersion:
+    """What the store holds under a key once written: its size, and a tag that changes whenever the
+    bytes could have (S3's ETag; a local file's inode, modification time and size)."""
+
+    size: int
+    etag: str
+
+
+@dataclass
+class OpenedObject:
+    etag: str
+    size: int
+    chunks: Iterator[bytes]
+
+
 def new_object_key() -> str:
     """Opaque and random: never the filename, the case or anything else that says what it holds."""
     return f"evidence/{secrets.token_hex(16)}"
+
+
+def new_upload_key() -> str:
+    """Where a client's direct upload lands: never the key evidence is kept under, which only the
+    service writes, so that no upload URL, however long it stays valid, can reach evidence."""
+    return f"uploads/{secrets.token_hex(16)}"
 
 
 class ObjectUpload(ABC):
@@ -62,8 +92,8 @@ class ObjectUpload(ABC):
     def write(self, chunk: bytes) -> None: ...
 
     @abstractmethod
-    def complete(self) -> int:
-        """Make the object visible; returns the size the store holds."""
+    def complete(self) -> StoredVersion:
+        """Make the object visible; returns the size and tag of what the store holds."""
 
     @abstractmethod
     def abort(self) -> None:
@@ -75,7 +105,16 @@ class ObjectStore(ABC):
     def start_upload(self, key: str) -> ObjectUpload: ...
 
     @abstractmethod
-    def read(self, key: str) -> Iterator[bytes]: ...
+    def open(self, key: str, etag: str | None = None) -> OpenedObject:
+        """One version of the object, opened before a byte is read: with `etag`, only that version,
+        else ObjectChanged. The bytes that follow are that version's, whatever is written meanwhile."""
+
+    def read(self, key: str, etag: str | None = None) -> Iterator[bytes]:
+        return self.open(key, etag).chunks
+
+    @abstractmethod
+    def copy(self, source_key: str, target_key: str, size: int) -> None:
+        """A copy the client who wrote `source_key` can't reach; made inside the store."""
 
     @abstractmethod
     def size_of(self, key: str) -> int | None:
@@ -121,10 +160,22 @@ class LocalObjectStore(ObjectStore):
     def start_upload(self, key: str) -> ObjectUpload:
         return _LocalUpload(self._path(key), self.partial / f"{key.replace('/', '_')}.{secrets.token_hex(4)}")
 
-    def read(self, key: str) -> Iterator[bytes]:
-        with self._path(key).open("rb") as handle:
-            while chunk := handle.read(READ_CHUNK):
-                yield chunk
+    def open(self, key: str, etag: str | None = None) -> OpenedObject:
+        handle = self._path(key).open("rb")
+        status = os.fstat(handle.fileno())
+        version = _local_etag(status)
+        if etag is not None and version != etag:
+            handle.close()
+            raise ObjectChanged(key)
+        return OpenedObject(version, status.st_size, _file_chunks(handle))
+
+    def copy(self, source_key: str, target_key: str, size: int) -> None:
+        # A second name for the same file: nothing is written into an existing file here (uploads
+        # go to a new file that is renamed into place), so the copy keeps these bytes whatever
+        # later happens under the source name.
+        target = self._path(target_key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(self._path(source_key), target)
 
     def size_of(self, key: str) -> int | None:
         try:
@@ -154,6 +205,16 @@ class LocalObjectStore(ObjectStore):
         return removed
 
 
+def _local_etag(status: os.stat_result) -> str:
+    return f"{status.st_ino:x}-{status.st_mtime_ns:x}-{status.st_size:x}"
+
+
+def _file_chunks(handle) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(READ_CHUNK):
+            yield chunk
+
+
 class _LocalUpload(ObjectUpload):
     def __init__(self, final: Path, partial: Path) -> None:
         self.final = final
@@ -165,13 +226,15 @@ class _LocalUpload(ObjectUpload):
     def write(self, chunk: bytes) -> None:
         self.handle.write(chunk)
 
-    def complete(self) -> int:
+    def complete(self) -> StoredVersion:
         self.handle.flush()
         os.fsync(self.handle.fileno())
+        os.fchmod(self.handle.fileno(), 0o400)  # never written again: read-only even to its owner
         self.handle.close()
         self.final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.partial, self.final)  # atomic: the object appears whole or not at all
-        return self.final.stat().st_size
+        status = self.final.stat()
+        return StoredVersion(status.st_size, _local_etag(status))
 
     def abort(self) -> None:
         if not self.handle.closed:
@@ -181,6 +244,18 @@ class _LocalUpload(ObjectUpload):
 
 
 # --- S3 ---------------------------------------------------------------------------------------
+
+# S3's CopyObject takes objects up to 5 GiB; larger ones are copied in parts of this size.
+MAX_SINGLE_COPY_BYTES = 5 * 1024**3
+
+
+def _body_chunks(body) -> Iterator[bytes]:
+    try:
+        while chunk := body.read(READ_CHUNK):
+            yield chunk
+    finally:
+        body.close()
+
 
 _UNAVAILABLE = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
 
@@ -249,13 +324,43 @@ class S3ObjectStore(ObjectStore):
     def start_upload(self, key: str) -> ObjectUpload:
         return _S3Upload(self, key)
 
-    def read(self, key: str) -> Iterator[bytes]:
-        body = self.call("get_object", Key=key)["Body"]
+    def open(self, key: str, etag: str | None = None) -> OpenedObject:
         try:
-            while chunk := body.read(READ_CHUNK):
-                yield chunk
-        finally:
-            body.close()
+            answer = self.call("get_object", Key=key, **({"IfMatch": etag} if etag else {}))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("PreconditionFailed", "412"):
+                raise ObjectChanged(key) from None
+            raise
+        return OpenedObject(answer["ETag"], answer["ContentLength"], _body_chunks(answer["Body"]))
+
+    def copy(self, source_key: str, target_key: str, size: int) -> None:
+        source = {"Bucket": self.bucket, "Key": source_key}
+        if size <= MAX_SINGLE_COPY_BYTES:
+            self.call("copy_object", Key=target_key, CopySource=source, **self._encryption())
+            return
+        started = self.call("create_multipart_upload", Key=target_key, **self._encryption())
+        parts = []
+        try:
+            for number, start in enumerate(range(0, size, MAX_SINGLE_COPY_BYTES), start=1):
+                end = min(start + MAX_SINGLE_COPY_BYTES, size) - 1
+                answer = self.call(
+                    "upload_part_copy",
+                    Key=target_key,
+                    UploadId=started["UploadId"],
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{end}",
+                )
+                parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+            self.call(
+                "complete_multipart_upload",
+                Key=target_key,
+                UploadId=started["UploadId"],
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            self.call("abort_multipart_upload", Key=target_key, UploadId=started["UploadId"])
+            raise
 
     def size_of(self, key: str) -> int | None:
         try:
@@ -374,8 +479,11 @@ class _S3Upload(ObjectUpload):
                 "complete_multipart_upload", Key=self.key, UploadId=self.upload_id, MultipartUpload={"Parts": parts}
             )
         self.completed = True
-        size = self.store.size_of(self.key)
-        return -1 if size is None else size
+        try:
+            stored = self.store.call("head_object", Key=self.key)
+        except ClientError:
+            return StoredVersion(-1, "")
+        return StoredVersion(stored["ContentLength"], stored["ETag"])
 
     def abort(self) -> None:
         self.pending, self.pending_bytes = [], 0

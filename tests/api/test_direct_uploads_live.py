@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import threading
+import time
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,3 +42,41 @@ def test_a_direct_upload_put_answers_a_clean_204_and_keeps_the_connection(databa
         connection.close()
     log = (tmp_path / "server.log").read_text(errors="replace")
     assert "Traceback" not in log, log[-5000:]
+
+
+def test_a_slow_put_that_ends_after_complete_can_not_replace_the_evidence(database_url, tmp_path):
+    """The race the review found: a second PUT begun before `complete` and finished after it."""
+    with running_service(database_url, tmp_path) as (base, keys):
+        created, ticket = new_ticket(base, keys.submitter, TEXT)
+        assert httpx.put(ticket["url"], content=TEXT).status_code == 204
+        replacement = b"<html>" + b"x" * (len(TEXT) - 6)
+        release = threading.Event()
+        outcome: dict = {}
+
+        def slow_body():
+            yield replacement[:10]
+            release.wait(20)
+            yield replacement[10:]
+
+        def slow_put():
+            try:
+                outcome["status"] = httpx.put(ticket["url"], content=slow_body(), timeout=30).status_code
+            except httpx.TransportError as error:
+                outcome["status"] = type(error).__name__
+
+        sender = threading.Thread(target=slow_put)
+        sender.start()
+        time.sleep(0.5)  # the slow PUT is now under way, past the service's first look at the upload
+        completed = httpx.post(
+            f"{base}/v1/cases/{created['reference']}/evidence/uploads/{ticket['id']}/complete",
+            headers=bearer(created["reporter_token"]),
+        )
+        assert completed.status_code == 201, completed.text
+        release.set()
+        sender.join(30)
+        assert outcome["status"] == 409
+        content = httpx.get(
+            f"{base}/v1/cases/{created['reference']}/evidence/{completed.json()['id']}/content",
+            headers=bearer(keys.analyst),
+        )
+        assert content.status_code == 200 and content.content == TEXT

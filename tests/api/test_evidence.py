@@ -14,7 +14,7 @@ from service.storage.objects import new_object_key
 from tests.support.apps import app_client, evidence_settings_for
 from tests.support.cases import MINIMAL_CASE
 from tests.support.cli import environment_for, run_intake
-from tests.support.database import audit_events, count_rows, query_scalar
+from tests.support.database import audit_events, count_rows, query_rows, query_scalar
 from tests.support.evidence import evidence_rows, stored_keys, upload
 from tests.support.http import assert_problem, bearer
 from tests.support.synthetic import ELF, HTML, PDF, SVG, TEXT, ZIP, png, sha256
@@ -331,11 +331,11 @@ def test_verify_finds_evidence_whose_bytes_changed(evidence_client, evidence_app
     tampered.complete()
     result = run_intake("evidence", "verify", environment=environment)
     assert result.returncode == 1
-    assert evidence["id"] in result.stdout and "differs" in result.stdout
+    assert evidence["id"] in result.stdout and "differs" in result.stdout, result.stdout
     content = evidence_client.get(
         f"/v1/cases/{created['reference']}/evidence/{evidence['id']}/content", headers=bearer(keys.analyst)
     )
-    assert content.content != TEXT  # served as it now is, and the mismatch is audited:
+    assert content.status_code == 409  # never served as it now is, and the mismatch is audited:
     assert count_rows(evidence_app.state.engine, "audit_event", "action = 'evidence.integrity_failure'") >= 1
 
 
@@ -351,3 +351,69 @@ def test_names_in_any_script_are_kept_and_odd_part_names_are_refused_not_crashed
     )
     assert odd.status_code == 422
     assert odd.json()["errors"][0]["field"] == "\U000b0dd7名前"
+
+
+# --- verified evidence can't be replaced (issue 10, item 3) --------------------------------------
+
+
+INTEGRITY = "evidence.integrity_failure"
+
+
+def evidence_object_key(app, evidence_id: str) -> str:
+    return query_scalar(app.state.engine, "SELECT object_key FROM evidence WHERE id = :i", i=evidence_id)
+
+
+def test_the_upload_url_can_not_reach_evidence_after_complete(evidence_client, evidence_app, case, keys):
+    created = case()
+    ticket = evidence_client.post(
+        f"/v1/cases/{created['reference']}/evidence/uploads",
+        headers=bearer(created["reporter_token"]),
+        json={"filename": "chat.txt", "size": len(TEXT), "sha256": sha256(TEXT)},
+    ).json()
+    sender = httpx if ticket["url"].startswith("http://127.0.0.1") else evidence_client
+    assert sender.request("PUT", ticket["url"], content=TEXT, headers=ticket["headers"]).status_code in (200, 204)
+    completed = evidence_client.post(
+        f"/v1/cases/{created['reference']}/evidence/uploads/{ticket['id']}/complete",
+        headers=bearer(created["reporter_token"]),
+    )
+    assert completed.status_code == 201, completed.text
+    # Same length, another type: S3's presigned URL still takes it (into the upload's own key); the
+    # service refuses it. Either way the evidence is what was verified.
+    replacement = HTML[: len(TEXT)].ljust(len(TEXT), b" ")
+    sender.request("PUT", ticket["url"], content=replacement, headers=ticket["headers"])
+    content = evidence_client.get(
+        f"/v1/cases/{created['reference']}/evidence/{completed.json()['id']}/content", headers=bearer(keys.analyst)
+    )
+    assert content.status_code == 200
+    assert content.content == TEXT and content.headers["content-type"].startswith("text/plain")
+    assert evidence_object_key(evidence_app, completed.json()["id"]).startswith("evidence/")
+
+
+def test_evidence_replaced_in_the_store_is_refused_not_served(evidence_client, evidence_app, case, keys):
+    created = case()
+    evidence = upload(evidence_client, created, ("a.txt", TEXT, "text/plain")).json()["evidence"][0]
+    key = evidence_object_key(evidence_app, evidence["id"])
+    store = evidence_app.state.objects
+    same_length = HTML[: len(TEXT)].ljust(len(TEXT), b" ")
+    if evidence_app.state.settings.evidence_store == "s3":
+        store.call("put_object", Key=key, Body=same_length)
+    else:
+        replacing = store.start_upload(key)
+        replacing.write(same_length)
+        replacing.complete()
+    content = evidence_client.get(
+        f"/v1/cases/{created['reference']}/evidence/{evidence['id']}/content", headers=bearer(keys.analyst)
+    )
+    assert content.status_code == 409
+    assert same_length not in content.content
+    failures = query_rows(evidence_app.state.engine, "SELECT detail FROM audit_event WHERE action = :a", a=INTEGRITY)
+    assert any(evidence["id"] in str(row[0]) for row in failures)
+
+
+def test_a_local_evidence_file_is_read_only(evidence_app, evidence_client, case):
+    if evidence_app.state.settings.evidence_store != "local":
+        pytest.skip("a local folder's permissions")
+    created = case()
+    evidence = upload(evidence_client, created, ("a.txt", TEXT, "text/plain")).json()["evidence"][0]
+    path = evidence_app.state.settings.resolved_evidence_dir / evidence_object_key(evidence_app, evidence["id"])
+    assert path.stat().st_mode & 0o777 == 0o400
