@@ -22,7 +22,14 @@ from service.domain.evidence import clean_filename, is_allowed, refusal_message
 from service.domain.perceptual import ImageMatchPolicy
 from service.storage.image_hashes import ImageFingerprint, fingerprint_image, index_and_match, is_hashable_image
 from service.storage.models import Evidence, EvidenceUpload
-from service.storage.objects import ObjectChanged, ObjectStore, ObjectUpload, new_object_key, new_upload_key
+from service.storage.objects import (
+    ObjectChanged,
+    ObjectStore,
+    ObjectUpload,
+    OpenedObject,
+    new_object_key,
+    new_upload_key,
+)
 
 # libmagic needs this much of the start of a file to tell most kinds apart.
 SNIFF_BYTES = 8192
@@ -264,24 +271,10 @@ def verify_direct_upload(
             raise EvidenceRefused(
                 422, "size", f"The upload is {opened.size} bytes, but {upload.declared_size} were declared."
             )
-        hasher = hashlib.sha256()
-        head = bytearray()
-        content_type: str | None = None
-        image_bytes = bytearray() if opened.size <= image_hash_max_bytes else None
-        for chunk in opened.chunks:
-            hasher.update(chunk)
-            if image_bytes is not None:
-                image_bytes += chunk
-            if content_type is None:
-                head += chunk[: SNIFF_BYTES - len(head)]
-                if len(head) >= SNIFF_BYTES:
-                    content_type = detect_content_type(bytes(head))
-                    if not is_hashable_image(content_type):
-                        image_bytes = None
-        content_type = content_type or detect_content_type(bytes(head))
+        digest, content_type, image_bytes = _read_copy(opened, image_hash_max_bytes)
         if not is_allowed(content_type):
             raise EvidenceRefused(415, "file", f"'{upload.filename}': {refusal_message(content_type)}")
-        if hasher.hexdigest() != upload.declared_sha256:
+        if digest != upload.declared_sha256:
             raise EvidenceRefused(
                 422,
                 "sha256",
@@ -294,6 +287,25 @@ def verify_direct_upload(
     return ReceivedFile(
         evidence_key, upload.filename, content_type, opened.size, upload.declared_sha256, image, opened.etag
     )
+
+
+def _read_copy(opened: OpenedObject, image_hash_max_bytes: int) -> tuple[str, str, bytearray | None]:
+    """SHA-256, type and (for an image small enough to hold) the bytes of one opened object."""
+    hasher = hashlib.sha256()
+    head = bytearray()
+    content_type: str | None = None
+    image_bytes = bytearray() if opened.size <= image_hash_max_bytes else None
+    for chunk in opened.chunks:
+        hasher.update(chunk)
+        if image_bytes is not None:
+            image_bytes += chunk
+        if content_type is None:
+            head += chunk[: SNIFF_BYTES - len(head)]
+            if len(head) >= SNIFF_BYTES:
+                content_type = detect_content_type(bytes(head))
+                if not is_hashable_image(content_type):
+                    image_bytes = None
+    return hasher.hexdigest(), content_type or detect_content_type(bytes(head)), image_bytes
 
 
 # --- maintenance ------------------------------------------------------------------------------

@@ -40,10 +40,6 @@ class ObjectChanged(Exception):
     """The object is no longer the version recorded when it was verified: it must not be served."""
 
 
-class ObjectExists(Exception):
-    """A write-once object is already there."""
-
-
 @dataclass(frozen=True)
 class StoredObject:
     key: str

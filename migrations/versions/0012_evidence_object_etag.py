@@ -1,7 +1,7 @@
 """the stored version each evidence object was verified as
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-11-27 19:05:00
 
 Reads ask the store for exactly that version (S3 If-Match; a local file's identity), so bytes that
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
