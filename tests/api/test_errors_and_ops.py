@@ -26,7 +26,7 @@ def test_wrong_media_type_is_415(client, keys):
     assert "application/json" in response.headers["accept-post"]
 
 
-def test_oversized_body_is_413_before_it_is_read_whole(client, keys, settings):
+def test_a_body_over_the_size_limit_is_a_problem_413(client, keys, settings):
     big = {**MINIMAL_CASE, "account": "x" * (settings.max_body_bytes + 1)}
     assert_problem(client.post("/v1/cases", json=big, headers=bearer(keys.submitter)), 413)
 

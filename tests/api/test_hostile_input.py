@@ -183,8 +183,9 @@ def test_any_form_fields_either_make_a_case_or_fail_validation(fields):
     try:
         CaseSubmission.model_validate(shaped)
     except ValidationError as error:
-        # and the report form can point each problem back at an input on the page
-        errors_by_input(field_errors(list(error.errors()), drop_prefix=()), fields)
+        # and the report form can point each problem back at an input on the page, in words
+        on_page = errors_by_input(field_errors(list(error.errors()), drop_prefix=()), fields)
+        assert on_page and all(name and message.strip() for name, message in on_page.items())
 
 
 ascii_names = st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters='"\\'), max_size=15)
