@@ -16,7 +16,7 @@ from service.settings import Settings
 from service.storage.clusters import rebuild_clusters
 from service.storage.database import session_scope
 from service.storage.models import ClusterMember, WebhookDelivery, utc_now
-from tests.support.apps import BACKENDS, fresh_database_url
+from tests.support.apps import BACKENDS, app_client, fresh_database_url
 from tests.support.cases import MINIMAL_CASE, unique_force, unique_mtcn
 from tests.support.cli import run_intake
 from tests.support.database import make_keys
@@ -156,19 +156,16 @@ def test_clusters_are_for_analysts_and_every_read_is_audited(client, keys, new_c
 @pytest.fixture
 def alerting(settings, tmp_path):
     """An app with the webhook on and a cluster alert from 3 victims; the outbox is read directly."""
-    app = create_app(
-        Settings(
-            data_dir=tmp_path,
-            database_url=settings.resolved_database_url,
-            webhook_url=f"http://127.0.0.1:{free_port()}/hook",
-            webhook_secret="synthetic",
-            webhook_poll_seconds=60,
-            cluster_alert_min_victims=3,
-        )
+    alerting = Settings(
+        data_dir=tmp_path,
+        database_url=settings.resolved_database_url,
+        webhook_url=f"http://127.0.0.1:{free_port()}/hook",
+        webhook_secret="synthetic",
+        webhook_poll_seconds=60,
+        cluster_alert_min_victims=3,
     )
-    with TestClient(app, raise_server_exceptions=False) as client:
-        yield app, client
-    app.state.engine.dispose()
+    with app_client(alerting, migrate=False) as client:
+        yield client.app, client
 
 
 def cluster_alerts(app, cluster_id: int) -> list[dict]:

@@ -10,7 +10,7 @@ from service.storage.database import session_scope
 from service.storage.keys import normalize_origin, revoke_api_key
 from tests.support.apps import BACKENDS, app_client, fresh_database_url
 from tests.support.cases import MINIMAL_CASE
-from tests.support.database import create_key, make_keys
+from tests.support.database import create_key, make_keys, query_scalar
 from tests.support.http import assert_problem, bearer
 from tests.support.synthetic import png
 
@@ -91,7 +91,6 @@ def test_a_publishable_keys_stored_answer_does_not_open_with_the_public_key(webs
     import hmac
     import uuid
 
-    import sqlalchemy as sa
     from Crypto.Cipher import AES
 
     client, publishable, _ = website
@@ -103,10 +102,9 @@ def test_a_publishable_keys_stored_answer_does_not_open_with_the_public_key(webs
     assert again.json() == first.json() and again.headers["idempotent-replayed"] == "true"
 
     key_sha256 = hashlib.sha256(idempotency_key.encode()).hexdigest()
-    with client.app.state.engine.connect() as connection:
-        sealed = connection.execute(
-            sa.text("SELECT response_sealed FROM idempotency_record WHERE key_sha256 = :k"), {"k": key_sha256}
-        ).scalar_one()
+    sealed = query_scalar(
+        client.app.state.engine, "SELECT response_sealed FROM idempotency_record WHERE key_sha256 = :k", k=key_sha256
+    )
     with_public_key = hmac.new(publishable.encode(), b"idempotency\x00" + idempotency_key.encode(), "sha256").digest()
     nonce, tag, ciphertext = sealed[:12], sealed[12:28], sealed[28:]
     with pytest.raises(ValueError):

@@ -8,12 +8,12 @@ import re
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from service.api.report_form import issue_form_token
 from service.app import create_app
 from service.settings import Settings
 from tests.support.apps import app_client
+from tests.support.database import query_scalar
 from tests.support.evidence import stored_keys
 from tests.support.report_form import MINIMAL, NO_FILE, cases_stored, error_messages, form_settings, form_token, send
 from tests.support.synthetic import png
@@ -225,8 +225,7 @@ def test_the_form_asks_the_force_and_refuses_one_not_on_the_list(browser):
     assert '<option value="north-yorkshire">North Yorkshire Police</option>' in page
     sent = send(browser, form_token(page), {**MINIMAL, "police_force": "north-yorkshire"})
     assert sent.status_code == 303
-    with browser.app.state.engine.connect() as connection:
-        assert connection.execute(sa.text('SELECT police_force FROM "case"')).scalar_one() == "north-yorkshire"
+    assert query_scalar(browser.app.state.engine, 'SELECT police_force FROM "case"') == "north-yorkshire"
     tampered = send(browser, form_token(page), {**MINIMAL, "police_force": "north-yorks"})
     assert tampered.status_code == 422 and "Did you mean north-yorkshire" in tampered.text
 
@@ -237,8 +236,7 @@ def test_a_deployment_sets_the_force_of_every_form_report(tmp_path):
         page = client.get("/report").text
         assert 'name="police_force"' not in page
         assert send(client, form_token(page), {**MINIMAL, "police_force": "kent"}).status_code == 303
-        with app.state.engine.connect() as connection:
-            assert connection.execute(sa.text('SELECT police_force FROM "case"')).scalar_one() == "west-yorkshire"
+        assert query_scalar(app.state.engine, 'SELECT police_force FROM "case"') == "west-yorkshire"
     with pytest.raises(ValueError, match="Did you mean west-yorkshire"):
         create_app(form_settings(tmp_path, form_police_force="west-yorks"))
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import sqlalchemy as sa
 
 from tests.support.apps import app_client
 from tests.support.database import query_rows
@@ -105,8 +104,9 @@ def test_identifiers_are_checked_like_the_api_and_audited(reported):
     )
     assert added.status_code == 201 and "1 detail was added" in added.text
     assert audit_actions(client.app)[-1] == "identifiers.add"
-    with client.app.state.engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT normalized FROM identifier")).scalars().all() == ["1234567890"]
+    assert [row.normalized for row in query_rows(client.app.state.engine, "SELECT normalized FROM identifier")] == [
+        "1234567890"
+    ]
 
 
 def test_without_a_valid_pass_or_from_another_site_nothing_is_added(reported):
