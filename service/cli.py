@@ -100,6 +100,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
     erase = retention.add_parser("erase", help="erase them with their evidence objects (audited)")
     erase.add_argument("--yes", action="store_true", help="really erase; without it, nothing is erased")
 
+    maintenance = commands.add_parser(
+        "maintenance",
+        help="purge old idempotency records, sweep orphaned evidence objects, count cases past retention",
+    )
+    maintenance.add_argument(
+        "--every",
+        metavar="DURATION",
+        help="repeat forever at this interval (ISO 8601, e.g. PT1H, or seconds); replicas take turns",
+    )
+
     export = commands.add_parser("export", help="export cases to a file, as the API's /v1/cases/export does")
     export.add_argument("--format", choices=["ndjson", "csv", "stix"], default="ndjson")
     export.add_argument("--version", choices=["1", "2"], default="1", help="NDJSON version (2: JSON arrays)")
@@ -148,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
         return _serve(settings, args.host, args.port, args.workers or settings.workers)
     if args.command == "evidence":
         return _evidence(settings, args)
+    if args.command == "maintenance":
+        return _maintenance(settings, args.every)
     if args.command == "export":
         try:
             _check_forces(settings, [args.force] if args.force else [])
@@ -222,6 +234,38 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
             erase_case(session, store, case, actor="cli:retention")
         print(f"erased {len(expired)} case(s) and their evidence")
     return 0
+
+
+def _maintenance(settings: Settings, every: str | None) -> int:
+    import time
+    from datetime import timedelta
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from service.app import configure_logging, object_store
+    from service.maintenance import run_maintenance
+
+    try:
+        interval = TypeAdapter(timedelta).validate_python(every) if every else None
+    except ValidationError:
+        print(f"intake: --every {every!r} is not a duration; for example PT1H or 3600", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    engine = create_database_engine(settings.resolved_database_url)
+    store = object_store(settings)
+    while True:
+        report = run_maintenance(settings, engine, store)
+        if report is None:
+            print("another replica is running maintenance now; skipped")
+        else:
+            print(f"idempotency records purged: {report.idempotency_records_purged}")
+            print(f"orphan objects removed: {report.orphan_objects_removed}")
+            print(f"expired uploads removed: {report.expired_uploads_removed}")
+            print(f"evidence rows missing objects: {report.evidence_rows_missing_objects}")
+            print(f"closed cases past retention: {report.closed_cases_past_retention}")
+        if interval is None:
+            return 1 if report and report.evidence_rows_missing_objects else 0
+        time.sleep(interval.total_seconds())
 
 
 def _export(settings: Settings, args: argparse.Namespace) -> int:

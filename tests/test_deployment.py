@@ -176,6 +176,9 @@ def test_compose_requires_every_secret_and_names_its_proxies():
         assert re.fullmatch(r"\$\{" + name + r":\?.+\}", api[name]), api[name]
     assert api["INTAKE_TRUSTED_PROXIES"]
     assert api["INTAKE_RATE_LIMIT_STORAGE_URL"].startswith("redis://")
+    maintenance = yaml.safe_load(compose)["services"]["maintenance"]
+    assert maintenance["command"][:3] == ["intake", "maintenance", "--every"]
+    assert maintenance["environment"] == api
 
 
 def test_bad_settings_are_named_one_line_each_with_an_example(tmp_path):
