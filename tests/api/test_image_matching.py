@@ -158,6 +158,8 @@ def test_a_search_shows_only_cases_the_key_may_see_and_counts_the_rest(client, k
         ({"pdq_hash": "abc"}, "pdq_hash"),
         ({"pdq_hash": "g" * 64}, "pdq_hash"),
         ({"pdq_hash": "0" * 64, "max_distance": 32}, "max_distance"),
+        ({"pdq_hash": "0" * 64, "max_distance": False}, "max_distance"),
+        ({"pdq_hash": "0" * 64, "max_distance": "4"}, "max_distance"),
         ({"pdq_hash": "0" * 64, "extra": 1}, "extra"),
         ({}, "pdq_hash"),
     ],
