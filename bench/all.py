@@ -6,16 +6,19 @@ machines are noisy, ratios much less so.
 
 from __future__ import annotations
 
+import clusters
 import create_cases
 import export
 import guidance
+import image_index
+import images
 import upload
 from _harness import print_rows
 
 
 def main() -> None:
     targets = []
-    for bench in (create_cases, guidance, upload, export):
+    for bench in (create_cases, guidance, upload, export, images, image_index, clusters):
         print(f"\n=== {bench.__name__} ===", flush=True)
         targets += bench.main([])
     print("\n=== summary ===")
