@@ -160,7 +160,7 @@ def alerting(settings, tmp_path):
         data_dir=tmp_path,
         database_url=settings.resolved_database_url,
         webhook_url=f"http://127.0.0.1:{free_port()}/hook",
-        webhook_secret="synthetic",
+        webhook_secret="synthetic-webhook-secret",
         webhook_poll_seconds=60,
         cluster_alert_min_victims=3,
     )
