@@ -13,12 +13,13 @@ import guidance
 import image_index
 import images
 import upload
+import workers
 from _harness import print_rows
 
 
 def main() -> None:
     targets = []
-    for bench in (create_cases, guidance, upload, export, images, image_index, clusters):
+    for bench in (create_cases, workers, guidance, upload, export, images, image_index, clusters):
         print(f"\n=== {bench.__name__} ===", flush=True)
         targets += bench.main([])
     print("\n=== summary ===")
