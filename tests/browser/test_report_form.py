@@ -6,16 +6,14 @@ Set INTAKE_UPDATE_SCREENSHOTS=1 to refresh the screenshots under docs/screenshot
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.apps import running_service
-from tests.support.browser import AXE, screenshot
+from tests.support.browser import AXE, accessibility_violations, screenshot, tab_to
 from tests.support.database import create_key
 from tests.support.http import bearer
-from tests.support.synthetic import png
 
 pytestmark = [pytest.mark.browser]
 
@@ -36,22 +34,8 @@ def page(browser):
     context.close()
 
 
-@pytest.fixture
-def evidence_file(tmp_path) -> Path:
-    path = tmp_path / "screenshot.png"
-    path.write_bytes(png(8, 8, 90))
-    return path
-
-
 def serious_accessibility_violations(page) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    return [
-        f"{violation['id']} ({violation['impact']}): {violation['help']} at "
-        + ", ".join(node["target"][0] for node in violation["nodes"])
-        for violation in result["violations"]
-        if violation["impact"] in ("serious", "critical")
-    ]
+    return accessibility_violations(page, impacts=("serious", "critical"))
 
 
 def test_a_report_with_a_file_gets_a_reference_that_the_api_then_returns(live, page, evidence_file, tmp_path):
@@ -112,18 +96,11 @@ def test_a_report_can_be_made_with_the_keyboard_alone(live, page):
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.id") == "exit-this-page"  # the way out comes first
 
-    def tab_to(element_id: str) -> None:
-        for _ in range(60):
-            page.keyboard.press("Tab")
-            if page.evaluate("document.activeElement.id") == element_id:
-                return
-        raise AssertionError(f"Tab never reached #{element_id}")
-
-    tab_to("reporter-relationship")
+    tab_to(page, "reporter-relationship")
     page.keyboard.press("Space")
-    tab_to("account")
+    tab_to(page, "account")
     page.keyboard.type("Synthetic account typed with the keyboard only.")
-    tab_to("submit")
+    tab_to(page, "submit")
     page.keyboard.press("Enter")
     page.get_by_role("heading", name="Report sent").wait_for()
     reference = page.locator("#reference").inner_text()

@@ -12,11 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
 from tests.support.apps import running_service
-from tests.support.browser import AXE, screenshot
-from tests.support.synthetic import png
+from tests.support.browser import accessibility_violations, screenshot, tab_to
+from tests.support.database import count_rows
 
 pytestmark = [pytest.mark.browser]
 EXIT_URL = "about:blank#left"
@@ -62,24 +61,11 @@ def page(request, browser):
     context.close()
 
 
-@pytest.fixture
-def evidence_file(tmp_path) -> Path:
-    path = tmp_path / "screenshot.png"
-    path.write_bytes(png(8, 8, 90))
-    return path
-
-
 def no_accessibility_violations(page) -> None:
     """Every violation axe-core finds, of any impact, on the page as it is now (skipped without JavaScript)."""
     if not _scripts_on(page):
         return
-    page.add_script_tag(path=str(AXE))
-    result = page.evaluate("async () => await axe.run(document, {resultTypes: ['violations']})")
-    found = [
-        f"{violation['id']} ({violation['impact']}): {violation['help']} at "
-        + ", ".join(node["target"][0] for node in violation["nodes"])
-        for violation in result["violations"]
-    ]
+    found = accessibility_violations(page)
     assert found == [], f"{page.url}: {found}"
 
 
@@ -93,11 +79,7 @@ def told(page, account: str) -> str:
 
 
 def cases_in(data: Path) -> int:
-    engine = sa.create_engine(f"sqlite:///{data / 'intake.db'}")
-    with engine.connect() as connection:
-        count = connection.execute(sa.text('SELECT count(*) FROM "case"')).scalar_one()
-    engine.dispose()
-    return count
+    return count_rows(f"sqlite:///{data / 'intake.db'}", "case")
 
 
 def fill_everything(page, account: str) -> None:
@@ -283,20 +265,13 @@ def test_the_status_page_with_the_keyboard_alone(live, browser):
     reference, code = page.locator("#reference").inner_text(), page.locator("#reporter-token").inner_text()
     page.goto(base + "/report/status")
 
-    def tab_to(element_id: str) -> None:
-        for _ in range(40):
-            page.keyboard.press("Tab")
-            if page.evaluate("document.activeElement.id") == element_id:
-                return
-        raise AssertionError(f"Tab never reached #{element_id}")
-
-    tab_to("reference")
+    tab_to(page, "reference", presses=40)
     page.keyboard.type(reference)
-    tab_to("code")
+    tab_to(page, "code", presses=40)
     page.keyboard.type(code)
     page.keyboard.press("Enter")
     page.locator("#status").wait_for()
-    tab_to("mtcn")
+    tab_to(page, "mtcn", presses=40)
     page.keyboard.type("1234567890")
     page.keyboard.press("Enter")
     assert page.locator("#notice").inner_text() == "Thank you. 1 detail was added to your report."
