@@ -41,7 +41,11 @@ class MatchQuery(BaseModel):
     pdq_hash: Annotated[str, Field(pattern=HEX_PATTERN, description="A PDQ hash: 64 hexadecimal digits.")]
     # Strict: JSON's false is not a distance of 0 bits.
     max_distance: int | None = Field(
-        default=None, ge=0, le=256, strict=True, description="At most the service's match distance, which is the default."
+        default=None,
+        ge=0,
+        le=256,
+        strict=True,
+        description="At most the service's match distance, which is the default.",
     )
 
 
