@@ -17,6 +17,7 @@ from sqlmodel import select
 from service.api.cases import CaseReference, visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import validation_problem
+from service.api.query import refuse_unknown_query_parameters
 from service.api.schemas import Priority, Status
 from service.domain.cases import SearchMoment
 from service.domain.export import EXPORT_COLUMNS, EXPORT_V1_SUNSET, EXPORT_VERSION
@@ -32,7 +33,8 @@ from service.storage.links import links_of
 from service.storage.models import AuditEvent, Case, utc_now
 from service.storage.sharing import consented_cases
 
-router = APIRouter(tags=["analysts"])
+# Every search, export and audit read: a misspelt filter must not widen the answer to everything.
+router = APIRouter(tags=["analysts"], dependencies=[Depends(refuse_unknown_query_parameters)])
 
 Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` from the previous page.")]
 PageSize = Annotated[

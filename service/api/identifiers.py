@@ -14,6 +14,7 @@ from service.api.cases import CaseReference, contributor_case
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role, require_role
 from service.api.idempotency import IdempotencyKey, respond_once
 from service.api.problems import field_errors, validation_problem
+from service.api.query import refuse_unknown_query_parameters
 from service.api.schemas import Priority, Status, StoredIdentifier
 from service.clustering import refresh_cluster
 from service.domain.cases import MAX_LIST, IdentifierInput
@@ -166,6 +167,7 @@ class IdentifierMatches(BaseModel):
 
 @router.get(
     "/v1/identifiers",
+    dependencies=[Depends(refuse_unknown_query_parameters)],
     summary="Find the cases that hold an identifier",
     description=(
         "Give one of: `normalized` (the exact canonical form); `type` and `value` (as a victim or analyst types "

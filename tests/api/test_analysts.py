@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.cases import unique_force, unique_mtcn
 from tests.support.database import create_key
-from tests.support.http import bearer
+from tests.support.http import assert_problem, bearer
 
 
 def references(response) -> list[str]:
@@ -193,3 +193,12 @@ def test_an_access_reason_in_utf_8_is_kept_as_written(client, keys, new_case):
     assert client.get(f"/v1/cases/{created['reference']}", headers=headers).status_code == 200
     events = client.get("/v1/audit", params={"case": created["reference"]}, headers=bearer(keys.admin)).json()["events"]
     assert [event["reason"] for event in events if event["action"] == "case.read"] == [reason]
+
+
+@pytest.mark.parametrize("path", ["/v1/cases", "/v1/cases/export", "/v1/identifiers", "/v1/audit"])
+def test_a_misspelt_query_parameter_is_refused_by_name_never_ignored(client, keys, path):
+    # ?priorty=urgent ignored would answer with every case: the caller must learn it asked for nothing.
+    key = keys.admin if path == "/v1/audit" else keys.analyst
+    response = client.get(path, params={"priorty": "urgent"}, headers=bearer(key))
+    errors = assert_problem(response, 422)["errors"]
+    assert errors[0]["field"] == "priorty" and "not a parameter here" in errors[0]["message"]
