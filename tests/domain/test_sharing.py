@@ -88,7 +88,7 @@ def test_a_bundle_holds_each_identifier_once_and_one_grouping_per_network():
     assert len(network.object_refs) == 2
     assert "DDDD-DDDD-DDDD" not in bundle.serialize()
     assert all(
-        item.get("object_marking_refs", [AMBER]) == [AMBER]
+        item["object_marking_refs"] == [AMBER]
         for item in bundle.objects
         if item.type != "marking-definition"
     )
