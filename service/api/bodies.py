@@ -37,10 +37,26 @@ def media_type_of(request: Request) -> str:
     return content_type.decode("latin-1").lower()
 
 
-def unsupported_media_type(accepted: tuple[str, ...]) -> ProblemError:
+def unsupported_media_type(accepted: tuple[str, ...], given: str | None = None) -> ProblemError:
+    """415 naming what to send; when the client sent no Content-Type at all, it says that first."""
+    missing = "The Content-Type header is missing. " if given == "" else ""
     return ProblemError(
-        415, f"Send the body as one of: {', '.join(accepted)}.", headers={"Accept-Post": ", ".join(accepted)}
+        415,
+        f"{missing}Send the body as one of: {', '.join(accepted)}.",
+        headers={"Accept-Post": ", ".join(accepted)},
     )
+
+
+def refuse_json_sent_as_form(raw: bytes) -> None:
+    """A JSON text sent as a form (what `curl -d` does without -H) would be read as one strange field
+    and answered with "required" errors for everything in it: say what happened instead."""
+    if raw.lstrip()[:1] in (b"{", b"["):
+        raise ProblemError(
+            415,
+            f"This body is JSON but its Content-Type says it is a form ({URLENCODED}): "
+            f"send it with Content-Type: {JSON}.",
+            headers={"Accept-Post": ", ".join(FORM_MEDIA_TYPES)},
+        )
 
 
 async def read_bounded(request: Request, limit: int) -> bytes:

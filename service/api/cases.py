@@ -20,6 +20,7 @@ from service.api.bodies import (
     parse_json,
     parse_urlencoded,
     read_bounded,
+    refuse_json_sent_as_form,
     unsupported_media_type,
 )
 from service.api.deps import (
@@ -89,12 +90,13 @@ async def submitted_case(request: Request) -> SubmittedCase:
         data = parse_json(await read_bounded(request, settings.max_body_bytes))
     elif media_type == URLENCODED:
         raw = await read_bounded(request, settings.max_body_bytes)
+        refuse_json_sent_as_form(raw)
         data = case_from_form_fields(parse_urlencoded(raw, settings.max_form_fields))
     elif media_type == MULTIPART:
         evidence = await receive_multipart(request, file_field="evidence")
         data = case_from_form_fields(evidence.fields)
     else:
-        raise unsupported_media_type(FORM_MEDIA_TYPES)
+        raise unsupported_media_type(FORM_MEDIA_TYPES, given=media_type)
     try:
         if not isinstance(data, dict):
             raise validation_problem([{"field": "body", "message": "The body should be a JSON object."}])

@@ -55,7 +55,7 @@ class SharingCase(BaseModel):
 
 async def identifier_inputs(request: Request) -> list[IdentifierInput]:
     if media_type_of(request) != JSON:
-        raise unsupported_media_type((JSON,))
+        raise unsupported_media_type((JSON,), given=media_type_of(request))
     data: Any = parse_json(await read_bounded(request, request.app.state.settings.max_body_bytes))
     is_list = isinstance(data, list)
     if is_list and len(data) > MAX_LIST:

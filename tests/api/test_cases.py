@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from service.domain.reference import canonical_reference
 from tests.support.cases import MINIMAL_CASE
 from tests.support.database import audit_events, count_rows
-from tests.support.http import bearer
+from tests.support.http import assert_problem, bearer
 
 
 def test_json_report_gets_201_with_reference_token_priority_flags_and_next_steps(client, keys):
@@ -293,3 +295,15 @@ def test_every_route_whose_json_body_fastapi_reads_refuses_duplicate_keys_too(cl
     with_body = {(route.path, type(route)) for route in routes(client.app.router) if route.body_field is not None}
     assert len(with_body) >= 4  # the walk reaches the included routers
     assert {path for path, kind in with_body if not issubclass(kind, StrictJsonRoute)} == set()
+
+
+def test_json_sent_as_a_form_or_without_a_content_type_is_told_what_to_send(client, keys):
+    body = json.dumps(MINIMAL_CASE).encode()
+    as_form = client.post(  # what `curl -d` sends without -H
+        "/v1/cases",
+        content=body,
+        headers={**bearer(keys.submitter), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert "JSON but its Content-Type says it is a form" in assert_problem(as_form, 415)["detail"]
+    bare = client.post("/v1/cases", content=body, headers=bearer(keys.submitter))
+    assert assert_problem(bare, 415)["detail"].startswith("The Content-Type header is missing.")
