@@ -23,6 +23,7 @@ from service.domain.urgency import (
     victim_was_under_18,
 )
 from service.storage.alerts import URGENT_EVENT, queue_alert
+from service.storage.corrections import not_linking_identifiers
 from service.storage.keys import new_reporter_token, sha256_hex
 from service.storage.models import Case, CaseFlag, CaseNote, Identifier
 
@@ -149,9 +150,13 @@ def add_identifiers(
     return stored
 
 
+# An identifier analysts marked as joining nothing (a platform's support address) makes no repeat case.
 _SHARED_ANYWHERE = (
     sa.select(_IDENTIFIERS.c.normalized)
-    .where(_IDENTIFIERS.c.normalized.in_(sa.bindparam("values", expanding=True)))
+    .where(
+        _IDENTIFIERS.c.normalized.in_(sa.bindparam("values", expanding=True)),
+        _IDENTIFIERS.c.normalized.not_in(not_linking_identifiers()),
+    )
     .distinct()
 )
 _SHARED_ELSEWHERE = _SHARED_ANYWHERE.where(_IDENTIFIERS.c.case_id != sa.bindparam("case_id"))

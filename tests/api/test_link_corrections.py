@@ -131,3 +131,13 @@ def test_a_case_cannot_be_linked_to_itself_and_unknown_cases_are_404(client, key
     assert correct(client, keys.analyst, kind="manual_link", case=case, other_case=case, reason="x").status_code == 422
     unknown = correct(client, keys.analyst, kind="manual_link", case=case, other_case="AAAA-AAAA-AAAA", reason="x")
     assert unknown.status_code == 404
+
+
+def test_an_identifier_that_joins_nothing_makes_no_repeat_case(client, keys, new_case):
+    support = f"help.{uuid.uuid4().hex[:8]}@example.org"
+    new_case(identifiers=[{"type": "email", "value": support}])
+    body = {"kind": "identifier_not_linking", "identifier": support, "reason": "The platform's help desk"}
+    assert correct(client, keys.analyst, **body).status_code == 201
+    later = new_case(identifiers=[{"type": "email", "value": support}])["reference"]
+    case = client.get(f"/v1/cases/{later}", headers=bearer(keys.analyst)).json()
+    assert "repeat_identifier" not in [flag["code"] for flag in case["flags"]]
