@@ -129,9 +129,9 @@ def field_order(request: Request) -> list[str]:
 def report_form(request: Request) -> Response:
     _enabled(request)
     page = form_page(request, values={}, refusal=None)
-    # The empty form may come back from the browser's own history, token and all, so that the back button
-    # after sending shows the page that was sent, whose token leads to the same case. Pages holding what
-    # someone typed are never stored.
+    # The empty form may come back from a browser's history, token and all, so the back button after
+    # sending finds the same case through the token (Chromium fetches it again instead, and the same
+    # answers find it: see _store_once). Pages holding what someone typed are never stored.
     page.headers["Cache-Control"] = "private, no-cache"
     return page
 
