@@ -106,7 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)
     app.add_middleware(CorsMiddleware, origins=app.state.cors)
-    app.add_middleware(RequestContextMiddleware, metrics=app.state.metrics)  # ids and headers on all
+    app.add_middleware(
+        RequestContextMiddleware, metrics=app.state.metrics, max_headers=settings.http_max_headers
+    )  # ids and headers on all
     # Outermost: everything inside sees the client and the address it asked for, as a trusted proxy tells them.
     app.add_middleware(
         ForwardedMiddleware, trusted=TrustedProxies(settings.trusted_proxies), public_url=settings.public_url

@@ -404,6 +404,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
     from service.app import configure_logging
     from service.deployment import DeploymentRefused, check_deployment
+    from service.serving import uvicorn_limits
 
     configure_logging(settings.log_level)
     try:
@@ -430,6 +431,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # A worker answers the supervisor's health check only once its imports are done, which on a busy
         # machine takes longer than uvicorn's 5 s: it would be killed and restarted while starting.
         timeout_worker_healthcheck=30,
+        **uvicorn_limits(settings),  # header size, header and body deadlines, keep-alive, concurrency
     )
     return 0
 

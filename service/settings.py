@@ -121,6 +121,22 @@ class Settings(BaseSettings):
         "(bind it where only the scraper reaches). Unset: /metrics on the API's port, for admin keys only.",
     )
 
+    # What `intake serve` allows one connection, so that slow or oversized clients can't hold the server.
+    http_max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="Request line and headers together; past it the client gets 400."
+    )
+    http_max_headers: int = Field(default=100, ge=10, description="Header fields in one request; past it, 431.")
+    http_header_seconds: float = Field(
+        default=10.0, gt=0, description="Time to send a request's line and headers, from connecting or the last answer."
+    )
+    http_body_idle_seconds: float = Field(
+        default=30.0, gt=0, description="Longest pause while a request body is being sent before it is cut off."
+    )
+    http_keep_alive_seconds: float = Field(default=5.0, gt=0, description="How long an idle connection is kept open.")
+    http_max_concurrency: int = Field(
+        default=1000, ge=1, description="Connections and requests one worker takes at once; past it, 503."
+    )
+
     report_form_enabled: bool = Field(default=True, description="Serve the reference report form at /report.")
     form_police_force: str | None = Field(
         default=None,

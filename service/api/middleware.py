@@ -57,9 +57,10 @@ class Metrics:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_headers: int = 100) -> None:
         self.app = app
         self.metrics = metrics
+        self.max_headers = max_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,7 +95,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            refusal = _nul_in_query(scope)
+            refusal = _too_many_headers(scope, self.max_headers) or _nul_in_query(scope)
             await (refusal or self.app)(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
@@ -114,6 +115,13 @@ class RequestContextMiddleware:
                         }
                     )
                 )
+
+
+def _too_many_headers(scope: Scope, limit: int) -> ASGIApp | None:
+    """A flood of header fields is refused before anything reads them (their bytes are bounded by the server)."""
+    if len(scope.get("headers", ())) <= limit:
+        return None
+    return problem_response(431, f"The request has too many header fields: the limit is {limit}.")
 
 
 def _nul_in_query(scope: Scope) -> ASGIApp | None:

@@ -38,6 +38,7 @@ _TITLES = {
     428: "Precondition required",
     422: "Some details need fixing",
     429: "Too many requests",
+    431: "Request header fields too large",
     500: "Something went wrong on our side",
     503: "Temporarily unavailable",
 }
