@@ -18,18 +18,32 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-# Each request gets a unique counter spliced into its body, so identifiers differ per request.
+# Each request gets a number spliced into its body for `{N}`: `first_number` plus a counter, so every
+# identifier is new in this run (wrk's Lua random is seeded, so a run can be repeated exactly). With
+# `repeat_fraction`, that share of requests instead reuses one of `repeat_pool` numbers from
+# `repeat_first` (cases the bench made beforehand): a repeat case, the slower path that links cases.
 _LUA = """
+math.randomseed(%d)
 local counter = 0
+local first_number = %d
+local repeat_fraction = %s
+local repeat_first = %d
+local repeat_pool = %d
+local idempotency_prefix = %s
 local template = %s
 local headers = %s
 local method = %s
 local path = %s
 request = function()
   counter = counter + 1
-  local id = string.format("%%010d", (counter * 7919 + math.random(0, 7918)) %% 10000000000)
+  local n = first_number + counter
+  if repeat_fraction > 0 and math.random() < repeat_fraction then
+    n = repeat_first + math.random(0, repeat_pool - 1)
+  end
+  local id = string.format("%%010d", n %% 10000000000)
   local body = nil
   if template ~= "" then body = string.gsub(template, "{N}", id) end
+  if idempotency_prefix ~= "" then headers["Idempotency-Key"] = idempotency_prefix .. counter end
   return wrk.format(method, path, headers, body)
 end
 response = function(status, headers, body)
@@ -38,6 +52,18 @@ response = function(status, headers, body)
   end
 end
 """
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """Where `{N}` comes from: fresh numbers from `first`, and a share of repeats from a known pool."""
+
+    first: int = 0
+    seed: int = 1
+    repeat_fraction: float = 0.0
+    repeat_first: int = 0
+    repeat_pool: int = 1
+    idempotency_prefix: str = ""
 
 
 @dataclass
@@ -75,9 +101,17 @@ def load(
     connections: int = 32,
     seconds: int = 10,
     expected_status: int = 200,
+    numbering: Numbering | None = None,
 ) -> Result:
     """Drive `url` with wrk for `seconds` at `connections`; `{N}` in the body becomes a unique number."""
+    numbering = numbering or Numbering()
     script = _LUA % (
+        numbering.seed,
+        numbering.first,
+        repr(numbering.repeat_fraction),
+        numbering.repeat_first,
+        numbering.repeat_pool,
+        _lua_string(numbering.idempotency_prefix),
         _lua_string(body_template),
         _lua_table(headers or {}),
         _lua_string(method),
@@ -178,3 +212,33 @@ class Target:
             f"{sign} {self.target:g}{self.unit}",
             "met" if self.met else "NOT MET",
         )
+
+
+# --- CPU from /proc: unlike rates and latencies, CPU time per request barely moves with machine load ---
+
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int, *, with_reaped_children: bool = False) -> float:
+    """User + system CPU of one process (and, if asked, of its children that have exited)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+    ticks = utime + stime + (cutime + cstime if with_reaped_children else 0)
+    return ticks / _TICKS_PER_SECOND
+
+
+def postgres_cpu_seconds(data_dir: Path) -> float:
+    """Every process of one PostgreSQL server: the postmaster, its live children (backends, WAL writer,
+    checkpointer...) and the children it has reaped."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = process_cpu_seconds(postmaster, with_reaped_children=True)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == postmaster:
+                total += process_cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # a backend that ended meanwhile: its time is in the postmaster's reaped children
+    return total

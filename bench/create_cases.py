@@ -1,25 +1,49 @@
-"""Cases per second for POST /v1/cases (JSON, two identifiers, PostgreSQL with fsync on), next to
-a bare FastAPI JSON echo measured in the same run on the same machine; the ratio and p99.
+"""Cases per second for POST /v1/cases (PostgreSQL with fsync on, one uvicorn worker), as a ratio to
+the least a durable intake can do, measured in the same run: bench/floor_app.py, one INSERT and COMMIT
+over async psycopg. Also p50/p99 at 4 and 32 connections, with and without Idempotency-Key, a 10%
+repeat-case mix, the HTML form and multipart bodies, and CPU per case of the app and of PostgreSQL.
 
-    .venv/bin/python bench/create_cases.py [--seconds 10] [--connections 32]
+Identifiers are new in every run (a random base, then a counter), and wrk's Lua random is seeded, so
+running it twice on one database measures the same thing twice; repeat cases come only from the mix.
+
+Rates and latencies move with whatever else the machine is doing; CPU milliseconds per case, read from
+/proc for the app's process and for every PostgreSQL process, do not, and are the figures to compare.
+
+    .venv/bin/python bench/create_cases.py [--seconds 10] [--connections 32] [--quick]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
+from urllib.parse import urlencode
 
-from _harness import ROOT, Target, load, load_options, print_table, require_wrk
+import httpx
+from _harness import (
+    ROOT,
+    Numbering,
+    Result,
+    Target,
+    load,
+    postgres_cpu_seconds,
+    print_rows,
+    process_cpu_seconds,
+    require_wrk,
+)
 
 from devsupport.postgres import PostgresServer
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_uvicorn
 
+ACCOUNT = "Synthetic benchmark account: a video call was recorded and money demanded."
 CASE_TEMPLATE = json.dumps(
     {
         "reporter": {"relationship": "self"},
         "victim": {"age_band": "18_24"},
-        "account": "Synthetic benchmark account: a video call was recorded and money demanded.",
+        "account": ACCOUNT,
         "payments": [{"amount": "100", "currency": "GBP", "method": "western_union", "collected": "no"}],
         "identifiers": [
             {"type": "mtcn", "value": "{N}"},
@@ -27,12 +51,66 @@ CASE_TEMPLATE = json.dumps(
         ],
     }
 )
+FORM_FIELDS = [
+    ("reporter.relationship", "self"),
+    ("victim.age_band", "18_24"),
+    ("account", ACCOUNT),
+    ("payment.amount", "100"),
+    ("payment.currency", "GBP"),
+    ("payment.method", "western_union"),
+    ("payment.collected", "no"),
+    ("mtcn", "{N}"),
+    ("profile_url", "https://www.instagram.com/synthetic.{N}/?igsh=x"),
+]
+FORM_TEMPLATE = urlencode(FORM_FIELDS).replace("%7BN%7D", "{N}")
+BOUNDARY = "benchboundary7MA4YWxkTrZu0gW"
+MULTIPART_TEMPLATE = (
+    "".join(
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'
+        for name, value in FORM_FIELDS
+    )
+    + f"--{BOUNDARY}--\r\n"
+)
 JSON_HEADERS = {"Content-Type": "application/json"}
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+MULTIPART_HEADERS = {"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"}
+REPEAT_POOL = 50
+NUMBERS_PER_ROUND = 10_000_000
+
+
+@dataclass
+class Measured:
+    result: Result
+    connections: int
+    app_cpu_ms: float | None  # per request
+    db_cpu_ms: float | None
+
+
+def options(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32, help="the high concurrency; the low one is 4")
+    parser.add_argument("--seed", type=int, default=1, help="seeds wrk's Lua random (which requests repeat)")
+    parser.add_argument("--quick", action="store_true", help="only JSON at the high concurrency, and the floor")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> list[Target]:
-    args = load_options(argv)
+    args = options(argv)
     require_wrk()
+    run_base = secrets.randbelow(9_000_000_000)  # fresh identifiers in every run, even on one database
+    rounds = iter(range(1, 1000))
+
+    def numbering(repeat_fraction: float = 0.0, idempotent: bool = False) -> Numbering:
+        round_number = next(rounds)
+        return Numbering(
+            first=run_base + round_number * NUMBERS_PER_ROUND,
+            seed=args.seed,
+            repeat_fraction=repeat_fraction,
+            repeat_first=run_base,
+            repeat_pool=REPEAT_POOL,
+            idempotency_prefix=f"bench-{run_base}-{round_number}-" if idempotent else "",
+        )
 
     with PostgresServer(fsync=True) as postgres:
         environment = {
@@ -41,15 +119,10 @@ def main(argv: list[str] | None = None) -> list[Target]:
             "INTAKE_DATABASE_POOL_SIZE": "20",
             **UNLIMITED_ENVIRONMENT,
         }
-        subprocess.run(
-            [sys.executable, "-m", "service.cli", "db", "upgrade"],
-            cwd=ROOT,
-            env=environment,
-            check=True,
-            capture_output=True,
-        )
+        intake_cli = [sys.executable, "-m", "service.cli"]
+        subprocess.run([*intake_cli, "db", "upgrade"], cwd=ROOT, env=environment, check=True, capture_output=True)
         made = subprocess.run(
-            [sys.executable, "-m", "service.cli", "keys", "create", "--role", "submitter", "--name", "bench"],
+            [*intake_cli, "keys", "create", "--role", "submitter", "--name", "bench"],
             cwd=ROOT,
             env=environment,
             check=True,
@@ -62,36 +135,158 @@ def main(argv: list[str] | None = None) -> list[Target]:
         echo, echo_base = start_uvicorn("bench.echo_app:app", {})
         floor, floor_base = start_uvicorn("bench.floor_app:app", {"FLOOR_DATABASE_URL": floor_url})
         intake, intake_base = start_uvicorn("service.app:create_app", environment, factory=True)
+
+        def measure(name, process, url, connections, *, headers, template, numbered=None, database=True):
+            app_before = process_cpu_seconds(process.pid)
+            db_before = postgres_cpu_seconds(postgres.data)
+            result = load(
+                name,
+                url,
+                method="POST",
+                body_template=template,
+                headers=headers,
+                connections=connections,
+                seconds=args.seconds,
+                expected_status=201,
+                numbering=numbered or numbering(),
+            )
+            app_ms = (process_cpu_seconds(process.pid) - app_before) * 1000 / max(result.requests, 1)
+            db_ms = (postgres_cpu_seconds(postgres.data) - db_before) * 1000 / max(result.requests, 1)
+            return Measured(result, connections, app_ms, db_ms if database else None)
+
+        high, low = args.connections, 4
+        cases_url = intake_base + "/v1/cases"
         try:
-            common = {
-                "method": "POST",
-                "body_template": CASE_TEMPLATE,
-                "connections": args.connections,
-                "seconds": args.seconds,
-                "expected_status": 201,
-            }
-            baseline = load("bare FastAPI POST echo", echo_base + "/echo", headers=JSON_HEADERS, **common)
-            single_insert = load(
-                "one INSERT+COMMIT, async psycopg", floor_base + "/floor", headers=JSON_HEADERS, **common
+            for number in range(run_base, run_base + REPEAT_POOL):  # the cases the repeat mix repeats
+                body = CASE_TEMPLATE.replace("{N}", f"{number % 10**10:010d}")
+                httpx.post(cases_url, content=body, headers={**JSON_HEADERS, **auth}).raise_for_status()
+            json_auth = {**JSON_HEADERS, **auth}
+            rows: dict[str, Measured] = {}
+            levels = (high,) if args.quick else (low, high)
+            rows["echo"] = measure(
+                "bare FastAPI POST echo",
+                echo,
+                echo_base + "/echo",
+                high,
+                headers=JSON_HEADERS,
+                template=CASE_TEMPLATE,
+                database=False,
             )
-            cases = load(
-                "POST /v1/cases (PostgreSQL)", intake_base + "/v1/cases", headers={**JSON_HEADERS, **auth}, **common
-            )
+            for connections in levels:
+                rows[f"floor c{connections}"] = measure(
+                    "floor: one INSERT+COMMIT, async psycopg",
+                    floor,
+                    floor_base + "/floor",
+                    connections,
+                    headers=JSON_HEADERS,
+                    template=CASE_TEMPLATE,
+                )
+                rows[f"json c{connections}"] = measure(
+                    "POST /v1/cases JSON", intake, cases_url, connections, headers=json_auth, template=CASE_TEMPLATE
+                )
+                if args.quick:
+                    continue
+                rows[f"idempotent c{connections}"] = measure(
+                    "POST /v1/cases JSON, Idempotency-Key",
+                    intake,
+                    cases_url,
+                    connections,
+                    headers=json_auth,
+                    template=CASE_TEMPLATE,
+                    numbered=numbering(idempotent=True),
+                )
+            if not args.quick:
+                rows[f"repeats c{high}"] = measure(
+                    "POST /v1/cases JSON, 10% repeat cases",
+                    intake,
+                    cases_url,
+                    high,
+                    headers=json_auth,
+                    template=CASE_TEMPLATE,
+                    numbered=numbering(repeat_fraction=0.10),
+                )
+                rows[f"form c{high}"] = measure(
+                    "POST /v1/cases urlencoded form",
+                    intake,
+                    cases_url,
+                    high,
+                    headers={**FORM_HEADERS, **auth},
+                    template=FORM_TEMPLATE,
+                )
+                rows[f"multipart c{high}"] = measure(
+                    "POST /v1/cases multipart, no files",
+                    intake,
+                    cases_url,
+                    high,
+                    headers={**MULTIPART_HEADERS, **auth},
+                    template=MULTIPART_TEMPLATE,
+                )
         finally:
             for process in (echo, floor, intake):
                 process.terminate()
                 process.wait()
 
-    print(f"wrk, {args.connections} connections, {args.seconds}s each, one uvicorn worker per server")
-    print_table([baseline, single_insert, cases])
-    print(f"ratio cases/s to echo/s: {cases.per_second / baseline.per_second:.2f} (target >= 0.30)")
-    print(f"p99 of POST /v1/cases: {cases.p99_ms:.0f} ms (target <= 100 ms)")
-    print(f"for scale, one durable INSERT alone to echo/s: {single_insert.per_second / baseline.per_second:.2f}")
-    return [
-        Target("create_cases", "cases/s ÷ echo/s", cases.per_second / baseline.per_second, 0.30),
-        Target("create_cases", "p99 of POST /v1/cases", cases.p99_ms, 100, higher_is_better=False, unit=" ms"),
-        Target("create_cases", "(one INSERT alone ÷ echo/s)", single_insert.per_second / baseline.per_second, 0.30),
+    return report(rows, args, high, low)
+
+
+def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: int) -> list[Target]:
+    def ratio(key: str) -> float:
+        floor = rows[f"floor c{rows[key].connections}"].result.per_second
+        return rows[key].result.per_second / floor
+
+    table = [("what", "conns", "cases/s", "÷ floor", "p50 ms", "p99 ms", "app CPU ms", "PG CPU ms", "n", "errors")]
+    for key, measured in rows.items():
+        result = measured.result
+        table.append(
+            (
+                result.name,
+                str(measured.connections),
+                f"{result.per_second:.0f}",
+                f"{ratio(key):.2f}" if not key.startswith("echo") else "-",
+                f"{result.p50_ms:.1f}",
+                f"{result.p99_ms:.1f}",
+                f"{measured.app_cpu_ms:.2f}",
+                f"{measured.db_cpu_ms:.2f}" if measured.db_cpu_ms is not None else "-",
+                str(result.requests),
+                str(result.errors),
+            )
+        )
+    print(f"wrk, {args.seconds}s each, one uvicorn worker per server, PostgreSQL fsync on; CPU per request from /proc")
+    print_rows(table)
+    json_high = rows[f"json c{high}"]
+    targets = [
+        Target("create_cases", f"JSON cases/s ÷ floor, c{high}", ratio(f"json c{high}"), 0.45),
+        Target(
+            "create_cases", "app CPU per case (JSON)", json_high.app_cpu_ms, 1.0, higher_is_better=False, unit=" ms"
+        ),
+        Target("create_cases", "PostgreSQL CPU per case", json_high.db_cpu_ms, 0.5, higher_is_better=False, unit=" ms"),
+        Target(
+            "create_cases", f"p99 of JSON, c{high}", json_high.result.p99_ms, 100, higher_is_better=False, unit=" ms"
+        ),
     ]
+    if not args.quick:
+        json_rate = json_high.result.per_second
+        targets += [
+            Target("create_cases", f"with Idempotency-Key ÷ floor, c{high}", ratio(f"idempotent c{high}"), 0.30),
+            Target("create_cases", f"10% repeat cases ÷ floor, c{high}", ratio(f"repeats c{high}"), 0.30),
+            Target(
+                "create_cases",
+                f"p99 of JSON, c{low}",
+                rows[f"json c{low}"].result.p99_ms,
+                10,
+                higher_is_better=False,
+                unit=" ms",
+            ),
+            Target("create_cases", "urlencoded form ÷ JSON", rows[f"form c{high}"].result.per_second / json_rate, 0.8),
+            Target(
+                "create_cases",
+                "multipart, no files ÷ JSON",
+                rows[f"multipart c{high}"].result.per_second / json_rate,
+                0.8,
+            ),
+        ]
+    print_rows([("bench", "measure", "measured", "target", ""), *(target.row() for target in targets)])
+    return targets
 
 
 if __name__ == "__main__":
