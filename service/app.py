@@ -37,9 +37,11 @@ from service.deployment import check_deployment
 from service.domain.cases import CaseSubmission, IdentifierInput
 from service.domain.evidence import ALLOWED_CONTENT_TYPES
 from service.domain.identifiers import IdentifierType
+from service.reporting import Reporting
 from service.settings import Settings
 from service.storage.content import load_content
-from service.storage.database import create_database_engine
+from service.storage.database import AsyncDatabase, create_database_engine
+from service.storage.keys import LiveKeys
 from service.storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore, S3Settings
 
 API_VERSION = "1.0.0"
@@ -59,11 +61,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        serving = app.state.async_database.serve_from_this_loop()
         delivery = asyncio.create_task(app.state.alerts.run()) if app.state.alerts else None
         yield
         if delivery:
             delivery.cancel()
             app.state.alerts.client.close()
+        if serving:
+            await app.state.async_database.stop_serving()
         app.state.engine.dispose()
 
     app = FastAPI(
@@ -90,8 +95,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = create_database_engine(
         settings.resolved_database_url, settings.database_pool_size, settings.database_max_overflow
     )
+    app.state.async_database = AsyncDatabase(
+        settings.resolved_database_url, settings.database_pool_size, settings.database_max_overflow
+    )
+    app.state.live_keys = LiveKeys(app.state.async_database, settings.key_cache_seconds)
     app.state.objects = object_store(settings)
     app.state.alerts = AlertDeliverer(settings, app.state.engine) if settings.webhook_url else None
+    app.state.reporting = Reporting(app.state.async_database, settings, app.state.alerts)
     app.state.content = load_content(settings.content_dir)
     if settings.form_police_force is not None:
         # Every form report would go to a force no analyst is scoped to: refuse to start instead.

@@ -275,8 +275,8 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from service.storage.audit import record_access
-    from service.storage.cases import CaseFilters, count_cases
     from service.storage.export import export_lines
+    from service.storage.search import CaseFilters, count_cases
 
     def moment(text: str | None) -> datetime | None:
         if text is None:

@@ -44,14 +44,22 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         default=5,
         ge=1,
-        description="Database connections each worker process keeps open. Every worker of every replica has its "
-        "own pool: replicas × workers × (pool size + overflow) must stay under PostgreSQL's max_connections.",
+        description="Database connections each worker process keeps open, in each of its two pools (one for the "
+        "event loop's hot path, one for the routes in worker threads). Every worker of every replica has its own: "
+        "replicas × workers × 2 × (pool size + overflow) must stay under PostgreSQL's max_connections.",
     )
     database_max_overflow: int = Field(
         default=5, ge=0, description="Connections a worker may open beyond its pool under a burst, then close."
     )
     workers: int = Field(
         default=1, ge=1, description="Processes `intake serve` runs; about one per CPU core (--workers overrides)."
+    )
+    key_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=5,
+        description="How long this process trusts an API key it has read before reading it again: a revoked key "
+        "stops working within this time (at once for reporting a case, whose write checks the key itself).",
     )
     worker_threads: int = Field(
         default=8, description="Threads for blocking work; more only adds GIL contention on a small machine."

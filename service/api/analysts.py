@@ -26,11 +26,13 @@ from service.domain.reference import canonical_reference
 from service.domain.sharing import stix_bundle
 from service.domain.urgency import FlagCode
 from service.storage.audit import list_audit, record_access
-from service.storage.cases import CaseFilters, find_case, identifiers_of, list_cases
+from service.storage.cases import find_case
 from service.storage.corrections import corrections_touching
 from service.storage.export import export_lines
+from service.storage.identifiers import identifiers_of
 from service.storage.links import links_of
 from service.storage.models import AuditEvent, Case, utc_now
+from service.storage.search import CaseFilters, list_cases
 from service.storage.sharing import consented_cases
 
 # Every search, export and audit read: a misspelt filter must not widen the answer to everything.

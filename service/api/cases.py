@@ -30,9 +30,10 @@ from service.api.deps import (
     DatabaseSession,
     RequestId,
     Role,
+    key_revoked,
     require_role,
 )
-from service.api.idempotency import IdempotencyKey, respond_once
+from service.api.idempotency import IdempotencyKey, check_visitor_key, idempotency_key_reused, replay_response
 from service.api.problems import ProblemError, field_errors, problem_responses, validation_problem
 from service.api.ratelimit import limit_case_creation
 from service.api.schemas import (
@@ -47,15 +48,16 @@ from service.api.schemas import (
     case_for_reporter,
 )
 from service.api.uploads import MultipartWithFiles, receive_multipart
-from service.clustering import refresh_cluster
 from service.domain.cases import CaseSubmission, SubmissionRules, parse_submission
 from service.domain.reference import canonical_reference
-from service.domain.urgency import UrgencyPolicy, as_told_to_reporter
+from service.reporting import Answer, ReportedCase, Reporter, Reporting
 from service.settings import Settings
 from service.storage.audit import record_access
-from service.storage.cases import create_case, find_case, identifiers_of
-from service.storage.evidence import ReceivedFile, record_evidence
-from service.storage.idempotency import request_fingerprint
+from service.storage.cases import find_case
+from service.storage.evidence import ReceivedFile
+from service.storage.idempotency import IdempotencyKeyReused, IdempotencyRecordUnreadable, request_fingerprint
+from service.storage.identifiers import identifiers_of
+from service.storage.intake import KeyNoLongerLive
 from service.storage.models import Case, utc_now
 
 router = APIRouter(tags=["cases"])
@@ -67,7 +69,9 @@ CaseReference = Annotated[
 
 
 @dataclass(frozen=True)
-class SubmittedCase:
+class ReportBody:
+    """A report as it arrived: the case submission, and any evidence files already streamed to storage."""
+
     submission: CaseSubmission
     evidence: MultipartWithFiles | None = None
 
@@ -75,12 +79,13 @@ class SubmittedCase:
     def files(self) -> list[ReceivedFile]:
         return self.evidence.files if self.evidence else []
 
-    def discard_evidence(self) -> None:
-        if self.evidence:
-            self.evidence.discard()
+    async def discard_evidence(self) -> None:
+        """No case came of it, so no objects either."""
+        if self.evidence and self.evidence.incoming:
+            await run_in_threadpool(self.evidence.discard)
 
 
-async def submitted_case(request: Request) -> SubmittedCase:
+async def report_body(request: Request) -> ReportBody:
     """The report in the body, whichever of JSON, form or multipart form it came as; files in a
     multipart form (`evidence`) are streamed to the evidence store as they arrive."""
     settings: Settings = request.app.state.settings
@@ -101,7 +106,7 @@ async def submitted_case(request: Request) -> SubmittedCase:
         if not isinstance(data, dict):
             raise validation_problem([{"field": "body", "message": "The body should be a JSON object."}])
         try:
-            return SubmittedCase(parse_submission(data, submission_rules(request)), evidence)
+            return ReportBody(parse_submission(data, submission_rules(request)), evidence)
         except ValidationError as error:
             raise validation_problem(field_errors(list(error.errors()), drop_prefix=())) from None
     except BaseException:
@@ -115,45 +120,37 @@ def submission_rules(request: Request) -> SubmissionRules:
     return SubmissionRules(police_forces=request.app.state.content.police_forces, today=utc_now().date())
 
 
-def store_report(
-    request: Request, session, body: SubmittedCase, *, actor: str, key_id: str | None, request_id: str
-) -> CaseCreated:
-    """The case, its identifiers, its evidence rows and the audit row, in the session's transaction."""
-    settings: Settings = request.app.state.settings
-    policy = UrgencyPolicy(recall_window=settings.recall_window, deadline_window=settings.deadline_window)
-    now = utc_now()
-    created = create_case(
-        session,
-        body.submission,
-        submitted_by_key_id=key_id,
-        now=now,
-        policy=policy,
-        alert_if_urgent=request.app.state.alerts is not None,
-    )
-    evidence = record_evidence(
-        session, created.id, body.files, received_by=actor, now=now, image_matching=settings.image_matching
-    )
-    refresh_cluster(session, created.id, settings, alerts=request.app.state.alerts is not None, now=now)
-    record_access(
-        session,
-        actor=actor,
-        action="case.create",
-        case_id=created.id,
-        request_id=request_id,
-        detail={"evidence": [row.id for row in evidence]} if evidence else None,
-    )
-    told = as_told_to_reporter(created.urgency)  # never whether anything sent is already known
+def case_created(reported: ReportedCase) -> CaseCreated:
     return CaseCreated(
-        reference=created.reference,
-        reporter_token=created.reporter_token,
-        status=created.status,
-        priority=told.priority.name,
-        flags=[FlagOut(code=flag.code.value, reason=flag.reason) for flag in told.flags],
-        next_steps=told.next_steps,
-        identifiers=[StoredIdentifier.of(record) for record in created.identifiers],
-        evidence=[EvidenceSummary.of(row) for row in evidence],
-        created_at=created.created_at,
+        reference=reported.reference,
+        reporter_token=reported.reporter_token,
+        status=reported.status,
+        priority=reported.priority,
+        flags=[FlagOut(**flag) for flag in reported.flags],
+        next_steps=reported.next_steps,
+        identifiers=[StoredIdentifier(**identifier) for identifier in reported.identifiers],
+        evidence=[EvidenceSummary(**row) for row in reported.evidence],
+        created_at=reported.created_at,
     )
+
+
+def _api_answer(reported: ReportedCase) -> tuple[dict, dict[str, str]]:
+    body = case_created(reported).model_dump(mode="json")
+    return body, {"Location": f"/v1/cases/{reported.reference}"}
+
+
+async def report(request: Request, body: ReportBody, reporter: Reporter, **idempotency) -> Answer:
+    """The report kept as a case, by the one use case every entry point calls; evidence files are
+    removed again if no case came of them."""
+    reporting: Reporting = request.app.state.reporting
+    try:
+        answer = await reporting.report_case(body.submission, body.files, reporter, shape=_api_answer, **idempotency)
+    except BaseException:
+        await body.discard_evidence()
+        raise
+    if answer.replayed:
+        await body.discard_evidence()  # the first request's files are the case's; these are copies
+    return answer
 
 
 @router.post(
@@ -224,32 +221,28 @@ def store_report(
         }
     },
 )
-def post_case(
+async def post_case(
     request: Request,
-    session: DatabaseSession,
-    request_id: RequestId,
     idempotency_key: IdempotencyKey = None,
     caller: Caller = require_role(Role.submitter),
-    body: SubmittedCase = Depends(submitted_case),
 ) -> JSONResponse:
+    check_visitor_key(caller, idempotency_key)
+    body = await report_body(request)
     submission = body.submission
-
-    def work():
-        answer = store_report(request, session, body, actor=caller.actor, key_id=caller.key_id, request_id=request_id)
-        return 201, answer, {"Location": f"/v1/cases/{answer.reference}"}
-
     payload = [submission.model_dump(mode="json"), [[f.filename, f.sha256, f.size] for f in body.files]]
     fingerprint = request_fingerprint("POST", "/v1/cases", payload if body.files else payload[0])
+    reporter = Reporter(
+        actor=caller.actor, key_id=caller.key_id, request_id=request.state.request_id, secret=caller.token
+    )
     try:
-        response = respond_once(session, caller, idempotency_key, fingerprint, work)
-    except BaseException:
-        body.discard_evidence()  # nothing half-made: no case, so no objects either
-        raise
-    if response.headers.get("idempotent-replayed") == "true":
-        body.discard_evidence()
-    elif request.app.state.alerts is not None and response.status_code == 201:
-        request.app.state.alerts.nudge()  # an urgent case's alert goes now, not at the next poll
-    return response
+        answer = await report(request, body, reporter, idempotency_key=idempotency_key, fingerprint=fingerprint)
+    except KeyNoLongerLive:
+        raise key_revoked() from None
+    except (IdempotencyKeyReused, IdempotencyRecordUnreadable):
+        raise idempotency_key_reused() from None
+    if answer.replayed is None:
+        return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+    return replay_response(answer.status, {"body": answer.body, "headers": answer.headers}, answer.replayed)
 
 
 @router.get(

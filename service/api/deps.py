@@ -13,9 +13,8 @@ from sqlmodel import Session
 
 from service.api.paths import documented_path
 from service.api.problems import ProblemError
-from service.storage.cases import find_case_id_by_reporter_token
 from service.storage.database import session_scope
-from service.storage.keys import API_KEY_PREFIX, REPORTER_TOKEN_PREFIX, find_active_key
+from service.storage.keys import API_KEY_PREFIX, REPORTER_TOKEN_PREFIX, case_id_of_reporter_token
 
 
 class Role(StrEnum):
@@ -62,14 +61,15 @@ def get_session(request: Request) -> Iterator[Session]:
 DatabaseSession = Annotated[Session, Depends(get_session)]
 
 
-def get_request_id(request: Request) -> str:
+# Dependencies on the hot path are `async def`: a plain `def` one would cost a worker-thread hop each.
+async def get_request_id(request: Request) -> str:
     return request.state.request_id
 
 
 RequestId = Annotated[str, Depends(get_request_id)]
 
 
-def access_reason(
+async def access_reason(
     x_access_reason: Annotated[
         str | None,
         Header(max_length=500, description="Why the case is being read, in UTF-8; kept in the audit log."),
@@ -91,16 +91,9 @@ AccessReason = Annotated[str | None, Depends(access_reason)]
 _UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="intake"'}
 
 
-def get_caller(request: Request, session: DatabaseSession) -> Caller:
-    try:
-        return _identify(request, session)
-    finally:
-        # End the read at once: the pooled connection must not wait with the request while its body
-        # streams in or it queues for a worker thread, or a burst of requests starves the pool.
-        session.rollback()
-
-
-def _identify(request: Request, session: Session) -> Caller:
+async def get_caller(request: Request) -> Caller:
+    """Who is calling, from the bearer token: API keys from this process's cache of live keys (see
+    LiveKeys), reporter tokens from the database; on the event loop either way."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -110,7 +103,7 @@ def _identify(request: Request, session: Session) -> Caller:
         )
     origin = request.headers.get("origin")
     if token.startswith(API_KEY_PREFIX + "_"):
-        key = find_active_key(session, token)
+        key = await request.app.state.live_keys.find(token)
         if key is not None:
             request.state.key_id = key.id
             if key.origins is not None:
@@ -132,12 +125,20 @@ def _identify(request: Request, session: Session) -> Caller:
                 publishable=publishable,
             )
     elif token.startswith(REPORTER_TOKEN_PREFIX + "_") and len(token) < 100:
-        case_id = find_case_id_by_reporter_token(session, token)
+        case_id = await case_id_of_reporter_token(request.app.state.async_database, token)
         if case_id is not None:
-            if origin is not None and origin != own_origin(request) and not request.app.state.cors.allows(origin):
+            if (
+                origin is not None
+                and origin != own_origin(request)
+                and not await request.app.state.cors.allows_soon(origin)
+            ):
                 raise ProblemError(403, "This website may not send reports here.", kind="origin-not-allowed")
             return Caller(token=token, reporter_case_id=case_id)
-    raise ProblemError(401, "This token is not valid, or has been revoked.", headers=_UNAUTHENTICATED)
+    raise key_revoked()
+
+
+def key_revoked() -> ProblemError:
+    return ProblemError(401, "This token is not valid, or has been revoked.", headers=_UNAUTHENTICATED)
 
 
 def _publishable_sealing_secret(request: Request, token: str) -> str:
@@ -171,7 +172,7 @@ CurrentCaller = Annotated[Caller, Depends(get_caller)]
 
 
 def require_role(*roles: Role):
-    def check(caller: CurrentCaller) -> Caller:
+    async def check(caller: CurrentCaller) -> Caller:
         if caller.role not in roles:
             allowed = " or ".join(role.value for role in roles)
             raise ProblemError(403, f"This needs an API key with the {allowed} role.")

@@ -39,6 +39,16 @@ def _unguessable(idempotency_key: str) -> bool:
     return len(idempotency_key) >= VISITOR_KEY_MIN_LENGTH and len(set(idempotency_key)) >= _VISITOR_KEY_MIN_DISTINCT
 
 
+def check_visitor_key(caller: Caller, idempotency_key: str | None) -> None:
+    """A publishable key's Idempotency-Key must be unguessable: it alone keeps visitors' answers apart."""
+    if caller.publishable and idempotency_key is not None and not _unguessable(idempotency_key):
+        message = (
+            f"With a publishable key, use a new random key of at least {VISITOR_KEY_MIN_LENGTH} characters for "
+            "each report, such as crypto.randomUUID(): every visitor shares the key."
+        )
+        raise ProblemError(422, message, kind="validation", errors=[{"field": "Idempotency-Key", "message": message}])
+
+
 def respond_once(
     session: Session,
     caller: Caller,
@@ -46,7 +56,8 @@ def respond_once(
     fingerprint: str,
     work: Callable[[], tuple[int, BaseModel, dict[str, str]]],
 ) -> JSONResponse:
-    """Run `work` (status, body, headers) once per key, or just once when no key is given."""
+    """Run `work` (status, body, headers) once per key, or just once when no key is given, and end the
+    request's transaction here: committed with the answer, or rolled back if anything failed."""
     headers: dict[str, str] = {}
 
     def encoded_work() -> tuple[int, dict]:
@@ -54,17 +65,12 @@ def respond_once(
         headers.update(extra_headers)
         return status, {"body": body.model_dump(mode="json"), "headers": extra_headers}
 
-    if caller.publishable and idempotency_key is not None and not _unguessable(idempotency_key):
-        message = (
-            f"With a publishable key, use a new random key of at least {VISITOR_KEY_MIN_LENGTH} characters for "
-            "each report, such as crypto.randomUUID(): every visitor shares the key."
-        )
-        raise ProblemError(422, message, kind="validation", errors=[{"field": "Idempotency-Key", "message": message}])
-    if idempotency_key is None:
-        status, stored = encoded_work()
-        session.commit()
-        return JSONResponse(stored["body"], status_code=status, headers=headers)
+    check_visitor_key(caller, idempotency_key)
     try:
+        if idempotency_key is None:
+            status, stored = encoded_work()
+            session.commit()
+            return JSONResponse(stored["body"], status_code=status, headers=headers)
         outcome = run_once(
             session,
             scope=caller.actor,
@@ -73,12 +79,26 @@ def respond_once(
             caller_secret=caller.token,
             work=encoded_work,
         )
+        session.commit()
     except (IdempotencyKeyReused, IdempotencyRecordUnreadable):
-        raise ProblemError(
-            422,
-            "This Idempotency-Key was already used for a different request. Use a new key for a new request.",
-            kind="idempotency-key-reused",
-            errors=[{"field": "Idempotency-Key", "message": "Already used with a different body."}],
-        ) from None
-    replay_headers = {**outcome.body["headers"], "Idempotent-Replayed": "true" if outcome.replayed else "false"}
-    return JSONResponse(outcome.body["body"], status_code=outcome.status_code, headers=replay_headers)
+        session.rollback()
+        raise idempotency_key_reused() from None
+    except BaseException:
+        session.rollback()
+        raise
+    return replay_response(outcome.status_code, outcome.body, outcome.replayed)
+
+
+def idempotency_key_reused() -> ProblemError:
+    return ProblemError(
+        422,
+        "This Idempotency-Key was already used for a different request. Use a new key for a new request.",
+        kind="idempotency-key-reused",
+        errors=[{"field": "Idempotency-Key", "message": "Already used with a different body."}],
+    )
+
+
+def replay_response(status_code: int, stored: dict, replayed: bool) -> JSONResponse:
+    """An answer kept with an Idempotency-Key: `stored` is {"body": ..., "headers": ...}."""
+    headers = {**stored["headers"], "Idempotent-Replayed": "true" if replayed else "false"}
+    return JSONResponse(stored["body"], status_code=status_code, headers=headers)

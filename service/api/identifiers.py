@@ -26,8 +26,8 @@ from service.domain.identifiers import (
     normalize_identifier,
 )
 from service.domain.urgency import UrgencyPolicy
+from service.linking import add_identifiers
 from service.storage.audit import record_access
-from service.storage.cases import add_identifiers
 from service.storage.idempotency import request_fingerprint
 from service.storage.identifier_search import cases_holding
 from service.storage.models import utc_now

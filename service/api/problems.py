@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from service.api.paths import documented_path
+from service.storage.database import DatabaseUnreachable
 from service.storage.evidence import EvidenceRefused
 from service.storage.objects import ObjectStoreUnavailable
 
@@ -240,6 +241,7 @@ def install_problem_handlers(app: FastAPI) -> None:  # noqa: C901 - each handler
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeoutError)
+    @app.exception_handler(DatabaseUnreachable)
     async def _database_down(request: Request, __: Exception) -> JSONResponse:
         _log_outage("database_unavailable", request)
         return problem_response(

@@ -34,7 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import FormData
 
 from service.api.bodies import MULTIPART, case_from_form_fields, media_type_of
-from service.api.cases import SubmittedCase, store_report, submission_rules
+from service.api.cases import ReportBody, report, submission_rules
 from service.api.deps import own_origin
 from service.api.form_questions import CONTACT_QUESTIONS, Question, report_questions
 from service.api.problems import ProblemError, field_errors
@@ -44,9 +44,10 @@ from service.domain.cases import parse_submission
 from service.domain.guidance import Audience, for_audience
 from service.domain.identifiers import IdentifierType
 from service.domain.urgency import FlagCode
-from service.storage.database import session_scope
+from service.reporting import Reporter
+from service.storage.database import DatabaseUnreachable, session_scope
 from service.storage.evidence import EvidenceRefused
-from service.storage.idempotency import remember_response, replace_response, run_once, stored_response
+from service.storage.idempotency import remembered_answer, replace_response, stored_response
 from service.storage.objects import ObjectStoreUnavailable
 
 router = APIRouter(include_in_schema=False)
@@ -146,7 +147,7 @@ def stylesheet(request: Request) -> Response:
 
 
 @router.post("/report", response_class=HTMLResponse)
-async def submit_report(request: Request) -> Response:
+async def post_report_form(request: Request) -> Response:
     _enabled(request)
     if media_type_of(request) != MULTIPART:
         return form_page(request, values={}, refusal=Refusal(415, {"form": NOT_A_FORM}))
@@ -185,7 +186,7 @@ async def submit_report(request: Request) -> Response:
     if refusal is not None:
         await run_in_threadpool(received.discard)
         return form_page(request, values=values, refusal=refusal)
-    return await run_in_threadpool(_store_once, request, values, SubmittedCase(submission, received))
+    return await _store_once(request, values, ReportBody(submission, received))
 
 
 def _refused_before_reading(request: Request) -> Refusal | None:
@@ -209,62 +210,41 @@ def from_this_site(request: Request) -> bool:
     return origin is None or origin == own_origin(request)
 
 
-def _store_once(request: Request, values: FormData, body: SubmittedCase, *, retried: bool = False) -> Response:
+async def _store_once(request: Request, values: FormData, body: ReportBody, *, retried: bool = False) -> Response:
     """At most one case per form token: a second post with it (double click, refresh) is sent to the first
     one's confirmation, and its files are dropped. The back button brings back a new page and token with
     the answers the browser restored, so the same answers from the same address also lead to the first
     case (within the idempotency retention): a duplicate never becomes a second case."""
     receipt = _receipt(request, values.get("form_token", ""))
     answers_key = _answers_key(request, body.submission)
-    created_here = False
-
-    def work() -> tuple[int, dict]:
-        nonlocal created_here
-        created = store_report(
-            request, session, body, actor="form:report", key_id=None, request_id=request.state.request_id
-        )
-        remember_response(
-            session,
-            scope=ANSWERS_SCOPE,
-            idempotency_key=answers_key,
-            caller_secret=answers_key,
-            body={"receipt": receipt},
-        )
-        created_here = True
-        return 201, created.model_dump(mode="json")
-
+    reporter = Reporter(
+        actor="form:report", key_id=None, request_id=request.state.request_id, secret=receipt, scope=FORM_SCOPE
+    )
+    # The answers lead to this receipt from now on, kept in the case's own transaction.
+    answers = remembered_answer(ANSWERS_SCOPE, answers_key, {"receipt": receipt})
     try:
-        with session_scope(request.app.state.engine) as session:
-            earlier = stored_response(
-                session, scope=ANSWERS_SCOPE, idempotency_key=answers_key, caller_secret=answers_key
+        earlier = await run_in_threadpool(_earlier_receipt, request, answers_key)
+        if earlier is not None:
+            await body.discard_evidence()
+            receipt = earlier
+        else:
+            await report(
+                request, body, reporter, idempotency_key=receipt, fingerprint=FORM_SCOPE, also_remember=[answers]
             )
-            if earlier is None:
-                run_once(
-                    session,
-                    scope=FORM_SCOPE,
-                    idempotency_key=receipt,
-                    fingerprint=FORM_SCOPE,
-                    caller_secret=receipt,
-                    work=work,
-                )
-            else:
-                receipt = earlier["receipt"]
     except IntegrityError:  # the same answers, sent at the same moment with another token
-        body.discard_evidence()
         if retried:
             raise
-        return _store_once(request, values, SubmittedCase(body.submission), retried=True)
-    except (OperationalError, PoolTimeoutError, ObjectStoreUnavailable):
-        body.discard_evidence()
+        return await _store_once(request, values, ReportBody(body.submission), retried=True)
+    except (OperationalError, PoolTimeoutError, DatabaseUnreachable, ObjectStoreUnavailable):
+        await body.discard_evidence()
         return form_page(request, values=values, refusal=Refusal(503, {"form": STORE_DOWN}, {"Retry-After": "30"}))
-    except BaseException:
-        body.discard_evidence()
-        raise
-    if not created_here:
-        body.discard_evidence()
-    elif request.app.state.alerts is not None:
-        request.app.state.alerts.nudge()
     return RedirectResponse(f"/report/sent/{receipt}", status_code=303, headers=PAGE_HEADERS)
+
+
+def _earlier_receipt(request: Request, answers_key: str) -> str | None:
+    with session_scope(request.app.state.engine) as session:
+        earlier = stored_response(session, scope=ANSWERS_SCOPE, idempotency_key=answers_key, caller_secret=answers_key)
+    return earlier["receipt"] if earlier else None
 
 
 def _answers_key(request: Request, submission) -> str:
@@ -278,13 +258,14 @@ def confirmation(request: Request, receipt: str) -> Response:
     button, someone else at the same computer later) it shows the reference and the advice."""
     _enabled(request)
     with session_scope(request.app.state.engine) as session:
-        created = stored_response(session, scope=FORM_SCOPE, idempotency_key=receipt[:80], caller_secret=receipt)
-        if created is None:
+        stored = stored_response(session, scope=FORM_SCOPE, idempotency_key=receipt[:80], caller_secret=receipt)
+        if stored is None:
             page = TEMPLATES.get_template("gone.html").render(exit_url=request.app.state.settings.report_exit_url)
             return HTMLResponse(page, status_code=404, headers=PAGE_HEADERS)
+        created = stored["body"]  # the answer as the API gives it: {"body": ..., "headers": ...}
         code = created.pop("reporter_token", None)
         if code is not None:
-            replace_response(session, scope=FORM_SCOPE, idempotency_key=receipt, caller_secret=receipt, body=created)
+            replace_response(session, scope=FORM_SCOPE, idempotency_key=receipt, caller_secret=receipt, body=stored)
             session.commit()
     content = request.app.state.content
     under_18 = any(flag["code"] == FlagCode.under_18.value for flag in created["flags"])

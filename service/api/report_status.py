@@ -29,10 +29,12 @@ from service.domain.guidance import Audience, for_audience
 from service.domain.identifiers import IdentifierType
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode, UrgencyPolicy
+from service.linking import add_identifiers
 from service.storage.audit import record_access
-from service.storage.cases import add_identifiers, find_case, find_case_id_by_reporter_token
+from service.storage.cases import find_case
 from service.storage.database import session_scope
 from service.storage.evidence import EvidenceRefused, record_evidence
+from service.storage.keys import find_case_id_by_reporter_token
 from service.storage.models import Case, Evidence, utc_now
 
 router = APIRouter(include_in_schema=False)

@@ -7,7 +7,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.storage.cases import IdentifierRecord
 from service.storage.models import Case, Identifier
 
 Priority = Literal["normal", "high", "urgent"]
@@ -28,7 +27,7 @@ class StoredIdentifier(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, row: Identifier | IdentifierRecord) -> StoredIdentifier:
+    def of(cls, row: Identifier) -> StoredIdentifier:
         return cls(
             type=row.type,
             value=row.value,

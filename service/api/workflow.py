@@ -16,8 +16,9 @@ from service.api.schemas import CaseForAnalyst, case_etag, case_for_analyst
 from service.domain.cases import Strict
 from service.domain.workflow import CaseStatus, IllegalMove, check_move
 from service.storage.audit import record_access
-from service.storage.cases import StaleVersion, add_note, change_status, identifiers_of, notes_of
+from service.storage.identifiers import identifiers_of
 from service.storage.models import utc_now
+from service.storage.workflow import StaleVersion, add_note, change_status, notes_of
 
 router = APIRouter(tags=["workflow"], route_class=StrictJsonRoute)
 

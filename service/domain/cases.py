@@ -20,6 +20,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -427,3 +428,45 @@ def _checked(identifier_type: IdentifierType, value: str | None) -> str | None:
 def parse_submission(data: object, rules: SubmissionRules) -> CaseSubmission:
     """A new report, checked against this deployment's forces and today's date (every entry point calls this)."""
     return CaseSubmission.model_validate(data, context={"rules": rules})
+
+
+# --- stored submissions, read back ----------------------------------------------------------------
+
+
+class _Lenient(BaseModel):
+    """Reads what was valid when it was written: a value today's rules would refuse (a tightened
+    validator, a newer phone-number table) or no longer understand is read as absent, never refused,
+    so one old case can never make a new report fail."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _absent_if_unreadable(cls, value: object, handler, info: ValidationInfo) -> object:
+        try:
+            return handler(value)
+        except ValidationError:
+            return cls.model_fields[info.field_name].get_default(call_default_factory=True)
+
+
+class StoredVictim(_Lenient):
+    age: int | None = None
+    age_band: AgeBand | None = None
+    date_of_birth: date | None = None
+
+
+class StoredPayment(_Lenient):
+    method: PaymentMethod | None = None
+    paid_at: Annotated[datetime, AfterValidator(_assume_utc)] | None = None
+    collected: Collected | None = None
+
+
+class StoredSubmission(_Lenient):
+    """A stored case's submission as its urgency is decided again (when another case links to it):
+    only the facts urgency reads, each read leniently."""
+
+    victim: StoredVictim | None = None
+    feels_unsafe: bool | None = None
+    images_shared: bool | None = None
+    deadline_at: Annotated[datetime, AfterValidator(_assume_utc)] | None = None
+    payments: list[StoredPayment] = Field(default_factory=list)

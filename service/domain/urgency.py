@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import IntEnum, StrEnum
 
-from service.domain.cases import AgeBand, CaseSubmission, Collected, PaymentMethod
+from service.domain.cases import AgeBand, CaseSubmission, Collected, PaymentMethod, StoredSubmission
 
 
 class Priority(IntEnum):
@@ -54,9 +54,10 @@ class Urgency:
 
 @dataclass(frozen=True)
 class CaseFacts:
-    """What urgency depends on: the submission, plus what storage knows about other cases."""
+    """What urgency depends on: the submission (as sent, or as stored and read back), plus what
+    storage knows about other cases."""
 
-    submission: CaseSubmission
+    submission: CaseSubmission | StoredSubmission
     shared_identifiers: list[str] = field(default_factory=list)  # normalized values seen elsewhere
     # The kept fact for a stored case (see `victim_was_under_18`); None for a report being made now.
     victim_was_under_18: bool | None = None
@@ -95,7 +96,7 @@ def age_on(born: date, today: date) -> int:
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
-def is_under_18(submission: CaseSubmission, today: date) -> bool:
+def is_under_18(submission: CaseSubmission | StoredSubmission, today: date) -> bool:
     """Under 18 by any of age, age band or date of birth: safeguarding errs towards the child."""
     victim = submission.victim
     if victim is None:

@@ -1,15 +1,24 @@
-"""Engine and sessions. One engine per app; one session per request, closed when it ends."""
+"""Engines and sessions. One engine per app; one session per request, closed when it ends.
+
+Two engines reach the same database: a blocking one for the routes that run in worker threads, and an
+asyncio one for the hot path (reporting a case, identifying the caller), which runs on the event loop.
+The asyncio one never pings a connection before lending it (a round trip per request): a connection
+found dead is thrown away and the work retried on a fresh one (see `retrying_once_on_disconnect`).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlmodel import Session
 
 # orjson reads and writes the JSON columns several times faster than the standard library.
@@ -27,7 +36,8 @@ def create_database_engine(url: str, pool_size: int = 5, max_overflow: int = 5) 
         )
         sa.event.listen(engine, "connect", _configure_sqlite)
         return engine
-    # pre-ping: after a database restart the pool hands out live connections, not dead ones.
+    # pre-ping: after a database restart the pool hands out live connections, not dead ones. The async
+    # engine, which serves the hot path, retries on a fresh connection instead.
     return sa.create_engine(
         url,
         pool_size=pool_size,
@@ -55,6 +65,135 @@ def _owner_only_sqlite_files(database: Path) -> None:
     for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm"), Path(f"{database}-journal")):
         with suppress(FileNotFoundError):
             os.chmod(path, 0o600)
+
+
+class AsyncDatabase:
+    """The asyncio engine, whose pooled connections belong to one event loop: the loop that serves the
+    app (set by `serve_from_this_loop` in the app's lifespan). Code running on any other loop (a test
+    client without a lifespan) gets a connection of its own each time, closed after use."""
+
+    def __init__(self, url: str, pool_size: int = 5, max_overflow: int = 5) -> None:
+        self.pooled = create_async_database_engine(url, pool_size, max_overflow)
+        self.unpooled = create_async_database_engine(url, pooled=False)
+        self.dialect_name = self.pooled.dialect.name
+        self._serving_loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self.pooled if asyncio.get_running_loop() is self._serving_loop else self.unpooled
+
+    def serve_from_this_loop(self) -> bool:
+        """Pool connections for the running loop, unless another loop already serves; True if this one does."""
+        if self._serving_loop is not None:
+            return False
+        self._serving_loop = asyncio.get_running_loop()
+        return True
+
+    async def stop_serving(self) -> None:
+        await self.pooled.dispose()
+        self._serving_loop = None
+
+
+def create_async_database_engine(
+    url: str, pool_size: int = 5, max_overflow: int = 5, *, pooled: bool = True
+) -> AsyncEngine:
+    """The asyncio engine: asyncpg for PostgreSQL, aiosqlite for SQLite (the same database file)."""
+    pooling = {"pool_size": pool_size, "max_overflow": max_overflow, "pool_timeout": 10} if pooled else {}
+    if not pooled:
+        pooling["poolclass"] = sa.pool.NullPool
+    if url.startswith("sqlite"):
+        engine = create_async_engine(
+            async_url(url), connect_args={"timeout": 30}, hide_parameters=True, **pooling, **_JSON
+        )
+        sa.event.listen(engine.sync_engine, "connect", _configure_sqlite)
+        sa.event.listen(engine.sync_engine, "connect", _sqlite_transactions_begun_by_us)
+        sa.event.listen(engine.sync_engine, "begin", _begin_sqlite_transaction)
+        return engine
+    return create_async_engine(async_url(url), hide_parameters=True, **pooling, **_JSON)
+
+
+def async_url(url: str) -> str:
+    """The same database through its asyncio driver."""
+    parsed = sa.engine.make_url(url)
+    driver = "sqlite+aiosqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+asyncpg"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+# SQLite: a transaction that writes takes the write lock when it begins (BEGIN IMMEDIATE), waiting its
+# turn under the busy timeout; a deferred one that reads first can only fail when it comes to write.
+WRITE_TRANSACTION = {"sqlite_begin": "IMMEDIATE"}
+
+
+def _sqlite_transactions_begun_by_us(connection, _record) -> None:
+    connection.isolation_level = None  # the driver's own implicit BEGIN off; _begin_sqlite_transaction's on
+
+
+def _begin_sqlite_transaction(connection) -> None:
+    mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+class DatabaseUnreachable(Exception):
+    """The database did not answer on a fresh connection either."""
+
+
+# What the asyncio drivers raise when a connection is dead or cannot be had (the server restarted, is
+# starting up or shutting down, the network dropped), raw or wrapped by SQLAlchemy.
+def _is_disconnect(error: BaseException | None) -> bool:
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, sa.exc.DBAPIError) and (
+            error.connection_invalidated or isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError)
+        ):
+            return True
+        if isinstance(error, OSError | ConnectionError):
+            return True
+        if type(error).__module__.startswith("asyncpg") and type(error).__name__ in _ASYNCPG_DISCONNECTS:
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+        seen += 1
+    return False
+
+
+_ASYNCPG_DISCONNECTS = {
+    "ConnectionDoesNotExistError",
+    "InterfaceError",
+    "CannotConnectNowError",
+    "ConnectionFailureError",
+    "AdminShutdownError",
+    "CrashShutdownError",
+    "TooManyConnectionsError",
+}
+
+T = TypeVar("T")
+
+
+async def retrying_once_on_disconnect(database: AsyncDatabase, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """Run `work` on a pooled connection; if that connection turns out dead, drop it and run `work` once
+    more on a new one. `work` must be safe to run twice: one transaction, rolled back when it fails."""
+    for attempt in (1, 2):
+        try:
+            async with database.engine.connect() as connection:
+                try:
+                    return await work(connection)
+                except BaseException as error:
+                    if _is_disconnect(error):
+                        await connection.invalidate()
+                    raise
+        except Exception as error:  # noqa: BLE001 - sorted below: only a dead connection is retried
+            if not _is_disconnect(error):
+                raise
+            if attempt == 2:
+                raise DatabaseUnreachable() from error
+    raise AssertionError("unreachable")
+
+
+@asynccontextmanager
+async def write_transaction(connection: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """One transaction that writes: committed when the block ends, rolled back if it raises."""
+    await connection.execution_options(**WRITE_TRANSACTION)
+    async with connection.begin():
+        yield connection
 
 
 def _configure_sqlite(connection, _record) -> None:

@@ -181,28 +181,29 @@ def record_evidence(
 ) -> list[Evidence]:
     """Add rows for stored, verified objects to the session's transaction (the caller commits),
     and index the images' perceptual hashes, recording which other cases' images they match."""
-    rows = [
-        Evidence(
-            id=new_evidence_id(),
-            case_id=case_id,
-            object_key=item.object_key,
-            filename=item.filename,
-            content_type=item.content_type,
-            size=item.size,
-            sha256=item.sha256,
-            received_at=now,
-            received_by=received_by,
-            pdq_hash=item.image.pdq_hash if item.image else None,
-            pdq_quality=item.image.quality if item.image else None,
-            object_etag=item.etag,
-        )
-        for item in files
-    ]
+    rows = [Evidence(case_id=case_id, **evidence_row(item, received_by=received_by, now=now)) for item in files]
     session.add_all(rows)
     session.flush()
     fingerprinted = [(row.id, item.image) for row, item in zip(rows, files, strict=True) if item.image is not None]
     index_and_match(session, case_id, fingerprinted, policy=image_matching or ImageMatchPolicy(), now=now)
     return rows
+
+
+def evidence_row(item: ReceivedFile, *, received_by: str, now: datetime) -> dict:
+    """The row (less its case) for a stored, verified object."""
+    return {
+        "id": new_evidence_id(),
+        "object_key": item.object_key,
+        "filename": item.filename,
+        "content_type": item.content_type,
+        "size": item.size,
+        "sha256": item.sha256,
+        "received_at": now,
+        "received_by": received_by,
+        "pdq_hash": item.image.pdq_hash if item.image else None,
+        "pdq_quality": item.image.quality if item.image else None,
+        "object_etag": item.etag,
+    }
 
 
 def evidence_of(session: Session, case_id: int) -> list[Evidence]:

@@ -44,6 +44,14 @@ def request_fingerprint(method: str, path: str, payload: object) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def key_digest(idempotency_key: str) -> str:
+    return hashlib.sha256(idempotency_key.encode()).hexdigest()
+
+
+def sealing_key(caller_secret: str, idempotency_key: str) -> bytes:
+    return hmac.new(caller_secret.encode(), b"idempotency\x00" + idempotency_key.encode(), "sha256").digest()
+
+
 def run_once(
     session: Session,
     *,
@@ -53,9 +61,9 @@ def run_once(
     caller_secret: str,
     work: Callable[[], tuple[int, dict]],
 ) -> StoredResponse:
-    """Run `work` in this session's transaction unless (scope, key) already ran; commit once."""
-    key_sha256 = hashlib.sha256(idempotency_key.encode()).hexdigest()
-    sealing_key = _sealing_key(caller_secret, idempotency_key)
+    """Run `work` in this session's transaction unless (scope, key) already ran (the caller commits)."""
+    key_sha256 = key_digest(idempotency_key)
+    sealing = sealing_key(caller_secret, idempotency_key)
     record = IdempotencyRecord(
         scope=scope, key_sha256=key_sha256, request_sha256=fingerprint, status_code=0, response_sealed=b""
     )
@@ -64,25 +72,17 @@ def run_once(
         session.flush()
     except sa.exc.IntegrityError:
         session.rollback()
-        return _replay(session, scope, key_sha256, fingerprint, sealing_key)
-    try:
-        status_code, body = work()
-        record.status_code = status_code
-        record.response_sealed = _seal(sealing_key, body)
-        session.add(record)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        return _replay(session, scope, key_sha256, fingerprint, sealing)
+    status_code, body = work()
+    record.status_code = status_code
+    record.response_sealed = seal(sealing, body)
+    session.add(record)
+    session.flush()
     return StoredResponse(status_code, body, replayed=False)
 
 
-def _sealing_key(caller_secret: str, idempotency_key: str) -> bytes:
-    return hmac.new(caller_secret.encode(), b"idempotency\x00" + idempotency_key.encode(), "sha256").digest()
-
-
 def _stored(session: Session, scope: str, idempotency_key: str) -> IdempotencyRecord | None:
-    key_sha256 = hashlib.sha256(idempotency_key.encode()).hexdigest()
+    key_sha256 = key_digest(idempotency_key)
     return session.exec(
         select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key_sha256 == key_sha256)
     ).first()
@@ -95,51 +95,61 @@ def stored_response(session: Session, *, scope: str, idempotency_key: str, calle
     if record is None or record.status_code == 0:
         return None
     try:
-        return _open(_sealing_key(caller_secret, idempotency_key), record.response_sealed)
+        return open_sealed(sealing_key(caller_secret, idempotency_key), record.response_sealed)
     except IdempotencyRecordUnreadable:
         return None
 
 
-def remember_response(session: Session, *, scope: str, idempotency_key: str, caller_secret: str, body: dict) -> None:
-    """Keep an answer under a second key in the same transaction (the unique constraint refuses a repeat)."""
-    session.add(
-        IdempotencyRecord(
-            scope=scope,
-            key_sha256=hashlib.sha256(idempotency_key.encode()).hexdigest(),
-            request_sha256=scope,
-            status_code=200,
-            response_sealed=_seal(_sealing_key(caller_secret, idempotency_key), body),
-        )
+def remembered_answer(scope: str, idempotency_key: str, body: dict) -> RememberedAnswer:
+    """An answer to keep under a second key, sealed with that key, for reporting to write in its
+    transaction (the unique constraint refuses a repeat)."""
+    return RememberedAnswer(
+        scope=scope,
+        key_sha256=key_digest(idempotency_key),
+        response_sealed=seal(sealing_key(idempotency_key, idempotency_key), body),
     )
-    session.flush()
+
+
+@dataclass(frozen=True)
+class RememberedAnswer:
+    scope: str
+    key_sha256: str
+    response_sealed: bytes
 
 
 def replace_response(session: Session, *, scope: str, idempotency_key: str, caller_secret: str, body: dict) -> None:
     """Keep a changed answer for later replays (e.g. without a secret that may be shown only once)."""
     record = _stored(session, scope, idempotency_key)
     if record is not None:
-        record.response_sealed = _seal(_sealing_key(caller_secret, idempotency_key), body)
+        record.response_sealed = seal(sealing_key(caller_secret, idempotency_key), body)
         session.add(record)
         session.flush()
 
 
-def _replay(session: Session, scope: str, key_sha256: str, fingerprint: str, sealing_key: bytes) -> StoredResponse:
+def _replay(session: Session, scope: str, key_sha256: str, fingerprint: str, sealing: bytes) -> StoredResponse:
     stored = session.exec(
         select(IdempotencyRecord).where(IdempotencyRecord.scope == scope, IdempotencyRecord.key_sha256 == key_sha256)
     ).one()
-    if not hmac.compare_digest(stored.request_sha256, fingerprint):
+    return replayed(stored.request_sha256, fingerprint, stored.status_code, stored.response_sealed, sealing)
+
+
+def replayed(
+    stored_fingerprint: str, fingerprint: str, status_code: int, sealed: bytes, sealing: bytes
+) -> StoredResponse:
+    """The earlier answer for this key, if it was for this same request."""
+    if not hmac.compare_digest(stored_fingerprint, fingerprint):
         raise IdempotencyKeyReused()
-    return StoredResponse(stored.status_code, _open(sealing_key, stored.response_sealed), replayed=True)
+    return StoredResponse(status_code, open_sealed(sealing, sealed), replayed=True)
 
 
-def _seal(key: bytes, body: dict) -> bytes:
+def seal(key: bytes, body: dict) -> bytes:
     nonce = secrets.token_bytes(_NONCE_BYTES)
     cipher = AES.new(key, AES.MODE_GCM, nonce=nonce)
     ciphertext, tag = cipher.encrypt_and_digest(json.dumps(body, separators=(",", ":")).encode())
     return nonce + tag + ciphertext
 
 
-def _open(key: bytes, sealed: bytes) -> dict:
+def open_sealed(key: bytes, sealed: bytes) -> dict:
     nonce, tag, ciphertext = (
         sealed[:_NONCE_BYTES],
         sealed[_NONCE_BYTES : _NONCE_BYTES + _TAG_BYTES],

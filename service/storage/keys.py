@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Session, select
 
-from service.storage.models import ApiKey, utc_now
+from service.storage.database import AsyncDatabase, retrying_once_on_disconnect
+from service.storage.models import ApiKey, Case, utc_now
 
 API_KEY_PREFIX = "isk"
 REPORTER_TOKEN_PREFIX = "irt"  # noqa: S105 - a prefix, not a secret
@@ -96,6 +100,8 @@ def publishable_origins(session: Session) -> frozenset[str]:
 
 
 _KEYS = ApiKey.__table__
+_CASES = Case.__table__
+CASE_ID_BY_REPORTER_TOKEN = sa.select(_CASES.c.id).where(_CASES.c.reporter_token_sha256 == sa.bindparam("token_sha256"))
 _LIVE_KEY = sa.select(
     _KEYS.c.id,
     _KEYS.c.role,
@@ -107,25 +113,73 @@ _LIVE_KEY = sa.select(
 ).where(_KEYS.c.id == sa.bindparam("key_id"), _KEYS.c.revoked_at.is_(None))
 
 
-def find_active_key(session: Session, presented: str) -> ActiveKey | None:
-    """The live key this bearer token names, compared in constant time; None for anything else.
+class LiveKeys:
+    """The live API keys this process has met, each read again from the database once it is
+    `max_age_seconds` old: a key revoked elsewhere stops working here within that time (reporting a
+    case checks the key again in its own write, so there it stops at once). Misses are not kept: a
+    key made a moment ago works at once, and guessing fills nothing."""
 
-    Every request asks this, so it is one plain SELECT rather than an ORM load.
-    """
-    prefix, _, rest = presented.partition("_")
-    key_id, _, secret = rest.partition("_")
-    if prefix != API_KEY_PREFIX or not key_id or not secret or len(key_id) > 16:
+    def __init__(
+        self, database: AsyncDatabase, max_age_seconds: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.database = database
+        self.max_age_seconds = max_age_seconds
+        self.clock = clock
+        self._keys: dict[str, tuple[_KeyRow, float]] = {}
+
+    async def find(self, presented: str) -> ActiveKey | None:
+        """The live key this bearer token names, compared in constant time; None for anything else."""
+        prefix, _, rest = presented.partition("_")
+        key_id, _, secret = rest.partition("_")
+        if prefix != API_KEY_PREFIX or not key_id or not secret or len(key_id) > 16:
+            return None
+        now = self.clock()
+        cached = self._keys.get(key_id)
+        if cached is None or now - cached[1] >= self.max_age_seconds:
+            row = await retrying_once_on_disconnect(
+                self.database, lambda connection: _read_live_key(connection, key_id)
+            )
+            if row is None:
+                self._keys.pop(key_id, None)
+                return None
+            cached = (row, now)
+            self._keys[key_id] = cached
+        row = cached[0]
+        if not hmac.compare_digest(row.secret_sha256, sha256_hex(secret)):
+            return None
+        return row.key
+
+
+@dataclass(frozen=True)
+class _KeyRow:
+    key: ActiveKey
+    secret_sha256: str
+
+
+async def _read_live_key(connection: AsyncConnection, key_id: str) -> _KeyRow | None:
+    row = (await connection.execute(_LIVE_KEY, {"key_id": key_id})).first()
+    if row is None:
         return None
-    row = session.execute(_LIVE_KEY, {"key_id": key_id}).first()
-    if row is None or not hmac.compare_digest(row.secret_sha256, sha256_hex(secret)):
-        return None
-    return ActiveKey(
+    key = ActiveKey(
         id=row.id,
         role=row.role,
         can_view_child_evidence=bool(row.can_view_child_evidence),
         forces=tuple(row.forces) if row.forces else None,
         origins=tuple(row.origins or ()) if row.publishable else None,
     )
+    return _KeyRow(key, row.secret_sha256)
+
+
+def find_case_id_by_reporter_token(session: Session, reporter_token: str) -> int | None:
+    return session.execute(CASE_ID_BY_REPORTER_TOKEN, {"token_sha256": sha256_hex(reporter_token)}).scalar()
+
+
+async def case_id_of_reporter_token(database: AsyncDatabase, reporter_token: str) -> int | None:
+    async def read(connection: AsyncConnection) -> int | None:
+        found = await connection.execute(CASE_ID_BY_REPORTER_TOKEN, {"token_sha256": sha256_hex(reporter_token)})
+        return found.scalar()
+
+    return await retrying_once_on_disconnect(database, read)
 
 
 def key_id_of(key_or_id: str) -> str:

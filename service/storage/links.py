@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
-from service.storage.cases import links_of as identifier_links_of
 from service.storage.corrections import not_linking_identifiers, pair, pair_corrections
+from service.storage.identifiers import links_of as identifier_links_of
 from service.storage.image_hashes import ImageLink, image_links_of
 from service.storage.models import Case, Identifier
 

@@ -6,8 +6,9 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from service.domain.sharing import SharedCase, SharedIdentifier
-from service.storage.cases import CaseFilters, stream_cases
+from service.storage.export import stream_cases
 from service.storage.models import Case, ClusterMember, Identifier
+from service.storage.search import CaseFilters
 
 _BATCH = 500
 

@@ -11,8 +11,9 @@ import pytest
 import sqlalchemy as sa
 
 from service.domain.export import EXPORT_COLUMNS, export_record, spreadsheet_safe
-from service.storage.cases import CaseFilters, copy_export_lines, stream_cases
 from service.storage.database import session_scope
+from service.storage.export import copy_export_lines, stream_cases
+from service.storage.search import CaseFilters
 from tests.support.cases import unique_force
 from tests.support.cli import run_intake
 from tests.support.http import bearer

@@ -1,0 +1,116 @@
+"""Offender identifiers kept on cases, and the links between cases they make."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from service.domain.identifiers import NormalizedIdentifier
+from service.domain.urgency import FlagCode
+from service.storage.corrections import not_linking_identifiers
+from service.storage.models import Case, CaseFlag, Identifier
+
+_CASES = Case.__table__
+_IDENTIFIERS = Identifier.__table__
+_FLAGS = CaseFlag.__table__
+
+# An identifier analysts marked as joining nothing (a platform's support address) makes no repeat case.
+SHARED_ANYWHERE = (
+    sa.select(_IDENTIFIERS.c.normalized)
+    .where(
+        _IDENTIFIERS.c.normalized.in_(sa.bindparam("values", expanding=True)),
+        _IDENTIFIERS.c.normalized.not_in(not_linking_identifiers()),
+    )
+    .distinct()
+)
+SHARED_ELSEWHERE = SHARED_ANYWHERE.where(_IDENTIFIERS.c.case_id != sa.bindparam("case_id"))
+
+# Earlier cases holding any of these identifiers that are not yet flagged as repeat cases (those that
+# are need nothing: however many more cases share an identifier, they stay repeat cases), with every
+# normalized identifier each one holds.
+_SHARING = _IDENTIFIERS.alias("sharing")
+CASES_AWAITING_REPEAT_FLAG = (
+    sa.select(_CASES.c.id, _CASES.c.submission, _CASES.c.victim_was_under_18, _IDENTIFIERS.c.normalized)
+    .join(_IDENTIFIERS, _IDENTIFIERS.c.case_id == _CASES.c.id)
+    .where(
+        _CASES.c.id != sa.bindparam("case_id"),
+        sa.exists().where(
+            _SHARING.c.case_id == _CASES.c.id, _SHARING.c.normalized.in_(sa.bindparam("values", expanding=True))
+        ),
+        ~sa.exists().where(_FLAGS.c.case_id == _CASES.c.id, _FLAGS.c.code == FlagCode.repeat_identifier.value),
+    )
+    .order_by(_CASES.c.id, _IDENTIFIERS.c.id)
+)
+
+
+def identifier_row(case_id: int, item: NormalizedIdentifier, now: datetime) -> dict:
+    return {
+        "case_id": case_id,
+        "type": item.type.value,
+        "value": item.value,
+        "normalized": item.normalized,
+        "platform": item.platform,
+        "handle": item.handle,
+        "created_at": now,
+    }
+
+
+def shared_identifier_values(
+    session: Session, normalized_values: list[str], exclude_case_id: int | None = None
+) -> list[str]:
+    """Which of these normalized identifiers another case already has."""
+    if not normalized_values:
+        return []
+    if exclude_case_id is None:
+        found = session.execute(SHARED_ANYWHERE, {"values": normalized_values})
+    else:
+        found = session.execute(SHARED_ELSEWHERE, {"values": normalized_values, "case_id": exclude_case_id})
+    return sorted(found.scalars())
+
+
+@dataclass(frozen=True)
+class EarlierCase:
+    """A stored case whose urgency is to be decided again, with what that decision reads."""
+
+    id: int
+    submission: dict
+    victim_was_under_18: bool
+    normalized: list[str]  # every identifier it holds, normalized
+
+
+def cases_awaiting_repeat_flag(
+    session: Session, normalized_values: list[str], *, exclude_case_id: int
+) -> list[EarlierCase]:
+    rows = session.execute(CASES_AWAITING_REPEAT_FLAG, {"values": normalized_values, "case_id": exclude_case_id})
+    return group_by_case(rows)
+
+
+def group_by_case(rows) -> list[EarlierCase]:
+    grouped: dict[int, EarlierCase] = {}
+    for case_id, submission, was_child, normalized in rows:
+        grouped.setdefault(case_id, EarlierCase(case_id, submission, bool(was_child), [])).normalized.append(normalized)
+    return list(grouped.values())
+
+
+def identifiers_of(session: Session, case_id: int) -> list[Identifier]:
+    return list(session.exec(select(Identifier).where(Identifier.case_id == case_id).order_by(Identifier.id)))
+
+
+def links_of(session: Session, case_id: int) -> list[tuple[Case, list[Identifier]]]:
+    """Other cases sharing any normalized identifier with this one, with the identifiers they share."""
+    mine = {row.normalized for row in identifiers_of(session, case_id)}
+    if not mine:
+        return []
+    rows = session.exec(
+        select(Case, Identifier)
+        .join(Identifier, Identifier.case_id == Case.id)
+        .where(Identifier.normalized.in_(mine), Case.id != case_id)
+        .order_by(Case.created_at, Case.id, Identifier.id)
+    ).all()
+    linked: dict[int, tuple[Case, list[Identifier]]] = {}
+    for case, identifier in rows:
+        linked.setdefault(case.id, (case, []))[1].append(identifier)
+    return list(linked.values())

@@ -1,0 +1,298 @@
+"""Keeping a reported case, on the event loop: the rows a report becomes, written as they were decided.
+
+On PostgreSQL a case that repeats no earlier identifier is kept by one statement (`keep_new_case`):
+one round trip, its own transaction. Every other case is kept by `keep_case` in an explicit transaction.
+The statement writes what the rest of the service would write for such a case (flag rows, identifiers,
+audit row, alert, idempotency record, a cluster of its own): tests/api run every path on both databases.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from service.domain.identifiers import NormalizedIdentifier
+from service.storage.alerts import URGENT_EVENT
+from service.storage.cases import DELETE_FLAGS, INSERT_CASE, INSERT_FLAGS, UPDATE_URGENCY, flag_rows
+from service.storage.idempotency import RememberedAnswer
+from service.storage.identifiers import (
+    CASES_AWAITING_REPEAT_FLAG,
+    SHARED_ANYWHERE,
+    SHARED_ELSEWHERE,
+    EarlierCase,
+    group_by_case,
+    identifier_row,
+)
+from service.storage.models import (
+    ApiKey,
+    AuditEvent,
+    Evidence,
+    IdempotencyRecord,
+    Identifier,
+    WebhookDelivery,
+)
+
+_KEYS = ApiKey.__table__
+_IDEMPOTENCY = IdempotencyRecord.__table__
+
+
+@dataclass(frozen=True)
+class CaseToKeep:
+    """A new case as decided above storage: its row, and the rows that go with it."""
+
+    case_row: dict  # column → value for "case"
+    identifiers: list[NormalizedIdentifier]
+    evidence_rows: list[dict]  # column → value for "evidence", less case_id
+    audit_row: dict  # column → value for "audit_event", less case_id
+    alert_payload: dict | None  # queued with the case when it is urgent and alerts are on
+    money_paid: dict  # currency → amount, as its cluster membership adds it up
+    submitted_by_live_key: str | None  # the key must still be live when the case is written
+
+
+@dataclass(frozen=True)
+class IdempotencyClaim:
+    scope: str
+    key_sha256: str
+    request_sha256: str
+    response_sealed: bytes  # the answer, sealed before anything is written
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    request_sha256: str
+    status_code: int
+    response_sealed: bytes
+
+
+class KeyNoLongerLive(Exception):
+    """The API key was revoked after the caller was identified: nothing was kept."""
+
+
+@dataclass(frozen=True)
+class OneStatementOutcome:
+    case_id: int | None  # kept
+    repeats_identifiers: bool  # nothing kept: keep it with keep_case, which links it
+    earlier_answer: StoredAnswer | None  # nothing kept: the Idempotency-Key was used before
+
+
+# One statement, its own transaction. Nothing is written if an identifier is already known (the rare
+# repeat case goes through keep_case, which also flags the earlier cases), if the Idempotency-Key is
+# taken (the caller replays the answer kept with it), or if the key was revoked since it was cached.
+_KEEP_NEW_CASE = """
+WITH shared AS (
+    SELECT 1 FROM identifier WHERE normalized = ANY($1::text[]) LIMIT 1
+), live AS (
+    SELECT 1 WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM api_key WHERE id = $2::text AND revoked_at IS NULL)
+), claim AS (
+    INSERT INTO idempotency_record (scope, key_sha256, request_sha256, status_code, response_sealed, created_at)
+    SELECT $3::text, $4::text, $5::text, 201, $6::bytea, $7::timestamptz
+    WHERE $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM shared) AND EXISTS (SELECT 1 FROM live)
+    ON CONFLICT (scope, key_sha256) DO NOTHING
+    RETURNING id
+), new_case AS (
+    INSERT INTO "case" (reference, reporter_token_sha256, submitted_by_key_id, status, priority, police_force,
+                        flags, next_steps, submission, created_at, updated_at, victim_was_under_18)
+    SELECT $8::text, $9::text, $2::text, 'received', $10::text, $11::text, $12::jsonb, $13::jsonb, $14::jsonb,
+           $7::timestamptz, $7::timestamptz, $25::boolean
+    WHERE NOT EXISTS (SELECT 1 FROM shared) AND EXISTS (SELECT 1 FROM live)
+      AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM claim))
+    RETURNING id
+), flags AS (
+    INSERT INTO case_flag (case_id, code) SELECT new_case.id, code FROM new_case, unnest($15::text[]) AS code
+), identifiers AS (
+    INSERT INTO identifier (case_id, type, value, normalized, platform, handle, created_at)
+    SELECT new_case.id, kept.type, kept.value, kept.normalized, kept.platform, kept.handle, $7::timestamptz
+    FROM new_case, unnest($16::text[], $17::text[], $1::text[], $18::text[], $19::text[])
+         AS kept(type, value, normalized, platform, handle)
+), audit AS (
+    INSERT INTO audit_event (at, actor, action, case_id, request_id)
+    SELECT $7::timestamptz, $20::text, $21::text, new_case.id, $22::text FROM new_case
+), alert AS (
+    INSERT INTO webhook_delivery (event, payload, created_at, attempts, next_attempt_at)
+    SELECT $23::text, $24::jsonb, $7::timestamptz, 0, $7::timestamptz FROM new_case WHERE $24::jsonb IS NOT NULL
+), cluster AS (
+    -- linked to no other case, it is a cluster of its own (service.storage.clusters.join_clusters)
+    INSERT INTO cluster (size, created_at, updated_at) SELECT 1, $7::timestamptz, $7::timestamptz FROM new_case
+    RETURNING id
+), member AS (
+    INSERT INTO cluster_member (case_id, cluster_id, police_force, child_victim, money, reported_at)
+    SELECT new_case.id, cluster.id, $11::text, $25::boolean, $26::jsonb, $7::timestamptz FROM new_case, cluster
+)
+SELECT (SELECT id FROM new_case) AS case_id,
+       EXISTS (SELECT 1 FROM shared) AS repeats_identifiers,
+       EXISTS (SELECT 1 FROM live) AS key_live
+"""
+
+
+def _json(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+async def keep_new_case(
+    connection: AsyncConnection, case: CaseToKeep, claim: IdempotencyClaim | None
+) -> OneStatementOutcome:
+    """PostgreSQL only: keep a case that repeats no earlier identifier, with its flags, identifiers, audit
+    row, alert and idempotency record, in one statement (one round trip; its own transaction)."""
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection  # asyncpg: its own statement cache keeps this statement prepared
+    row = case.case_row
+    items = case.identifiers
+    audit = case.audit_row
+    found = await driver.fetchrow(
+        _KEEP_NEW_CASE,
+        [item.normalized for item in items],
+        case.submitted_by_live_key,
+        claim.scope if claim else None,
+        claim.key_sha256 if claim else None,
+        claim.request_sha256 if claim else None,
+        claim.response_sealed if claim else None,
+        row["created_at"],
+        row["reference"],
+        row["reporter_token_sha256"],
+        row["priority"],
+        row["police_force"],
+        _json(row["flags"]),
+        _json(row["next_steps"]),
+        _json(row["submission"]),
+        [flag["code"] for flag in row["flags"]],
+        [item.type.value for item in items],
+        [item.value for item in items],
+        [item.platform for item in items],
+        [item.handle for item in items],
+        audit["actor"],
+        audit["action"],
+        audit["request_id"],
+        URGENT_EVENT,
+        _json(case.alert_payload) if case.alert_payload is not None else None,
+        row["victim_was_under_18"],
+        _json(case.money_paid),
+    )
+    if not found["key_live"]:
+        raise KeyNoLongerLive()
+    if found["case_id"] is not None or found["repeats_identifiers"]:
+        return OneStatementOutcome(found["case_id"], found["repeats_identifiers"], None)
+    assert claim is not None  # nothing kept, no repeat, key live: the claim found its key taken
+    return OneStatementOutcome(None, False, await earlier_answer(connection, claim))
+
+
+# --- in an explicit transaction (SQLite; PostgreSQL's repeat cases and cases with evidence files) ---
+
+
+async def claim_idempotency_key(connection: AsyncConnection, claim: IdempotencyClaim, now: datetime) -> bool:
+    """Take the key for this request, or find it taken (on PostgreSQL after any transaction holding it
+    ends; SQLite's writers take turns). False: taken, by this request earlier or by another."""
+    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(_IDEMPOTENCY)
+        .values(
+            scope=claim.scope,
+            key_sha256=claim.key_sha256,
+            request_sha256=claim.request_sha256,
+            status_code=0,
+            response_sealed=b"",
+            created_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["scope", "key_sha256"])
+        .returning(_IDEMPOTENCY.c.id)
+    )
+    return (await connection.execute(statement)).first() is not None
+
+
+async def seal_idempotent_answer(connection: AsyncConnection, claim: IdempotencyClaim, status_code: int) -> None:
+    await connection.execute(
+        sa.update(_IDEMPOTENCY)
+        .where(_IDEMPOTENCY.c.scope == claim.scope, _IDEMPOTENCY.c.key_sha256 == claim.key_sha256)
+        .values(status_code=status_code, response_sealed=claim.response_sealed)
+    )
+
+
+async def remember_answer(connection: AsyncConnection, answer: RememberedAnswer, now: datetime) -> None:
+    """A plain insert: a key already taken is an IntegrityError, and the whole transaction goes back."""
+    await connection.execute(
+        sa.insert(_IDEMPOTENCY),
+        {
+            "scope": answer.scope,
+            "key_sha256": answer.key_sha256,
+            "request_sha256": answer.scope,
+            "status_code": 200,
+            "response_sealed": answer.response_sealed,
+            "created_at": now,
+        },
+    )
+
+
+async def earlier_answer(connection: AsyncConnection, claim: IdempotencyClaim) -> StoredAnswer:
+    found = await connection.execute(
+        sa.select(_IDEMPOTENCY.c.request_sha256, _IDEMPOTENCY.c.status_code, _IDEMPOTENCY.c.response_sealed).where(
+            _IDEMPOTENCY.c.scope == claim.scope, _IDEMPOTENCY.c.key_sha256 == claim.key_sha256
+        )
+    )
+    row = found.one()
+    return StoredAnswer(row.request_sha256, row.status_code, bytes(row.response_sealed))
+
+
+async def key_is_live(connection: AsyncConnection, key_id: str) -> bool:
+    found = await connection.execute(sa.select(_KEYS.c.id).where(_KEYS.c.id == key_id, _KEYS.c.revoked_at.is_(None)))
+    return found.first() is not None
+
+
+async def shared_identifier_values(
+    connection: AsyncConnection, normalized_values: list[str], exclude_case_id: int | None = None
+) -> list[str]:
+    if not normalized_values:
+        return []
+    if exclude_case_id is None:
+        found = await connection.execute(SHARED_ANYWHERE, {"values": normalized_values})
+    else:
+        found = await connection.execute(SHARED_ELSEWHERE, {"values": normalized_values, "case_id": exclude_case_id})
+    return sorted(found.scalars())
+
+
+async def keep_case(connection: AsyncConnection, case: CaseToKeep) -> int:
+    """The case and its rows, in the connection's transaction."""
+    case_id = (await connection.execute(INSERT_CASE, case.case_row)).scalar_one()
+    if case.case_row["flags"]:
+        await connection.execute(INSERT_FLAGS, flag_rows(case_id, case.case_row["flags"]))
+    now = case.case_row["created_at"]
+    if case.identifiers:
+        await connection.execute(
+            sa.insert(Identifier.__table__), [identifier_row(case_id, item, now) for item in case.identifiers]
+        )
+    if case.evidence_rows:
+        await connection.execute(
+            sa.insert(Evidence.__table__), [{**row, "case_id": case_id} for row in case.evidence_rows]
+        )
+    await connection.execute(sa.insert(AuditEvent.__table__), {**case.audit_row, "case_id": case_id})
+    if case.alert_payload is not None:
+        await connection.execute(
+            sa.insert(WebhookDelivery.__table__),
+            {
+                "event": URGENT_EVENT,
+                "payload": case.alert_payload,
+                "created_at": now,
+                "attempts": 0,
+                "next_attempt_at": now,
+            },
+        )
+    return case_id
+
+
+async def cases_awaiting_repeat_flag(
+    connection: AsyncConnection, normalized_values: list[str], *, exclude_case_id: int
+) -> list[EarlierCase]:
+    rows = await connection.execute(
+        CASES_AWAITING_REPEAT_FLAG, {"values": normalized_values, "case_id": exclude_case_id}
+    )
+    return group_by_case(rows)
+
+
+async def update_urgency(connection: AsyncConnection, case_id: int, urgency_columns: dict, now: datetime) -> None:
+    await connection.execute(UPDATE_URGENCY, {"changed_case_id": case_id, **urgency_columns, "updated_at": now})
+    await connection.execute(DELETE_FLAGS, {"flagged_case_id": case_id})
+    if urgency_columns["flags"]:
+        await connection.execute(INSERT_FLAGS, flag_rows(case_id, urgency_columns["flags"]))
