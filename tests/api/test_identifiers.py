@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from tests.support.cases import MINIMAL_CASE, unique_force, unique_mtcn
-from tests.support.database import create_key
+from tests.support.database import create_key, database_engine
 from tests.support.http import bearer
 
 
@@ -166,3 +168,31 @@ def test_an_analyst_of_another_force_is_not_told_the_case_exists(client, keys, s
         ]:
             response = client.post(path, headers=bearer(scoped), **body)
             assert response.status_code == expected, (path, response.text)
+
+
+def test_an_earlier_case_kept_under_older_rules_is_flagged_as_a_repeat_not_refused(client, keys, new_case, settings):
+    """Its stored submission holds what today's input rules refuse (a field since removed, a phone
+    number a newer numbering table rejects, a victim age out of today's range): reading it back for
+    a new report that links to it must neither fail that report nor lose the earlier case's facts."""
+    mtcn = unique_mtcn()
+    earlier = new_case(victim={"age": 15}, identifiers=[{"type": "mtcn", "value": mtcn}])
+    with database_engine(settings.resolved_database_url) as engine, engine.begin() as connection:
+        submission = connection.execute(
+            sa.text('SELECT submission FROM "case" WHERE reference = :reference'),
+            {"reference": earlier["reference"]},
+        ).scalar_one()
+        submission = json.loads(submission) if isinstance(submission, str) else submission
+        submission["reporter"]["phone"] = "+44 20 0000"
+        submission["legacy_field"] = "kept by an older version"
+        submission["payments"] = [{"amount": "not money", "collected": "no", "method": "carrier_pigeon"}]
+        connection.execute(
+            sa.text('UPDATE "case" SET submission = :submission WHERE reference = :reference'),
+            {"submission": json.dumps(submission), "reference": earlier["reference"]},
+        )
+
+    later = new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
+
+    assert later["reference"] != earlier["reference"]
+    seen = client.get(f"/v1/cases/{earlier['reference']}", headers=bearer(keys.analyst)).json()
+    codes = [flag["code"] for flag in seen["flags"]]
+    assert codes == ["under_18", "payment_recallable", "already_paid", "repeat_identifier"]
