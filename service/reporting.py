@@ -219,13 +219,10 @@ class Reporting:
         self, connection: AsyncConnection, shared: list[str], case_id: int, now: datetime
     ) -> None:
         """As service.linking.flag_earlier_repeat_cases, on this connection."""
-        for other_id, submission, values in await intake.cases_awaiting_repeat_flag(
-            connection, shared, exclude_case_id=case_id
-        ):
-            their_shared = await intake.shared_identifier_values(connection, values, exclude_case_id=other_id)
-            await intake.update_urgency(
-                connection, other_id, decided_again(submission, their_shared, now, self.policy), now
-            )
+        for other in await intake.cases_awaiting_repeat_flag(connection, shared, exclude_case_id=case_id):
+            their_shared = await intake.shared_identifier_values(connection, other.normalized, exclude_case_id=other.id)
+            columns = decided_again(other.submission, their_shared, now, self.policy, other.victim_was_under_18)
+            await intake.update_urgency(connection, other.id, columns, now)
 
     def _decide(
         self,
