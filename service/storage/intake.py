@@ -76,8 +76,8 @@ class KeyNoLongerLive(Exception):
 @dataclass(frozen=True)
 class OneStatementOutcome:
     case_id: int | None  # kept
-    repeats_identifiers: bool  # nothing kept: keep it with keep_case, which links it
     earlier_answer: StoredAnswer | None  # nothing kept: the Idempotency-Key was used before
+    # Neither: nothing kept, as it repeats an earlier identifier; keep_case keeps it and links it.
 
 
 # One statement, its own transaction. Nothing is written if an identifier is already known (the rare
@@ -175,9 +175,9 @@ async def keep_new_case(
     if not found["key_live"]:
         raise KeyNoLongerLive()
     if found["case_id"] is not None or found["repeats_identifiers"]:
-        return OneStatementOutcome(found["case_id"], found["repeats_identifiers"], None)
+        return OneStatementOutcome(found["case_id"], None)
     assert claim is not None  # nothing kept, no repeat, key live: the claim found its key taken
-    return OneStatementOutcome(None, False, await earlier_answer(connection, claim))
+    return OneStatementOutcome(None, await earlier_answer(connection, claim))
 
 
 # --- in an explicit transaction (SQLite; PostgreSQL's repeat cases and cases with evidence files) ---
