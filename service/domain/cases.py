@@ -468,5 +468,6 @@ class StoredSubmission(_Lenient):
     victim: StoredVictim | None = None
     feels_unsafe: bool | None = None
     images_shared: bool | None = None
+    images_fake_or_ai: bool | None = None
     deadline_at: Annotated[datetime, AfterValidator(_assume_utc)] | None = None
     payments: list[StoredPayment] = Field(default_factory=list)
