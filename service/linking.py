@@ -83,4 +83,4 @@ def flag_earlier_repeat_cases(
     for other in cases_awaiting_repeat_flag(session, shared, exclude_case_id=exclude_case_id):
         their_shared = shared_identifier_values(session, other.normalized, exclude_case_id=other.id)
         columns = decided_again(other.submission, their_shared, now, policy, other.victim_was_under_18)
-        update_urgency(session, other.id, columns, now)
+        update_urgency(session, other.id, columns)

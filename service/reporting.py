@@ -222,7 +222,7 @@ class Reporting:
         for other in await intake.cases_awaiting_repeat_flag(connection, shared, exclude_case_id=case_id):
             their_shared = await intake.shared_identifier_values(connection, other.normalized, exclude_case_id=other.id)
             columns = decided_again(other.submission, their_shared, now, self.policy, other.victim_was_under_18)
-            await intake.update_urgency(connection, other.id, columns, now)
+            await intake.update_urgency(connection, other.id, columns)
 
     def _decide(
         self,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
@@ -15,7 +13,10 @@ _FLAGS = CaseFlag.__table__
 INSERT_CASE = sa.insert(_CASES).returning(_CASES.c.id)
 INSERT_FLAGS = sa.insert(_FLAGS)
 DELETE_FLAGS = sa.delete(_FLAGS).where(_FLAGS.c.case_id == sa.bindparam("flagged_case_id"))
-# A new urgency for a stored case; the version moves, so an analyst's stale copy is noticed.
+# A new urgency for a stored case because another case shares its identifier. The version moves, so an
+# analyst's stale copy is noticed; updated_at does not: it is the last change to what the case's reporter
+# sent or was told, which they can read, and it would tell whoever holds a reporter token (an offender's
+# decoy report too) that their identifier was just reported by someone else.
 UPDATE_URGENCY = (
     sa.update(_CASES).where(_CASES.c.id == sa.bindparam("changed_case_id")).values(version=_CASES.c.version + 1)
 )
@@ -25,9 +26,9 @@ def flag_rows(case_id: int, flags: list[dict]) -> list[dict]:
     return [{"case_id": case_id, "code": flag["code"]} for flag in flags]
 
 
-def update_urgency(session: Session, case_id: int, urgency_columns: dict, now: datetime) -> None:
+def update_urgency(session: Session, case_id: int, urgency_columns: dict) -> None:
     """Another case's priority, flags and next steps, decided again, and its flag rows to match."""
-    session.execute(UPDATE_URGENCY, {"changed_case_id": case_id, **urgency_columns, "updated_at": now})
+    session.execute(UPDATE_URGENCY, {"changed_case_id": case_id, **urgency_columns})
     replace_flag_rows(session, case_id, urgency_columns["flags"])
 
 

@@ -291,8 +291,9 @@ async def cases_awaiting_repeat_flag(
     return group_by_case(rows)
 
 
-async def update_urgency(connection: AsyncConnection, case_id: int, urgency_columns: dict, now: datetime) -> None:
-    await connection.execute(UPDATE_URGENCY, {"changed_case_id": case_id, **urgency_columns, "updated_at": now})
+async def update_urgency(connection: AsyncConnection, case_id: int, urgency_columns: dict) -> None:
+    """As service.storage.cases.update_urgency (the version moves, updated_at does not)."""
+    await connection.execute(UPDATE_URGENCY, {"changed_case_id": case_id, **urgency_columns})
     await connection.execute(DELETE_FLAGS, {"flagged_case_id": case_id})
     if urgency_columns["flags"]:
         await connection.execute(INSERT_FLAGS, flag_rows(case_id, urgency_columns["flags"]))
