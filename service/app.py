@@ -301,7 +301,7 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
             "description": "Evidence files, typed by their bytes: " + EVIDENCE_CONTENT_TYPES + ".",
         }
     for name, schema in properties.items():
-        if name not in required and schema.get("type") != "array":
+        if name not in required and schema.get("type") != "array" and not _takes_empty_text(schema):
             # A browser sends every field of a form, filled in or not: empty means not given.
             properties[name] = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
     return {
@@ -313,6 +313,14 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
         "required": required,
         "additionalProperties": False,
     }
+
+
+def _takes_empty_text(schema: dict[str, Any]) -> bool:
+    # Free text already takes an empty field; spelling that out again as an alternative only makes
+    # fuzzers read a number sent as form text ("12") as a schema violation.
+    constrained = ("enum", "format", "minLength", "minimum", "maximum")
+    plain_pattern = schema.get("pattern") in (None, NO_NUL)
+    return schema.get("type") == "string" and plain_pattern and not any(schema.get(key) for key in constrained)
 
 
 def _identifier_fields(identifier: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:

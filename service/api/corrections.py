@@ -94,7 +94,10 @@ def _affected_cases(session, correction: LinkCorrection) -> list[int]:
     ),
     status_code=201,
     response_model=CorrectionOut,
-    responses={409: {"description": "The same correction is already in force."}},
+    responses={
+        404: {"description": "A case named in the correction is not one this key may see."},
+        409: {"description": "The same correction is already in force."},
+    },
 )
 def post_correction(
     given: CorrectionInput,
