@@ -36,6 +36,7 @@ from service.storage.evidence import (
     verify_direct_upload,
 )
 from service.storage.idempotency import request_fingerprint
+from service.storage.keys import key_is_active
 from service.storage.models import Case, Evidence, EvidenceUpload, utc_now
 from service.storage.objects import ObjectChanged
 
@@ -66,7 +67,10 @@ class AnalystEvidenceList(BaseModel):
 
 
 class ContentLink(BaseModel):
-    url: str = Field(description="Works without other credentials until it expires; every use is audited.")
+    url: str = Field(
+        description="A link to this service that works without other credentials until it expires, and only while "
+        "the key that asked for it is not revoked; every use is audited."
+    )
     expires_at: datetime
 
 
@@ -449,10 +453,10 @@ def post_evidence_link(
     settings = request.app.state.settings
     case, row = analyst_evidence(session, reference, evidence_id, caller)
     lifetime = settings.evidence_link_seconds
-    url = request.app.state.objects.presigned_get(row.object_key, lifetime, row.filename, row.content_type)
-    if url is None:
-        token = sign(request.app.state.link_secret, "content", f"{row.id}.{caller.key_id}", lifetime)
-        url = str(request.url_for("get_linked_content", token=token))
+    # Always through this service, whatever the store: a store's own presigned URL could be neither
+    # audited when used nor stopped when the key that asked for it is revoked.
+    token = sign(request.app.state.link_secret, "content", f"{row.id}.{caller.key_id}", lifetime)
+    url = str(request.url_for("get_linked_content", token=token))
     record_access(
         session,
         actor=caller.actor,
@@ -468,7 +472,9 @@ def post_evidence_link(
 
 @router.get(
     "/v1/evidence-links/{token}",
-    summary="Follow a content link (local evidence store)",
+    summary="Follow a content link",
+    description="The link is its own credential until it expires, and only while the key that asked for it is "
+    "not revoked; every use is audited as that key's.",
     response_class=StreamingResponse,
     responses={200: EVIDENCE_CONTENT_RESPONSE, **problem_responses(409)},
 )
@@ -479,7 +485,10 @@ def get_linked_content(
     row = session.get(Evidence, subject.split(".")[0]) if subject else None
     if row is None:
         raise ProblemError(403, "This link is not valid or has expired.")
-    actor = f"link:{subject.split('.', 1)[1]}"
+    issuer = subject.split(".", 1)[1]
+    if not key_is_active(session, issuer):
+        raise ProblemError(403, "The key this link was made with has been revoked: the link no longer works.")
+    actor = f"link:{issuer}"
     record_access(
         session,
         actor=actor,

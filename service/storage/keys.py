@@ -182,6 +182,12 @@ async def case_id_of_reporter_token(database: AsyncDatabase, reporter_token: str
     return await retrying_once_on_disconnect(database, read)
 
 
+def key_is_active(session: Session, key_id: str) -> bool:
+    """Whether a key that once authorised something (a content link) is still not revoked."""
+    key = session.get(ApiKey, key_id)
+    return key is not None and key.revoked_at is None
+
+
 def key_id_of(key_or_id: str) -> str:
     """`isk_<id>_<secret>` → `<id>`; an id stays as it is."""
     prefix, _, rest = key_or_id.strip().partition("_")

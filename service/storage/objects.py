@@ -27,8 +27,6 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from service.domain.evidence import attachment_disposition
-
 READ_CHUNK = 1024 * 1024
 
 
@@ -127,9 +125,6 @@ class ObjectStore(ABC):
 
     def presigned_put(self, key: str, size: int, expires_in: int) -> PresignedRequest | None:
         """A request the client can send the bytes with directly, or None where the store has none."""
-        return None
-
-    def presigned_get(self, key: str, expires_in: int, filename: str, content_type: str) -> str | None:
         return None
 
     def abort_stale_uploads(self, older_than: datetime) -> int:
@@ -398,16 +393,6 @@ class S3ObjectStore(ObjectStore):
         if self.settings.server_side_encryption:
             headers["x-amz-server-side-encryption"] = self.settings.server_side_encryption
         return PresignedRequest("PUT", url, headers)
-
-    def presigned_get(self, key: str, expires_in: int, filename: str, content_type: str) -> str:
-        disposition = attachment_disposition(filename)
-        params = {
-            "Bucket": self.bucket,
-            "Key": key,
-            "ResponseContentDisposition": disposition,
-            "ResponseContentType": content_type,
-        }
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def abort_stale_uploads(self, older_than: datetime) -> int:
         aborted = 0

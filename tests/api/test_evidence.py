@@ -10,11 +10,13 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from service.storage.database import session_scope
+from service.storage.keys import key_id_of, revoke_api_key
 from service.storage.objects import new_object_key
 from tests.support.apps import app_client, evidence_settings_for
 from tests.support.cases import MINIMAL_CASE
 from tests.support.cli import environment_for, run_intake
-from tests.support.database import audit_events, count_rows, query_rows, query_scalar
+from tests.support.database import audit_events, count_rows, create_key, query_rows, query_scalar
 from tests.support.evidence import evidence_rows, stored_keys, upload
 from tests.support.http import assert_problem, bearer
 from tests.support.synthetic import ELF, HTML, PDF, SVG, TEXT, ZIP, png, sha256
@@ -427,3 +429,30 @@ def test_a_local_evidence_file_is_read_only(evidence_app, evidence_client, case)
     evidence = upload(evidence_client, created, ("a.txt", TEXT, "text/plain")).json()["evidence"][0]
     path = evidence_app.state.settings.resolved_evidence_dir / evidence_object_key(evidence_app, evidence["id"])
     assert path.stat().st_mode & 0o777 == 0o400
+
+
+# --- content links (issue 10, item 10) -----------------------------------------------------------
+
+
+def test_a_content_link_goes_through_the_service_is_audited_and_dies_with_its_key(evidence_client, evidence_app, case):
+    created = case()
+    evidence = upload(evidence_client, created, ("a.txt", TEXT, "text/plain")).json()["evidence"][0]
+    analyst = create_key(evidence_app.state.engine, "analyst", "link test analyst")
+    link = evidence_client.post(
+        f"/v1/cases/{created['reference']}/evidence/{evidence['id']}/link", headers=bearer(analyst)
+    )
+    assert link.status_code == 201, link.text
+    url = link.json()["url"]
+    assert url.startswith("http://testserver/v1/evidence-links/")  # the service's own, on S3 too
+    assert evidence_client.get(url).content == TEXT
+    issuer = key_id_of(analyst)
+    reads = query_scalar(
+        evidence_app.state.engine,
+        "SELECT count(*) FROM audit_event WHERE action = 'evidence.read' AND actor = :actor",
+        actor=f"link:{issuer}",
+    )
+    assert reads == 1
+    with session_scope(evidence_app.state.engine) as session:
+        assert revoke_api_key(session, issuer)
+    refused = evidence_client.get(url)
+    assert refused.status_code == 403 and TEXT not in refused.content
