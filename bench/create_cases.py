@@ -161,6 +161,23 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 body = CASE_TEMPLATE.replace("{N}", f"{number % 10**10:010d}")
                 httpx.post(cases_url, content=body, headers={**JSON_HEADERS, **auth}).raise_for_status()
             json_auth = {**JSON_HEADERS, **auth}
+            # Steady state, as a running service is: every pooled connection open, its statements prepared
+            # and its types read (asyncpg does that once per connection), the key cache warm.
+            for process_base, path, headers in (
+                (floor_base, "/floor", JSON_HEADERS),
+                (intake_base, "/v1/cases", json_auth),
+            ):
+                load(
+                    "warm-up",
+                    process_base + path,
+                    method="POST",
+                    body_template=CASE_TEMPLATE,
+                    headers=headers,
+                    connections=high,
+                    seconds=2,
+                    expected_status=201,
+                    numbering=numbering(),
+                )
             rows: dict[str, Measured] = {}
             levels = (high,) if args.quick else (low, high)
             rows["echo"] = measure(
