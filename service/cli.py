@@ -274,7 +274,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from service.storage.audit import record_access
+    from service.storage.audit import record_audit_event
     from service.storage.export import export_lines
     from service.storage.search import CaseFilters, count_cases
 
@@ -296,7 +296,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     engine = create_database_engine(settings.resolved_database_url)
     with session_scope(engine) as session:
         total = count_cases(session, filters)
-        record_access(
+        record_audit_event(
             session,
             actor="cli:export",
             action="cases.export",
@@ -339,14 +339,14 @@ def _write_stix(settings: Settings, engine, filters, output) -> int:
 
 
 def _rebuild_clusters(settings: Settings) -> int:
-    from service.storage.audit import record_access
+    from service.storage.audit import record_audit_event
     from service.storage.clusters import rebuild_clusters
     from service.storage.models import utc_now
 
     engine = create_database_engine(settings.resolved_database_url)
     with session_scope(engine) as session:
         linked = rebuild_clusters(session, now=utc_now(), max_image_distance=settings.image_match_max_distance)
-        record_access(session, actor="cli", action="clusters.rebuild", detail={"clusters": linked})
+        record_audit_event(session, actor="cli", action="clusters.rebuild", detail={"clusters": linked})
         session.commit()
     engine.dispose()
     print(f"{linked} cluster(s) of two or more cases")

@@ -25,7 +25,7 @@ from service.domain.police_forces import UnknownPoliceForce
 from service.domain.reference import canonical_reference
 from service.domain.sharing import stix_bundle
 from service.domain.urgency import FlagCode
-from service.storage.audit import list_audit, record_access
+from service.storage.audit import list_audit, record_audit_event
 from service.storage.cases import find_case
 from service.storage.corrections import corrections_touching
 from service.storage.export import export_lines
@@ -201,7 +201,7 @@ def export_cases(
         raise validation_problem([{"field": "version", "message": "Version 2 is for NDJSON; CSV stays flat."}])
     if format == "stix":
         return _stix_export(request, session, filters, caller, request_id, reason)
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="cases.export",
@@ -230,7 +230,7 @@ def _stix_export(request: Request, session, filters, caller: Caller, request_id:
     settings = request.app.state.settings
     cases = consented_cases(session, filters)
     bundle = stix_bundle(cases, tlp=settings.stix_tlp, producer=settings.stix_producer, now=utc_now())
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="cases.export",
@@ -264,7 +264,7 @@ def find_cases(
     page_size = min(limit or settings.page_size, settings.max_page_size)
     cases = list_cases(session, filters, after=_case_position(cursor), limit=page_size + 1)
     page, more = cases[:page_size], len(cases) > page_size
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="cases.search",
@@ -296,7 +296,7 @@ def get_links(
     case = visible_case(session, reference, caller)
     max_distance = request.app.state.settings.image_match_max_distance
     links = [link for link in links_of(session, case.id, max_distance) if caller.may_see_force(link.case.police_force)]
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="case.links",

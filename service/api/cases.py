@@ -52,7 +52,7 @@ from service.domain.cases import CaseSubmission, SubmissionRules, parse_submissi
 from service.domain.reference import canonical_reference
 from service.reporting import Answer, ReportedCase, Reporter, Reporting
 from service.settings import Settings
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.cases import find_case
 from service.storage.evidence import ReceivedFile
 from service.storage.idempotency import IdempotencyKeyReused, IdempotencyRecordUnreadable, request_fingerprint
@@ -265,7 +265,7 @@ def get_case(
 ) -> CaseForAnalyst | CaseForReporter:
     case = visible_case(session, reference, caller)
     identifiers = identifiers_of(session, case.id)
-    record_access(
+    record_audit_event(
         session, actor=caller.actor, action="case.read", case_id=case.id, reason=reason, request_id=request_id
     )
     session.commit()

@@ -14,7 +14,7 @@ from service.api.cases import CaseReference, visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import validation_problem
 from service.api.schemas import Priority, Status
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.clusters import ClusterView, cluster_of_case, links_between, list_clusters, member_cases
 
 router = APIRouter(tags=["clusters"])
@@ -122,7 +122,7 @@ def get_clusters(
     offset = _offset(cursor, sort)
     views = list_clusters(session, forces=caller.forces, sort=sort, offset=offset, limit=page_size + 1)
     page, more = views[:page_size], len(views) > page_size
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="clusters.list",
@@ -155,7 +155,7 @@ def get_case_cluster(
     members = member_cases(session, view.cluster_id, caller.forces) if view else [case]
     by_id = {member.id: member for member in members}
     links = links_between(session, list(by_id), request.app.state.settings.image_match_max_distance)
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="case.cluster",

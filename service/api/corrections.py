@@ -13,7 +13,7 @@ from service.api.bodies import StrictJsonRoute
 from service.api.cases import visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import ProblemError, validation_problem
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.clusters import recluster
 from service.storage.corrections import (
     DUPLICATE,
@@ -133,7 +133,7 @@ def post_correction(
         now=utc_now(),
     )
     _recluster(request, session, _affected_cases(session, correction))
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="links.correct",
@@ -174,7 +174,7 @@ def revoke(
         raise ProblemError(409, "This correction has already been revoked.")
     revoke_correction(session, correction, actor=caller.actor, reason=given.reason, now=utc_now())
     _recluster(request, session, _affected_cases(session, correction))
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="links.correction_revoked",
@@ -206,7 +206,7 @@ def get_corrections(
         session, {c.case_id for c in corrections} | {c.other_case_id for c in corrections}, caller
     )
     shown = [c for c in corrections if c.identifier is not None or {c.case_id, c.other_case_id} <= references.keys()]
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="links.corrections",

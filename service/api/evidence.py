@@ -24,7 +24,7 @@ from service.api.uploads import receive_multipart
 from service.clustering import refresh_cluster
 from service.domain.cases import Strict
 from service.domain.evidence import ALLOWED_CONTENT_TYPES, attachment_disposition
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.database import session_scope
 from service.storage.evidence import (
     EvidenceRefused,
@@ -181,7 +181,7 @@ async def post_evidence(
             if any(row.pdq_hash for row in rows):  # an image may link the case to others
                 settings, alerts = request.app.state.settings, request.app.state.alerts is not None
                 refresh_cluster(session, case.id, settings, alerts=alerts, now=now)
-            record_access(
+            record_audit_event(
                 session,
                 actor=caller.actor,
                 action="evidence.add",
@@ -240,7 +240,7 @@ def post_upload_request(
         now=utc_now(),
         expires_in=timedelta(seconds=lifetime),
     )
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="evidence.upload_requested",
@@ -335,7 +335,7 @@ def complete_upload(
         if refusal.status != 409:  # nothing there yet: the client may still send it
             store.delete(upload.object_key)
             session.delete(upload)
-            record_access(
+            record_audit_event(
                 session,
                 actor=caller.actor,
                 action="evidence.upload_refused",
@@ -360,7 +360,7 @@ def complete_upload(
                 session, case.id, request.app.state.settings, alerts=request.app.state.alerts is not None, now=now
             )
         session.delete(upload)
-        record_access(
+        record_audit_event(
             session,
             actor=caller.actor,
             action="evidence.add",
@@ -397,7 +397,7 @@ def list_evidence(
     if caller.role is Role.analyst:
         refuse_child_evidence_without_permission(case, caller)  # filenames can describe the images
     rows = evidence_of(session, case.id)
-    record_access(
+    record_audit_event(
         session, actor=caller.actor, action="evidence.list", case_id=case.id, reason=reason, request_id=request_id
     )
     session.commit()
@@ -422,7 +422,7 @@ def get_evidence_content(
     reason: AccessReason,
 ) -> StreamingResponse:
     case, row = analyst_evidence(session, reference, evidence_id, caller)
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="evidence.read",
@@ -457,7 +457,7 @@ def post_evidence_link(
     # audited when used nor stopped when the key that asked for it is revoked.
     token = sign(request.app.state.link_secret, "content", f"{row.id}.{caller.key_id}", lifetime)
     url = str(request.url_for("get_linked_content", token=token))
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="evidence.link",
@@ -489,7 +489,7 @@ def get_linked_content(
     if not key_is_active(session, issuer):
         raise ProblemError(403, "The key this link was made with has been revoked: the link no longer works.")
     actor = f"link:{issuer}"
-    record_access(
+    record_audit_event(
         session,
         actor=actor,
         action="evidence.read",
@@ -511,7 +511,7 @@ def _stream(request: Request, row: Evidence, case_id: int, actor: str) -> Stream
         # Loud, and kept: an examiner must be able to see that this copy no longer matches.
         integrity_log.error('{"event": "evidence_integrity_failure", "evidence_id": "%s", "why": "%s"}', row.id, why)
         with session_scope(engine) as audit_session:
-            record_access(
+            record_audit_event(
                 audit_session,
                 actor=actor,
                 action="evidence.integrity_failure",

@@ -27,7 +27,7 @@ from service.domain.identifiers import (
 )
 from service.domain.urgency import UrgencyPolicy
 from service.linking import add_identifiers
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.idempotency import request_fingerprint
 from service.storage.identifier_search import cases_holding
 from service.storage.models import utc_now
@@ -133,7 +133,7 @@ def post_identifiers(
         now = utc_now()
         stored = add_identifiers(session, case, inputs, now=now, policy=policy)
         refresh_cluster(session, case.id, settings, alerts=request.app.state.alerts is not None, now=now)
-        record_access(
+        record_audit_event(
             session,
             actor=caller.actor,
             action="identifiers.add",
@@ -224,7 +224,7 @@ def find_by_identifier(
     searched = [SearchedIdentifier(type=kind, normalized=form) for kind, form in typed] + [
         SearchedIdentifier(type=None, normalized=form) for form in any_type
     ]
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="identifiers.search",

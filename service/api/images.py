@@ -26,7 +26,7 @@ from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, R
 from service.api.problems import field_errors, validation_problem
 from service.api.schemas import Priority, Status
 from service.domain.perceptual import HEX_PATTERN, ImageMatchPolicy, PdqHash
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.image_hashes import ImageFingerprint, find_similar, fingerprint_image
 from service.storage.models import Case
 
@@ -189,7 +189,7 @@ def _search(
     found = find_similar(session, target, policy)
     cases = {case.id: case for case in session.exec(select(Case).where(Case.id.in_({m.case_id for m in found})))}
     shown = [match for match in found if caller.may_see_force(cases[match.case_id].police_force)]
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="evidence.matches",

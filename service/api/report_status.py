@@ -30,7 +30,7 @@ from service.domain.identifiers import IdentifierType
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode, UrgencyPolicy
 from service.linking import add_identifiers
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.cases import find_case
 from service.storage.database import session_scope
 from service.storage.evidence import EvidenceRefused, record_evidence
@@ -91,7 +91,7 @@ def _open_case(request: Request, reference: str, code: str) -> Response:
         case = _case_for(session, reference, code)
         if case is None:
             return _lookup_page(request, reference=reference, errors={"reference": NOT_FOUND}, status=404)
-        record_access(
+        record_audit_event(
             session,
             actor=f"reporter:{case.id}",
             action="case.read",
@@ -175,7 +175,7 @@ def _add_identifiers(request: Request, fields: FormData) -> Response:
         settings = request.app.state.settings
         policy = UrgencyPolicy(recall_window=settings.recall_window, deadline_window=settings.deadline_window)
         stored = add_identifiers(session, case, inputs, now=utc_now(), policy=policy)
-        record_access(
+        record_audit_event(
             session,
             actor=f"reporter:{case.id}",
             action="identifiers.add",
@@ -210,7 +210,7 @@ def _after_add(
             status = refusals[0].status if refusals else 422
             return _status_page(request, session, case, notice=None, errors=errors, values={}, status=status)
         rows = record_evidence(session, case.id, received.files, received_by=f"reporter:{case.id}", now=utc_now())
-        record_access(
+        record_audit_event(
             session,
             actor=f"reporter:{case.id}",
             action="evidence.add",

@@ -15,7 +15,7 @@ from service.api.problems import ProblemError, problem_responses, validation_pro
 from service.api.schemas import CaseForAnalyst, case_etag, case_for_analyst
 from service.domain.cases import Strict
 from service.domain.workflow import CaseStatus, IllegalMove, check_move
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.identifiers import identifiers_of
 from service.storage.models import utc_now
 from service.storage.workflow import StaleVersion, add_note, change_status, notes_of
@@ -111,7 +111,7 @@ def post_status(
     except StaleVersion:
         session.rollback()
         raise _stale() from None
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="case.status",
@@ -141,7 +141,7 @@ def post_note(
 ) -> NoteOut:
     case = visible_case(session, reference, caller)
     stored = add_note(session, case, author=caller.actor, body=note.body, now=utc_now())
-    record_access(
+    record_audit_event(
         session,
         actor=caller.actor,
         action="case.note",
@@ -166,6 +166,6 @@ def get_notes(
 ) -> NoteList:
     case = visible_case(session, reference, caller)
     notes = notes_of(session, case.id)
-    record_access(session, actor=caller.actor, action="case.notes_read", case_id=case.id, request_id=request_id)
+    record_audit_event(session, actor=caller.actor, action="case.notes_read", case_id=case.id, request_id=request_id)
     session.commit()
     return NoteList(notes=[NoteOut(id=n.id, author=n.author, body=n.body, created_at=n.created_at) for n in notes])

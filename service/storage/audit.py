@@ -12,7 +12,7 @@ from service.storage.models import AuditEvent, utc_now
 _AUDIT_EVENTS = AuditEvent.__table__
 
 
-def record_access(
+def record_audit_event(
     session: Session,
     *,
     actor: str,

@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from service.storage.audit import record_access
+from service.storage.audit import record_audit_event
 from service.storage.models import Case, CaseNote, Evidence, Identifier
 from service.storage.objects import ObjectStore
 
@@ -46,7 +46,7 @@ def erase_case(session: Session, store: ObjectStore, expired: Expired, *, actor:
         "evidence": len(keys),
     }
     session.execute(sa.delete(Case.__table__).where(Case.__table__.c.id == expired.case_id))
-    record_access(
+    record_audit_event(
         session,
         actor=actor,
         action="case.erased",
