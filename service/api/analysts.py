@@ -25,7 +25,7 @@ from service.domain.police_forces import UnknownPoliceForce
 from service.domain.reference import canonical_reference
 from service.domain.sharing import stix_bundle
 from service.domain.urgency import FlagCode
-from service.storage.audit import list_audit, record_audit_event
+from service.storage.audit import erased_case_id, list_audit, record_audit_event
 from service.storage.cases import find_case
 from service.storage.corrections import corrections_touching
 from service.storage.export import export_lines
@@ -356,6 +356,7 @@ def get_links(
 def read_audit(
     request: Request,
     session: DatabaseSession,
+    request_id: RequestId,
     case: Annotated[str | None, Query(max_length=40, description="A case reference.")] = None,
     actor: Annotated[str | None, Query(max_length=80, examples=["key:3f2a9c1b7d4e"])] = None,
     since: Annotated[SearchMoment | None, Query(description="At or after (UTC if no offset is given).")] = None,
@@ -365,17 +366,32 @@ def read_audit(
 ) -> AuditPage:
     settings = request.app.state.settings
     page_size = min(limit or settings.page_size, settings.max_page_size)
-    case_id = None
+    case_id = found = canonical = None
+    before_id = _audit_position(cursor)
     if case is not None:
         canonical = canonical_reference(case)
         found = find_case(session, canonical) if canonical else None
-        if found is None:
-            return AuditPage(events=[], next_cursor=None)
-        case_id = found.id
-    before_id = _audit_position(cursor)
-    events = list_audit(session, case_id=case_id, actor=actor, since=since, before_id=before_id, limit=page_size + 1)
+        # An erased case's rows stay in the log; its erasure row remembers the reference.
+        case_id = found.id if found else (erased_case_id(session, canonical) if canonical else None)
+    events = (
+        []
+        if case is not None and case_id is None
+        else list_audit(session, case_id=case_id, actor=actor, since=since, before_id=before_id, limit=page_size + 1)
+    )
     page, more = events[:page_size], len(events) > page_size
+    # Reading the log is itself an access to what it says about cases: audited like any other.
+    filters = {"case": case, "actor": actor, "since": since.isoformat() if since else None}
+    record_audit_event(
+        session,
+        actor=caller.actor,
+        action="audit.read",
+        request_id=request_id,
+        detail={"filters": {k: v for k, v in filters.items() if v is not None}, "returned": len(page)},
+    )
+    session.commit()
     references = _references(session, {event.case_id for event in page if event.case_id is not None})
+    if case_id is not None and found is None:
+        references[case_id] = canonical
     return AuditPage(
         events=[_audit_out(event, references) for event in page],
         next_cursor=_encode({"i": page[-1].id}) if more else None,

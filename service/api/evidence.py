@@ -101,12 +101,19 @@ EVIDENCE_CONTENT_RESPONSE = {
 # --- who may do what ---------------------------------------------------------------------------
 
 
-def analyst_evidence(session, reference: str, evidence_id: str, caller: Caller) -> tuple[Case, Evidence]:
-    """A case's evidence for an analyst who may see the case and, for an under-18 case, its images."""
+def analyst_evidence(
+    session, reference: str, evidence_id: str, caller: Caller, reason: str | None
+) -> tuple[Case, Evidence]:
+    """A case's evidence for an analyst who may see the case and, for an under-18 case, its images,
+    which are opened only with a reason given (X-Access-Reason) for the audit log."""
     if caller.role is not Role.analyst:
         raise case_not_found()
     case = visible_case(session, reference, caller)
     refuse_child_evidence_without_permission(case, caller)
+    if case.victim_was_under_18 and not (reason and reason.strip()):
+        raise validation_problem(
+            [{"field": "X-Access-Reason", "message": "Say why you are opening a child's evidence: it is audited."}]
+        )
     row = find_evidence(session, case.id, evidence_id)
     if row is None:
         raise ProblemError(404, "There is no such evidence on this case.")
@@ -421,7 +428,7 @@ def get_evidence_content(
     request_id: RequestId,
     reason: AccessReason,
 ) -> StreamingResponse:
-    case, row = analyst_evidence(session, reference, evidence_id, caller)
+    case, row = analyst_evidence(session, reference, evidence_id, caller, reason)
     record_audit_event(
         session,
         actor=caller.actor,
@@ -451,7 +458,7 @@ def post_evidence_link(
     reason: AccessReason,
 ) -> ContentLink:
     settings = request.app.state.settings
-    case, row = analyst_evidence(session, reference, evidence_id, caller)
+    case, row = analyst_evidence(session, reference, evidence_id, caller, reason)
     lifetime = settings.evidence_link_seconds
     # Always through this service, whatever the store: a store's own presigned URL could be neither
     # audited when used nor stopped when the key that asked for it is revoked.

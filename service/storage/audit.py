@@ -57,3 +57,10 @@ def list_audit(
     if before_id is not None:
         query = query.where(AuditEvent.id < before_id)
     return list(session.exec(query.order_by(AuditEvent.id.desc()).limit(limit)))
+
+
+def erased_case_id(session: Session, reference: str) -> int | None:
+    """The id an erased case had, from the audit row its erasure left (which names the reference)."""
+    named = AuditEvent.detail["reference"].as_string()
+    query = select(AuditEvent.case_id).where(AuditEvent.action == "case.erased", named == reference)
+    return session.exec(query.limit(1)).first()

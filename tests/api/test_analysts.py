@@ -202,3 +202,13 @@ def test_a_misspelt_query_parameter_is_refused_by_name_never_ignored(client, key
     response = client.get(path, params={"priorty": "urgent"}, headers=bearer(key))
     errors = assert_problem(response, 422)["errors"]
     assert errors[0]["field"] == "priorty" and "not a parameter here" in errors[0]["message"]
+
+
+def test_reading_the_audit_log_is_itself_audited(client, keys, new_case):
+    reference = new_case()["reference"]
+    read = client.get("/v1/audit", params={"case": reference}, headers=bearer(keys.admin))
+    assert read.status_code == 200 and read.json()["events"]
+    admin_id = keys.admin.split("_")[1]
+    mine = client.get("/v1/audit", params={"actor": f"key:{admin_id}"}, headers=bearer(keys.admin)).json()
+    reads = [event for event in mine["events"] if event["action"] == "audit.read"]
+    assert reads and reads[0]["detail"]["filters"] == {"case": reference}  # newest first

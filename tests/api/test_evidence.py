@@ -187,7 +187,14 @@ def test_only_analysts_read_content_and_under_18_needs_the_extra_permission(
     assert read(adult, adult_id, adult["reporter_token"]).status_code == 404
     assert read(adult, adult_id, keys.analyst).status_code == 200
     assert read(child, child_id, keys.analyst).status_code == 403
-    assert read(child, child_id, child_analyst_key).status_code == 200
+    without_reason = read(child, child_id, child_analyst_key)
+    assert without_reason.status_code == 422  # a child's evidence is opened only with a reason for the audit
+    assert without_reason.json()["errors"][0]["field"] == "X-Access-Reason"
+    with_reason = evidence_client.get(
+        f"/v1/cases/{child['reference']}/evidence/{child_id}/content",
+        headers={**bearer(child_analyst_key), "X-Access-Reason": "identifying the offender's account"},
+    )
+    assert with_reason.status_code == 200
     assert read(adult, child_id, keys.analyst).status_code == 404  # evidence of another case
 
 

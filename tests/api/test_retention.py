@@ -60,3 +60,9 @@ def test_closed_cases_past_retention_are_erased_with_their_evidence_and_an_audit
     )
     assert erased_event["detail"]["evidence"] == 1
     assert "account" not in str(erased_event["detail"])
+    # The case is gone, its audit trail is not: asked for by reference, the log still shows it.
+    by_reference = evidence_client.get(
+        "/v1/audit", params={"case": old["reference"]}, headers=bearer(evidence_keys.admin)
+    ).json()["events"]
+    assert {"case.create", "case.erased"} <= {event["action"] for event in by_reference}
+    assert {event["case"] for event in by_reference} == {old["reference"]}
