@@ -270,7 +270,8 @@ def find_cases(
         action="cases.search",
         reason=reason,
         request_id=request_id,
-        detail={"filters": _described(filters), "returned": len(page)},
+        # Which cases were shown, not only how many: the trail must say whose data each search revealed.
+        detail={"filters": _described(filters), "returned": len(page), "cases": [case.reference for case in page]},
     )
     session.commit()
     next_cursor = _encode({"t": page[-1].created_at.isoformat(), "i": page[-1].id}) if more else None

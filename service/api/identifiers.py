@@ -235,6 +235,7 @@ def find_by_identifier(
             "handle": handle,
             "raw": q if q is not None else value,
             "cases": len(matches),
+            "references": sorted({case.reference for case, _ in matches}),  # which cases the lookup revealed
         },
     )
     session.commit()

@@ -212,3 +212,14 @@ def test_reading_the_audit_log_is_itself_audited(client, keys, new_case):
     mine = client.get("/v1/audit", params={"actor": f"key:{admin_id}"}, headers=bearer(keys.admin)).json()
     reads = [event for event in mine["events"] if event["action"] == "audit.read"]
     assert reads and reads[0]["detail"]["filters"] == {"case": reference}  # newest first
+
+
+def test_a_search_records_which_cases_it_returned(client, keys, new_case):
+    force = unique_force()
+    shown = {new_case(police_force=force)["reference"] for _ in range(2)}
+    found = client.get("/v1/cases", params={"force": force}, headers=bearer(keys.analyst))
+    assert found.status_code == 200
+    analyst_id = keys.analyst.split("_")[1]
+    log = client.get("/v1/audit", params={"actor": f"key:{analyst_id}"}, headers=bearer(keys.admin)).json()
+    search = next(event for event in log["events"] if event["action"] == "cases.search")
+    assert set(search["detail"]["cases"]) == shown
