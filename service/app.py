@@ -18,6 +18,7 @@ from service.api import (
     cases,
     clusters,
     corrections,
+    docs,
     evidence,
     guidance,
     identifiers,
@@ -73,6 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        # /docs is served from a pinned package by service/api/docs.py, never from a CDN.
+        docs_url=None,
+        redoc_url=None,
         # Operation ids are the route functions' names, so generated clients read `post_case`, `find_cases`.
         generate_unique_id_function=lambda route: route.name,
         title="Sextortion case intake",
@@ -112,7 +116,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     # analysts first: its /v1/cases/export must match before /v1/cases/{reference} does.
     routers = (guidance, analysts, cases, identifiers, evidence, images, clusters, corrections, workflow, ops)
-    for module in (*routers, report_form, report_status):
+    for module in (*routers, report_form, report_status, docs):
         app.include_router(module.router)
     app.state.cors = AllowedOrigins(app.state.engine, settings.cors_cache_seconds)
     app.add_middleware(CorsMiddleware, origins=app.state.cors)

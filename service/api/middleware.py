@@ -28,7 +28,6 @@ SECURITY_HEADERS = [
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_DOCS_PATHS = {"/docs", "/redoc"}
 
 
 class Metrics:
@@ -72,7 +71,6 @@ class RequestContextMiddleware:
         request_id = offered if offered and _CLIENT_REQUEST_ID.match(offered) else f"{random.getrandbits(64):016x}"
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
-        is_docs = scope["path"] in _DOCS_PATHS
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -84,11 +82,7 @@ class RequestContextMiddleware:
                 for name, value in scope["state"].get("rate_limit_headers", {}).items():
                     if name.lower().encode() not in present:
                         headers.append((name.lower().encode(), value.encode()))
-                headers.extend(
-                    (name, value)
-                    for name, value in SECURITY_HEADERS
-                    if name not in present and not (is_docs and name == b"content-security-policy")
-                )
+                headers.extend((name, value) for name, value in SECURITY_HEADERS if name not in present)
                 if not any(name == b"cache-control" for name, _ in headers):
                     headers.append((b"cache-control", b"no-store"))
                 message["headers"] = headers
