@@ -217,6 +217,7 @@ async def parse_multipart(  # noqa: C901 - one streaming loop, so every sink it 
     sinks: list[FileSink] = []
     part = _Part()
     field_bytes = 0
+    skipped_parts = 0
     completed = False
     try:
         async for chunk in _body_chunks(request):
@@ -231,24 +232,24 @@ async def parse_multipart(  # noqa: C901 - one streaming loop, so every sink it 
                     part.headers[payload[0]] = payload[1]
                 elif kind == "headers_done":
                     part.name, part.filename = _disposition(part.headers)
-                    if part.filename == "":
-                        # A browser sends an empty, nameless part for a file input left empty: no file.
-                        part.skip = True
-                    elif part.filename is not None:
+                    # A browser sends an empty, nameless part for a file input left empty: no file. It
+                    # still counts as a field, with its bytes, so a body cannot hold them unbounded.
+                    part.skip = part.filename == ""
+                    if part.filename is not None and not part.skip:
                         part.sink = await on_file(FilePart(part.name, part.filename))
                         sinks.append(part.sink)
-                    elif len(fields) >= max_fields:
+                    elif len(fields) + skipped_parts >= max_fields:
                         raise ProblemError(413, f"The form has too many fields: the limit is {max_fields}.")
+                    skipped_parts += part.skip
                 elif kind == "data":
-                    if part.skip:
-                        continue
                     if part.sink is not None:
                         await part.sink.write(payload)
                     else:
                         field_bytes += len(payload)
                         if field_bytes > max_field_bytes:
                             raise too_large(max_field_bytes)
-                        part.data.extend(payload)
+                        if not part.skip:
+                            part.data.extend(payload)
                 elif kind == "end":
                     if part.skip:
                         continue

@@ -247,3 +247,37 @@ def test_a_search_bound_with_an_offset_is_the_same_moment_in_utc(client, keys, n
     assert found(since=at - second, until=at + second) == [created["reference"]]
     assert found(until=at - second) == []
     assert found(since=at + second) == []
+
+
+def _multipart(parts: list[tuple[str, str | None, bytes]], boundary: str = "b0und4ry") -> tuple[bytes, dict]:
+    body = bytearray()
+    for name, filename, content in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return bytes(body), {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_empty_file_parts_count_as_fields_so_a_body_cannot_hold_them_unbounded(client, keys, settings):
+    case = [("reporter.relationship", None, b"self"), ("account", None, MINIMAL_CASE["account"].encode())]
+    body, headers = _multipart(case + [("evidence", "", b"")] * settings.max_form_fields)
+    before = count_rows(settings.resolved_database_url, "case")
+    response = client.post("/v1/cases", content=body, headers={**headers, **bearer(keys.submitter)})
+    assert "too many fields" in assert_problem(response, 413)["detail"]
+    assert count_rows(settings.resolved_database_url, "case") == before
+
+
+def test_an_empty_file_part_that_carries_bytes_counts_them_against_the_field_limit(client, keys, settings):
+    padding = b"x" * (settings.max_body_bytes + 1)
+    case = [("reporter.relationship", None, b"self"), ("account", None, MINIMAL_CASE["account"].encode())]
+    body, headers = _multipart([*case, ("evidence", "", padding)])
+    response = client.post("/v1/cases", content=body, headers={**headers, **bearer(keys.submitter)})
+    assert_problem(response, 413)
+
+
+def test_a_browsers_empty_file_input_is_still_read_as_no_file(client, keys):
+    case = [("reporter.relationship", None, b"self"), ("account", None, MINIMAL_CASE["account"].encode())]
+    body, headers = _multipart([*case, ("evidence", "", b"")])
+    response = client.post("/v1/cases", content=body, headers={**headers, **bearer(keys.submitter)})
+    assert response.status_code == 201, response.text
+    assert response.json()["evidence"] == []
