@@ -163,6 +163,9 @@ _ASYNCPG_DISCONNECTS = {
     "AdminShutdownError",
     "CrashShutdownError",
     "TooManyConnectionsError",
+    # A connection whose server went away mid-operation can be left in a state where the next statement
+    # is refused before it is sent ("another operation is in progress"): the connection is unusable.
+    "InternalClientError",
 }
 
 T = TypeVar("T")
