@@ -76,12 +76,36 @@ class Result:
     errors: int
 
 
-def load_options(argv: list[str] | None) -> argparse.Namespace:
-    """--seconds and --connections, for the benches that drive a server with wrk."""
+def load_parser() -> argparse.ArgumentParser:
+    """--seconds and --connections, for the benches that drive a server with wrk; a bench adds its own."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32)
-    return parser.parse_args(argv)
+    parser.add_argument("--seconds", type=int, default=10, help="how long each wrk load runs")
+    parser.add_argument("--connections", type=int, default=32, help="wrk's concurrent connections")
+    return parser
+
+
+def load_options(argv: list[str] | None) -> argparse.Namespace:
+    return load_parser().parse_args(argv)
+
+
+def wrk_settings(options: argparse.Namespace) -> dict[str, int]:
+    """The parsed wrk options as `load`'s keyword arguments."""
+    return {"connections": options.connections, "seconds": options.seconds}
+
+
+def submitter_authorization(environment: dict[str, str]) -> dict[str, str]:
+    """Bring the benchmark's database to the newest schema and make a submitter key: its Authorization header."""
+    intake_cli = [sys.executable, "-m", "service.cli"]
+    subprocess.run([*intake_cli, "db", "upgrade"], cwd=ROOT, env=environment, check=True, capture_output=True)
+    made = subprocess.run(
+        [*intake_cli, "keys", "create", "--role", "submitter", "--name", "bench"],
+        cwd=ROOT,
+        env=environment,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
 
 
 def require_wrk() -> str:
@@ -219,9 +243,14 @@ class Target:
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
 
 
+def _stat_fields(stat: Path) -> list[str]:
+    """The fields of a /proc/<pid>/stat after the command name (which may hold spaces): state first."""
+    return stat.read_text().rsplit(")", 1)[1].split()
+
+
 def process_cpu_seconds(pid: int, *, with_reaped_children: bool = False) -> float:
     """User + system CPU of one process (and, if asked, of its children that have exited)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat_fields(Path(f"/proc/{pid}/stat"))
     utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
     ticks = utime + stime + (cutime + cstime if with_reaped_children else 0)
     return ticks / _TICKS_PER_SECOND
@@ -236,9 +265,31 @@ def postgres_cpu_seconds(data_dir: Path) -> float:
         if not entry.name.isdigit():
             continue
         try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            parent = int(_stat_fields(entry / "stat")[1])
             if parent == postmaster:
                 total += process_cpu_seconds(int(entry.name))
         except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
             continue  # a backend that ended meanwhile: its time is in the postmaster's reaped children
     return total
+
+
+def group_cpu_seconds(group: int) -> float:
+    """User + system CPU of every live process in a process group (a server and its workers)."""
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry / "stat")
+        except OSError:
+            continue  # ended meanwhile
+        if int(fields[2]) == group:  # pgrp
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / _TICKS_PER_SECOND
+
+
+def machine_busy_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot, from /proc/stat: the share of the machine in use."""
+    values = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)

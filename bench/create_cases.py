@@ -17,22 +17,21 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import subprocess
-import sys
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import httpx
 from _harness import (
-    ROOT,
     Numbering,
     Result,
     Target,
     load,
+    load_parser,
     postgres_cpu_seconds,
     print_rows,
     process_cpu_seconds,
     require_wrk,
+    submitter_authorization,
 )
 
 from devsupport.postgres import PostgresServer
@@ -87,9 +86,7 @@ class Measured:
 
 
 def options(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=32, help="the high concurrency; the low one is 4")
+    parser = load_parser()  # --connections is the high concurrency; the low one is 4
     parser.add_argument("--seed", type=int, default=1, help="seeds wrk's Lua random (which requests repeat)")
     parser.add_argument("--quick", action="store_true", help="only JSON at the high concurrency, and the floor")
     return parser.parse_args(argv)
@@ -119,17 +116,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
             "INTAKE_DATABASE_POOL_SIZE": "20",
             **UNLIMITED_ENVIRONMENT,
         }
-        intake_cli = [sys.executable, "-m", "service.cli"]
-        subprocess.run([*intake_cli, "db", "upgrade"], cwd=ROOT, env=environment, check=True, capture_output=True)
-        made = subprocess.run(
-            [*intake_cli, "keys", "create", "--role", "submitter", "--name", "bench"],
-            cwd=ROOT,
-            env=environment,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        auth = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+        auth = submitter_authorization(environment)
 
         floor_url = postgres.create_database("floor").replace("postgresql+psycopg", "postgresql")
         echo, echo_base = start_uvicorn("bench.echo_app:app", {})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 
 import httpx
-from _harness import Target, load, load_options, print_table, require_wrk
+from _harness import Target, load, load_options, print_table, require_wrk, wrk_settings
 
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_uvicorn
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
         intake, intake_base = start_uvicorn("service.app:create_app", environment, factory=True)
         try:
             etag = httpx.get(intake_base + "/v1/guidance").headers["etag"]
-            common = {"connections": args.connections, "seconds": args.seconds}
+            common = wrk_settings(args)
             baseline = load("bare FastAPI GET", echo_base + "/hello", **common)
             full = load("GET /v1/guidance (200, whole body)", intake_base + "/v1/guidance", **common)
             conditional = load(

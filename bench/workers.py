@@ -10,39 +10,24 @@ Python; the machine's busy share shows whether other load took the cores.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
-from _harness import ROOT, Result, Target, load, load_options, print_table, require_wrk
+from _harness import (
+    ROOT,
+    Result,
+    Target,
+    group_cpu_seconds,
+    load,
+    load_options,
+    machine_busy_jiffies,
+    print_table,
+    require_wrk,
+    submitter_authorization,
+    wrk_settings,
+)
 from create_cases import CASE_TEMPLATE, JSON_HEADERS
 
 from devsupport.postgres import PostgresServer
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_service
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_seconds(group: int) -> float:
-    """User+system CPU of every live process in a process group (a server and its workers)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:  # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / _TICKS
-
-
-def machine_busy_share() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores since boot, from /proc/stat."""
-    values = [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
 
 
 def measure(workers: int, environment: dict[str, str], auth: dict[str, str], args) -> tuple[Result, float, float]:
@@ -50,30 +35,26 @@ def measure(workers: int, environment: dict[str, str], auth: dict[str, str], arg
     process, base = start_service(
         {**environment, "INTAKE_DATA_DIR": str(ROOT / ".tmp" / f"bench-{workers}")}, workers=workers
     )
+    post_case = {"method": "POST", "body_template": CASE_TEMPLATE, "headers": {**JSON_HEADERS, **auth}}
     try:
         load(
             f"warm-up, {workers} worker(s)",
             base + "/v1/cases",
-            method="POST",
-            body_template=CASE_TEMPLATE,
-            headers={**JSON_HEADERS, **auth},
+            **post_case,
             connections=args.connections,
             seconds=2,
             expected_status=201,
         )
-        cpu_before, (busy_before, total_before) = group_cpu_seconds(process.pid), machine_busy_share()
+        cpu_before, (busy_before, total_before) = group_cpu_seconds(process.pid), machine_busy_jiffies()
         result = load(
             f"POST /v1/cases, {workers} worker(s)",
             base + "/v1/cases",
-            method="POST",
-            body_template=CASE_TEMPLATE,
-            headers={**JSON_HEADERS, **auth},
-            connections=args.connections,
-            seconds=args.seconds,
+            **post_case,
+            **wrk_settings(args),
             expected_status=201,
         )
         cpu = group_cpu_seconds(process.pid) - cpu_before
-        busy_after, total_after = machine_busy_share()
+        busy_after, total_after = machine_busy_jiffies()
     finally:
         process.terminate()
         process.wait(timeout=60)
@@ -90,22 +71,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
             "INTAKE_LOG_LEVEL": "WARNING",
             **UNLIMITED_ENVIRONMENT,
         }
-        subprocess.run(
-            [sys.executable, "-m", "service.cli", "db", "upgrade"],
-            cwd=ROOT,
-            env=environment,
-            check=True,
-            capture_output=True,
-        )
-        made = subprocess.run(
-            [sys.executable, "-m", "service.cli", "keys", "create", "--role", "submitter", "--name", "bench"],
-            cwd=ROOT,
-            env=environment,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        auth = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
+        auth = submitter_authorization(environment)
         one, one_cpu, one_busy = measure(1, environment, auth, args)
         two, two_cpu, two_busy = measure(2, environment, auth, args)
 
