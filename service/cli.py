@@ -231,7 +231,9 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         store = object_store(settings)
         for case in expired:
-            erase_case(session, store, case, actor="cli:retention")
+            erase_case(
+                session, store, case, actor="cli:retention", max_image_distance=settings.image_match_max_distance
+            )
         print(f"erased {len(expired)} case(s) and their evidence")
     return 0
 

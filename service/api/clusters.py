@@ -29,13 +29,17 @@ class JoiningIdentifier(BaseModel):
 
 
 class ClusterSummary(BaseModel):
-    id: int = Field(description="Stable while the cluster grows; when two clusters merge, the larger one's id stays.")
+    id: int = Field(
+        description="Stable while the cluster grows; when two clusters merge, the larger one's id stays; when a "
+        "correction splits one, the part holding most of its cases keeps it and the others get new ids."
+    )
     cases: int = Field(description="Cases in the cluster that this key may see.")
     hidden_cases: int = Field(description="Cases in the cluster in forces this key may not see: counted, not shown.")
     victims: int = Field(description="Victims among the cases shown (one per case).")
     child_victims: int = Field(description="Of those, victims who were under 18 when they reported.")
     money: dict[str, str] = Field(
-        description="Money paid per ISO 4217 currency, as decimal strings (XXX: no currency given).",
+        description="Money paid per ISO 4217 currency, as decimal strings (XXX: no currency given); a duplicate "
+        "case's payments are not counted again.",
         examples=[{"GBP": "450.00", "USD": "200"}],
     )
     forces: list[str] = Field(description="Police forces of the cases shown.")

@@ -8,7 +8,8 @@ duplicate of another is the same victim and is not counted twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 # ISO 4217's code for "no currency": what an amount given without one is totalled under.
@@ -34,6 +35,49 @@ def money_paid(payments: Iterable[dict]) -> dict[str, str]:
 def add_money(totals: dict[str, Decimal], more: dict[str, str]) -> None:
     for currency, amount in more.items():
         totals[currency] = totals.get(currency, Decimal(0)) + Decimal(amount)
+
+
+def money_sum(*amounts: dict[str, str]) -> dict[str, str]:
+    totals: dict[str, Decimal] = {}
+    for more in amounts:
+        add_money(totals, more)
+    return {currency: str(total) for currency, total in sorted(totals.items())}
+
+
+@dataclass
+class ClusterTotals:
+    """What a cluster (or the part of it in one police force) adds up to. Kept with the cluster and
+    changed in the transaction that changes its cases, so a list of clusters reads a page of clusters,
+    never every case in them. A duplicate case is a case, not another victim or another payment."""
+
+    cases: int = 0
+    victims: int = 0
+    child_victims: int = 0
+    money: dict[str, str] = field(default_factory=dict)
+    first_seen: datetime | None = None
+    last_seen: datetime | None = None
+
+    @classmethod
+    def of_case(cls, *, child_victim: bool, money: dict[str, str], reported_at: datetime, duplicate: bool):
+        counted = not duplicate
+        return cls(
+            cases=1,
+            victims=int(counted),
+            child_victims=int(counted and child_victim),
+            money=dict(money) if counted else {},
+            first_seen=reported_at,
+            last_seen=reported_at,
+        )
+
+    def add(self, other: ClusterTotals) -> None:
+        self.cases += other.cases
+        self.victims += other.victims
+        self.child_victims += other.child_victims
+        self.money = money_sum(self.money, other.money)
+        seen = [when for when in (self.first_seen, other.first_seen) if when is not None]
+        self.first_seen = min(seen) if seen else None
+        seen = [when for when in (self.last_seen, other.last_seen) if when is not None]
+        self.last_seen = max(seen) if seen else None
 
 
 def connected_components(nodes: Iterable[int], edges: Iterable[tuple[int, int]]) -> list[set[int]]:

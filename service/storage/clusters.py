@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 
 import sqlalchemy as sa
 from sqlmodel import Session
 
-from service.domain.clusters import ClusterAlertPolicy, add_money, connected_components, money_paid
+from service.domain.clusters import ClusterAlertPolicy, ClusterTotals, connected_components, money_paid, money_sum
 from service.storage.alerts import queue_alert
 from service.storage.corrections import not_linking_identifiers, pair, pair_corrections
-from service.storage.models import Case, Cluster, ClusterMember, Identifier, ImageMatch, UTCDateTime
+from service.storage.models import Case, Cluster, ClusterForce, ClusterMember, Identifier, ImageMatch, UTCDateTime
 
 CLUSTER_EVENT = "cluster.joined"
 
 _CASES = Case.__table__
 _CLUSTERS = Cluster.__table__
 _MEMBERS = ClusterMember.__table__
+_FORCES = ClusterForce.__table__
 _IDENTIFIERS = Identifier.__table__
 _MATCHES = ImageMatch.__table__
 
@@ -76,6 +76,59 @@ def _member_rows(session: Session, case_ids: list[int], cluster_id: int) -> list
 
 
 # --- keeping clusters up to date ------------------------------------------------------------------
+#
+# A cluster of two or more cases keeps its totals (cluster row) and its totals per police force
+# (cluster_force rows), changed here in the transaction that changes its cases: a join adds what
+# joined, a merge adds the absorbed cluster's rows (never its cases' rows), and only a correction,
+# which can split a cluster, counts a cluster's members again. A cluster of one keeps no totals: its
+# one member row is them, and the one-statement intake (service.storage.intake) writes nothing more.
+
+NO_FORCE = ""  # cluster_force's key for cases given no police force
+
+
+def _member_totals(row) -> tuple[str, ClusterTotals]:
+    return (row["police_force"] or NO_FORCE), ClusterTotals.of_case(
+        child_victim=row["child_victim"],
+        money=row["money"] or {},
+        reported_at=row["reported_at"],
+        duplicate=row["duplicate"],
+    )
+
+
+_MEMBER_FACTS = (
+    _MEMBERS.c.case_id,
+    _MEMBERS.c.cluster_id,
+    _MEMBERS.c.police_force,
+    _MEMBERS.c.child_victim,
+    _MEMBERS.c.money,
+    _MEMBERS.c.reported_at,
+    _MEMBERS.c.duplicate,
+)
+_TOTAL_COLUMNS = ("victims", "child_victims", "money", "first_seen", "last_seen")
+
+
+def _stored_totals(row, cases: int) -> ClusterTotals:
+    return ClusterTotals(cases, row.victims, row.child_victims, dict(row.money or {}), row.first_seen, row.last_seen)
+
+
+def _lock_clusters(session: Session, involved: list[int]) -> tuple[dict[int, int], dict]:
+    """The clusters of these cases, locked (lowest id first, so two joins never wait on each other in a
+    circle) and read again after locking: a merge committed meanwhile may have moved them."""
+    locked: dict = {}
+    for _ in range(4):
+        current = dict(
+            session.execute(
+                sa.select(_MEMBERS.c.case_id, _MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(involved))
+            ).all()
+        )
+        wanted = set(current.values()) - locked.keys()
+        if not wanted:
+            break
+        for row in session.execute(
+            sa.select(_CLUSTERS).where(_CLUSTERS.c.id.in_(wanted)).order_by(_CLUSTERS.c.id).with_for_update()
+        ).all():
+            locked[row.id] = row
+    return current, {cluster: locked[cluster] for cluster in set(current.values()) if cluster in locked}
 
 
 @dataclass(frozen=True)
@@ -94,29 +147,18 @@ def join_clusters(
 ) -> ClusterJoin:
     """Put a case in the cluster of every case it links to, merging their clusters if it bridges
     several (the caller commits). Costs one lookup of its links and one of their clusters; a merge
-    moves the members of the smaller clusters into the largest."""
+    moves the members of the smaller clusters into the largest and adds up their stored totals."""
     others = {other for _, other in neighbours_of(session, [case_id], max_image_distance)}
     involved = [case_id, *others]
-    current = dict(
-        session.execute(
-            sa.select(_MEMBERS.c.case_id, _MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(involved))
-        ).all()
-    )
-    clusters = set(current.values())
-    sizes = dict(session.execute(sa.select(_CLUSTERS.c.id, _CLUSTERS.c.size).where(_CLUSTERS.c.id.in_(clusters))).all())
-    if sizes:
-        survivor = min(sizes, key=lambda cluster: (-sizes[cluster], cluster))
+    current, clusters = _lock_clusters(session, involved)
+    if clusters:
+        survivor = min(clusters, key=lambda cluster: (-clusters[cluster].size, cluster))
     else:
         survivor = session.execute(
             sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 0, "created_at": now, "updated_at": now}
         ).scalar_one()
-    absorbed = [cluster for cluster in sizes if cluster != survivor]
-    if absorbed:
-        session.execute(sa.update(_MEMBERS).where(_MEMBERS.c.cluster_id.in_(absorbed)).values(cluster_id=survivor))
-        session.execute(sa.delete(_CLUSTERS).where(_CLUSTERS.c.id.in_(absorbed)))
+    absorbed = [cluster for cluster in clusters if cluster != survivor]
     missing = [case for case in involved if case not in current]
-    if missing:
-        session.execute(sa.insert(_MEMBERS), _member_rows(session, missing, survivor))
     joined = (
         bool(absorbed)
         or (case_id not in current and bool(others))
@@ -124,26 +166,126 @@ def join_clusters(
     )
     if not absorbed and not missing:
         return ClusterJoin(survivor, joined=False)
-    size = session.execute(
-        sa.select(sa.func.count()).select_from(_MEMBERS).where(_MEMBERS.c.cluster_id == survivor)
-    ).scalar_one()
-    session.execute(sa.update(_CLUSTERS).where(_CLUSTERS.c.id == survivor).values(size=size, updated_at=now))
+
+    by_force, gained = _taken_over(session, current, clusters, absorbed)
+    if absorbed:
+        session.execute(sa.update(_MEMBERS).where(_MEMBERS.c.cluster_id.in_(absorbed)).values(cluster_id=survivor))
+        session.execute(sa.delete(_CLUSTERS).where(_CLUSTERS.c.id.in_(absorbed)))
+    if missing:
+        rows = _member_rows(session, missing, survivor)
+        session.execute(sa.insert(_MEMBERS), rows)
+        for row in rows:
+            force, totals = _member_totals(row)
+            by_force.setdefault(force, ClusterTotals()).add(totals)
+            gained.add(totals)
+
+    base = ClusterTotals()
+    if survivor in clusters and clusters[survivor].size >= 2:
+        base = _stored_totals(clusters[survivor], clusters[survivor].size)
+    base.add(gained)
+    if base.cases >= 2:
+        _add_force_totals(session, survivor, by_force)
+    session.execute(
+        sa.update(_CLUSTERS).where(_CLUSTERS.c.id == survivor).values(size=base.cases, updated_at=now, **_columns(base))
+    )
     if joined and alert_policy is not None:
-        _alert_if_due(session, survivor, case_id, alert_policy, now)
+        _alert_if_due(session, survivor, case_id, base, alert_policy, now)
     return ClusterJoin(survivor, joined=joined)
 
 
-def _alert_if_due(session: Session, cluster_id: int, case_id: int, policy: ClusterAlertPolicy, now: datetime) -> None:
-    counted = sa.not_(_MEMBERS.c.duplicate)
-    victims, children, forces = session.execute(
-        sa.select(
-            sa.func.coalesce(sa.func.sum(sa.case((counted, 1), else_=0)), 0),
-            sa.func.coalesce(sa.func.sum(sa.case((sa.and_(counted, _MEMBERS.c.child_victim), 1), else_=0)), 0),
-            sa.func.count(sa.distinct(_MEMBERS.c.police_force)),
-        ).where(_MEMBERS.c.cluster_id == cluster_id)
-    ).one()
-    if not policy.is_due(victims=victims, child_victims=children):
+def _taken_over(
+    session: Session, current: dict[int, int], clusters: dict, absorbed: list[int]
+) -> tuple[dict[str, ClusterTotals], ClusterTotals]:
+    """What the surviving cluster takes over, per force and in all: the stored totals of the absorbed
+    clusters of two or more (their rows then deleted), and the member row of each cluster of one
+    (absorbed, or the survivor itself), since a cluster of one keeps no totals."""
+    by_force: dict[str, ClusterTotals] = {}
+    gained = ClusterTotals()
+
+    def gain(force: str, totals: ClusterTotals) -> None:
+        by_force.setdefault(force, ClusterTotals()).add(totals)
+        gained.add(totals)
+
+    larger = [cluster for cluster in absorbed if clusters[cluster].size >= 2]
+    if larger:
+        for row in session.execute(sa.select(_FORCES).where(_FORCES.c.cluster_id.in_(larger))).all():
+            gain(row.police_force, _stored_totals(row, row.cases))
+        session.execute(sa.delete(_FORCES).where(_FORCES.c.cluster_id.in_(larger)))
+    singles = [case for case, cluster in current.items() if cluster in clusters and clusters[cluster].size < 2]
+    if singles:
+        for row in session.execute(sa.select(*_MEMBER_FACTS).where(_MEMBERS.c.case_id.in_(singles))).mappings():
+            gain(*_member_totals(row))
+    return by_force, gained
+
+
+def _columns(totals: ClusterTotals) -> dict:
+    return {name: getattr(totals, name) for name in _TOTAL_COLUMNS}
+
+
+def _add_force_totals(session: Session, cluster_id: int, by_force: dict[str, ClusterTotals]) -> None:
+    stored = {
+        row.police_force: row
+        for row in session.execute(
+            sa.select(_FORCES).where(_FORCES.c.cluster_id == cluster_id, _FORCES.c.police_force.in_(by_force))
+        ).all()
+    }
+    for force, totals in by_force.items():
+        if force in stored:
+            merged = _stored_totals(stored[force], stored[force].cases)
+            merged.add(totals)
+            session.execute(
+                sa.update(_FORCES)
+                .where(_FORCES.c.cluster_id == cluster_id, _FORCES.c.police_force == force)
+                .values(cases=merged.cases, **_columns(merged))
+            )
+        else:
+            session.execute(
+                sa.insert(_FORCES),
+                {"cluster_id": cluster_id, "police_force": force, "cases": totals.cases, **_columns(totals)},
+            )
+
+
+def count_again(session: Session, cluster_ids: list[int], *, now: datetime) -> None:
+    """Work out these clusters' stored totals from their members (after a split or a duplicate)."""
+    if not cluster_ids:
         return
+    per_cluster: dict[int, dict[str, ClusterTotals]] = {cluster: {} for cluster in cluster_ids}
+    for row in session.execute(sa.select(*_MEMBER_FACTS).where(_MEMBERS.c.cluster_id.in_(cluster_ids))).mappings():
+        force, totals = _member_totals(row)
+        per_cluster[row["cluster_id"]].setdefault(force, ClusterTotals()).add(totals)
+    session.execute(sa.delete(_FORCES).where(_FORCES.c.cluster_id.in_(cluster_ids)))
+    _write_totals(session, per_cluster, now)
+
+
+def _write_totals(session: Session, per_cluster: dict[int, dict[str, ClusterTotals]], now: datetime) -> None:
+    force_rows, cluster_rows = [], []
+    for cluster_id, by_force in per_cluster.items():
+        whole = ClusterTotals()
+        for totals in by_force.values():
+            whole.add(totals)
+        if whole.cases >= 2:
+            force_rows += [
+                {"cluster_id": cluster_id, "police_force": force, "cases": totals.cases, **_columns(totals)}
+                for force, totals in by_force.items()
+            ]
+        cluster_rows.append({"target": cluster_id, "size": whole.cases, "updated_at": now, **_columns(whole)})
+    if force_rows:
+        session.execute(sa.insert(_FORCES), force_rows)
+    if cluster_rows:
+        values = {name: sa.bindparam(name) for name in ("size", "updated_at", *_TOTAL_COLUMNS)}
+        session.execute(
+            sa.update(_CLUSTERS).where(_CLUSTERS.c.id == sa.bindparam("target")).values(**values), cluster_rows
+        )
+
+
+def _alert_if_due(
+    session: Session, cluster_id: int, case_id: int, totals: ClusterTotals, policy: ClusterAlertPolicy, now: datetime
+) -> None:
+    if not policy.is_due(victims=totals.victims, child_victims=totals.child_victims):
+        return
+    forces = session.execute(
+        sa.select(sa.func.count()).where(_FORCES.c.cluster_id == cluster_id, _FORCES.c.police_force != NO_FORCE)
+    ).scalar_one()
     reference = session.execute(sa.select(_CASES.c.reference).where(_CASES.c.id == case_id)).scalar_one()
     # Counts and references only: whoever receives it reads the cases through the API, audited.
     queue_alert(
@@ -153,33 +295,87 @@ def _alert_if_due(session: Session, cluster_id: int, case_id: int, policy: Clust
         payload={
             "cluster_id": cluster_id,
             "joined_by": reference,
-            "victims": victims,
-            "child_victims": int(children),
+            "victims": totals.victims,
+            "child_victims": totals.child_victims,
             "forces": forces,
             "created_at": now.isoformat(),
         },
     )
 
 
+def ids_kept_after_split(components: list[set[int]], cluster_of: dict[int, int]) -> list[int | None]:
+    """Which old cluster id each new component keeps: each old id goes to the component holding most of
+    its cases (on a tie the larger component, then the lowest case id), so the larger part of a split
+    cluster keeps its id; a component given none gets a new one."""
+    pairs = []
+    for position, component in enumerate(components):
+        counts: dict[int, int] = {}
+        for case in component:
+            if case in cluster_of:
+                counts[cluster_of[case]] = counts.get(cluster_of[case], 0) + 1
+        pairs += [(-count, -len(component), min(component), cluster, position) for cluster, count in counts.items()]
+    kept: list[int | None] = [None] * len(components)
+    used: set[int] = set()
+    for _, _, _, cluster, position in sorted(pairs):
+        if kept[position] is None and cluster not in used:
+            kept[position] = cluster
+            used.add(cluster)
+    return kept
+
+
+def cluster_mates(session: Session, case_id: int) -> tuple[int | None, list[int]]:
+    """The case's cluster and the other cases in it."""
+    cluster_id = session.execute(
+        sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id == case_id)
+    ).scalar_one_or_none()
+    if cluster_id is None:
+        return None, []
+    mates = session.execute(
+        sa.select(_MEMBERS.c.case_id).where(_MEMBERS.c.cluster_id == cluster_id, _MEMBERS.c.case_id != case_id)
+    ).scalars()
+    return cluster_id, sorted(mates)
+
+
 def recluster(session: Session, case_ids: list[int], *, now: datetime, max_image_distance: int) -> None:
     """Work out again the clusters these cases are in, after a correction added or removed links among
-    them: only their clusters' members are read, so the cost is the size of the clusters touched."""
-    cluster_ids = set(
-        session.execute(sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(case_ids))).scalars()
+    them: only their clusters' members are read, so the cost is the size of the clusters touched. Ids
+    stay where most of their cases are (ids_kept_after_split); the totals are counted again."""
+    _, locked = _lock_clusters(session, case_ids)
+    cluster_ids = set(locked)
+    cluster_of = dict(
+        session.execute(
+            sa.select(_MEMBERS.c.case_id, _MEMBERS.c.cluster_id).where(_MEMBERS.c.cluster_id.in_(cluster_ids))
+        ).all()
     )
-    members = set(case_ids) | set(
-        session.execute(sa.select(_MEMBERS.c.case_id).where(_MEMBERS.c.cluster_id.in_(cluster_ids))).scalars()
-    )
-    existing = set(session.execute(sa.select(_CASES.c.id).where(_CASES.c.id.in_(members))).scalars())
+    cases = set(cluster_of) | set(case_ids)
+    existing = set(session.execute(sa.select(_CASES.c.id).where(_CASES.c.id.in_(cases))).scalars())
     edges = [(a, b) for a, b in neighbours_of(session, sorted(existing), max_image_distance) if b in existing]
-    session.execute(sa.delete(_MEMBERS).where(_MEMBERS.c.case_id.in_(existing)))
-    session.execute(sa.delete(_CLUSTERS).where(_CLUSTERS.c.id.in_(cluster_ids)))
-    for component in sorted(connected_components(existing, edges), key=min):
-        cluster_id = session.execute(
-            sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id),
-            {"size": len(component), "created_at": now, "updated_at": now},
-        ).scalar_one()
-        session.execute(sa.insert(_MEMBERS), _member_rows(session, sorted(component), cluster_id))
+    components = sorted(connected_components(existing, edges), key=lambda component: (-len(component), min(component)))
+    result: list[int] = []
+    for component, kept in zip(components, ids_kept_after_split(components, cluster_of), strict=True):
+        cluster_id = kept
+        if cluster_id is None:
+            cluster_id = session.execute(
+                sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 0, "created_at": now, "updated_at": now}
+            ).scalar_one()
+        moving = sorted(case for case in component if case in cluster_of and cluster_of[case] != cluster_id)
+        if moving:
+            session.execute(sa.update(_MEMBERS).where(_MEMBERS.c.case_id.in_(moving)).values(cluster_id=cluster_id))
+        new = sorted(case for case in component if case not in cluster_of)
+        if new:
+            session.execute(sa.insert(_MEMBERS), _member_rows(session, new, cluster_id))
+        result.append(cluster_id)
+    duplicates = pair_corrections(session, sorted(existing)).duplicates & existing
+    session.execute(
+        sa.update(_MEMBERS)
+        .where(_MEMBERS.c.case_id.in_(sorted(existing)))
+        .values(duplicate=_MEMBERS.c.case_id.in_(sorted(duplicates)))
+    )
+    gone = sorted(cluster_ids - set(result))
+    if gone:
+        session.execute(sa.delete(_FORCES).where(_FORCES.c.cluster_id.in_(gone)))
+        session.execute(sa.delete(_CLUSTERS).where(_CLUSTERS.c.id.in_(gone)))
+    count_again(session, result, now=now)
 
 
 def rebuild_clusters(session: Session, *, now: datetime, max_image_distance: int) -> int:
@@ -188,15 +384,23 @@ def rebuild_clusters(session: Session, *, now: datetime, max_image_distance: int
     case_ids = list(session.execute(sa.select(_CASES.c.id)).scalars())
     edges = neighbours_of(session, case_ids, max_image_distance) if case_ids else set()
     session.execute(sa.delete(_MEMBERS))
+    session.execute(sa.delete(_FORCES))
     session.execute(sa.delete(_CLUSTERS))
     linked = 0
+    per_cluster: dict[int, dict[str, ClusterTotals]] = {}
     for component in connected_components(case_ids, edges):
         cluster_id = session.execute(
             sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id),
             {"size": len(component), "created_at": now, "updated_at": now},
         ).scalar_one()
-        session.execute(sa.insert(_MEMBERS), _member_rows(session, sorted(component), cluster_id))
+        rows = _member_rows(session, sorted(component), cluster_id)
+        session.execute(sa.insert(_MEMBERS), rows)
+        by_force = per_cluster.setdefault(cluster_id, {})
+        for row in rows:
+            force, totals = _member_totals(row)
+            by_force.setdefault(force, ClusterTotals()).add(totals)
         linked += len(component) > 1
+    _write_totals(session, per_cluster, now)
     return linked
 
 
@@ -226,53 +430,76 @@ _ORDER = {
     "last_seen": ("last_seen",),
     "first_seen": ("first_seen",),
 }
+# A literal, not a parameter, so PostgreSQL may use the partial indexes kept for listing (models.Cluster).
+_LISTED = _CLUSTERS.c.size >= sa.literal_column("2")
 
 
 def _visible(forces: tuple[str, ...] | None):
     return sa.true() if forces is None else _MEMBERS.c.police_force.in_(forces)
 
 
-def _totals(forces: tuple[str, ...] | None):
-    visible = _visible(forces)
-    one_if = lambda condition: sa.func.coalesce(sa.func.sum(sa.case((condition, 1), else_=0)), 0)  # noqa: E731
-    return sa.select(
-        _MEMBERS.c.cluster_id,
-        sa.func.count().label("cases"),
-        one_if(visible).label("visible"),
-        one_if(sa.and_(visible, sa.not_(_MEMBERS.c.duplicate))).label("victims"),
-        one_if(sa.and_(visible, _MEMBERS.c.child_victim, sa.not_(_MEMBERS.c.duplicate))).label("child_victims"),
-        sa.type_coerce(sa.func.min(sa.case((visible, _MEMBERS.c.reported_at))), UTCDateTime).label("first_seen"),
-        sa.type_coerce(sa.func.max(sa.case((visible, _MEMBERS.c.reported_at))), UTCDateTime).label("last_seen"),
-    ).group_by(_MEMBERS.c.cluster_id)
+def _page(forces: tuple[str, ...] | None, only: int | None = None):
+    """Each cluster's totals as the key sees them: the stored totals for a key that sees every force,
+    else the sum of its forces' stored totals (cases in other forces counted, not shown)."""
+    if forces is None:
+        query = sa.select(
+            _CLUSTERS.c.id.label("cluster_id"),
+            _CLUSTERS.c.size.label("cases"),
+            _CLUSTERS.c.size.label("visible"),
+            _CLUSTERS.c.victims,
+            _CLUSTERS.c.child_victims,
+            _CLUSTERS.c.first_seen,
+            _CLUSTERS.c.last_seen,
+        ).where(_LISTED)
+        return query if only is None else query.where(_CLUSTERS.c.id == only)
+    query = (
+        sa.select(
+            _FORCES.c.cluster_id,
+            _CLUSTERS.c.size.label("cases"),
+            sa.func.sum(_FORCES.c.cases).label("visible"),
+            sa.func.sum(_FORCES.c.victims).label("victims"),
+            sa.func.sum(_FORCES.c.child_victims).label("child_victims"),
+            sa.type_coerce(sa.func.min(_FORCES.c.first_seen), UTCDateTime).label("first_seen"),
+            sa.type_coerce(sa.func.max(_FORCES.c.last_seen), UTCDateTime).label("last_seen"),
+        )
+        .select_from(_FORCES.join(_CLUSTERS, _CLUSTERS.c.id == _FORCES.c.cluster_id))
+        .where(_FORCES.c.police_force.in_(forces), _LISTED)
+        .group_by(_FORCES.c.cluster_id, _CLUSTERS.c.size)
+    )
+    return query if only is None else query.where(_FORCES.c.cluster_id == only)
 
 
 def list_clusters(
     session: Session, *, forces: tuple[str, ...] | None, sort: str, offset: int, limit: int
 ) -> list[ClusterView]:
-    """Clusters of two or more cases with at least one the key may see, in the order asked for."""
-    totals = (
-        _totals(forces)
-        .where(_MEMBERS.c.cluster_id.in_(sa.select(_CLUSTERS.c.id).where(_CLUSTERS.c.size >= 2)))
-        .having(sa.func.count() >= 2)
-        .subquery()
-    )
-    columns = {"child_victims": totals.c.child_victims, "victims": totals.c.victims}
-    columns.update(last_seen=totals.c.last_seen, first_seen=totals.c.first_seen)
-    order = [columns[name].desc() for name in _ORDER[sort]]
-    rows = session.execute(
-        sa.select(totals).where(totals.c.visible >= 1).order_by(*order, totals.c.cluster_id).offset(offset).limit(limit)
-    ).all()
+    """Clusters of two or more cases with at least one the key may see, in the order asked for (the
+    newest cluster first on a tie). Reads a page of stored totals, never the clusters' cases."""
+    page = _page(forces).subquery()
+    order = [page.c[name].desc() for name in _ORDER[sort]]
+    rows = session.execute(sa.select(page).order_by(*order, page.c.cluster_id.desc()).offset(offset).limit(limit)).all()
     return _views(session, rows, forces)
 
 
 def cluster_of_case(session: Session, case_id: int, forces: tuple[str, ...] | None) -> ClusterView | None:
-    cluster_id = session.execute(
-        sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id == case_id)
-    ).scalar_one_or_none()
-    if cluster_id is None:
+    """The case's cluster as the key sees it (the key may see the case itself)."""
+    member = session.execute(sa.select(*_MEMBER_FACTS).where(_MEMBERS.c.case_id == case_id)).mappings().first()
+    if member is None:
         return None
-    rows = session.execute(_totals(forces).where(_MEMBERS.c.cluster_id == cluster_id)).all()
-    return _views(session, rows, forces)[0]
+    rows = session.execute(_page(forces, only=member["cluster_id"])).all()
+    if rows:
+        return _views(session, rows, forces)[0]
+    force, alone = _member_totals(member)  # a cluster of one keeps no totals: its member row is them
+    return ClusterView(
+        cluster_id=member["cluster_id"],
+        cases=1,
+        hidden_cases=0,
+        victims=alone.victims,
+        child_victims=alone.child_victims,
+        first_seen=member["reported_at"],
+        last_seen=member["reported_at"],
+        money=alone.money,
+        forces=[force] if force else [],
+    )
 
 
 def member_cases(session: Session, cluster_id: int, forces: tuple[str, ...] | None) -> list[Case]:
@@ -313,23 +540,25 @@ def _views(session: Session, rows, forces: tuple[str, ...] | None) -> list[Clust
     if not rows:
         return []
     cluster_ids = [row.cluster_id for row in rows]
-    visible = _visible(forces)
-    money: dict[int, dict[str, Decimal]] = {cluster: {} for cluster in cluster_ids}
-    force_names: dict[int, set[str]] = {cluster: set() for cluster in cluster_ids}
+    money: dict[int, dict[str, str]] = {cluster: {} for cluster in cluster_ids}
+    force_names: dict[int, list[str]] = {cluster: [] for cluster in cluster_ids}
+    shown = _FORCES.c.cluster_id.in_(cluster_ids)
+    if forces is not None:
+        shown = sa.and_(shown, _FORCES.c.police_force.in_(forces))
     for cluster, force, paid in session.execute(
-        sa.select(_MEMBERS.c.cluster_id, _MEMBERS.c.police_force, _MEMBERS.c.money).where(
-            _MEMBERS.c.cluster_id.in_(cluster_ids), visible
-        )
+        sa.select(_FORCES.c.cluster_id, _FORCES.c.police_force, _FORCES.c.money)
+        .where(shown)
+        .order_by(_FORCES.c.cluster_id, _FORCES.c.police_force)
     ).all():
-        add_money(money[cluster], paid or {})
-        if force:
-            force_names[cluster].add(force)
+        money[cluster] = money_sum(money[cluster], paid or {})
+        if force != NO_FORCE:
+            force_names[cluster].append(force)
     joining = _joining_identifiers(session, cluster_ids, forces)
     image_links = dict(
         session.execute(
             sa.select(_MEMBERS.c.cluster_id, sa.func.count())
             .select_from(_MATCHES.join(_MEMBERS, _MEMBERS.c.case_id == _MATCHES.c.case_id))
-            .where(_MEMBERS.c.cluster_id.in_(cluster_ids), visible)
+            .where(_MEMBERS.c.cluster_id.in_(cluster_ids), _visible(forces))
             .group_by(_MEMBERS.c.cluster_id)
         ).all()
     )
@@ -342,8 +571,8 @@ def _views(session: Session, rows, forces: tuple[str, ...] | None) -> list[Clust
             child_victims=row.child_victims,
             first_seen=row.first_seen,
             last_seen=row.last_seen,
-            money={currency: str(total) for currency, total in sorted(money[row.cluster_id].items())},
-            forces=sorted(force_names[row.cluster_id]),
+            money=money[row.cluster_id],
+            forces=force_names[row.cluster_id],
             joining_identifiers=joining.get(row.cluster_id, []),
             image_links=image_links.get(row.cluster_id, 0),
         )

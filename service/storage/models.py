@@ -236,17 +236,60 @@ class ImageMatch(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utc_now)
 
 
+# Clusters of two or more cases, in each order an analyst may list them (newest id first on a tie).
+_LISTED = sa.text("size >= 2")
+_CLUSTER_ORDERS = {
+    "harm": ("child_victims", "victims", "last_seen", "id"),
+    "victims": ("victims", "child_victims", "last_seen", "id"),
+    "last_seen": ("last_seen", "id"),
+    "first_seen": ("first_seen", "id"),
+}
+
+
 class Cluster(SQLModel, table=True):
     """An offender network: a connected component of cases linked by identifiers or images. Kept up to
-    date as cases, identifiers and evidence arrive (service.storage.clusters)."""
+    date as cases, identifiers, evidence and corrections arrive, in their transaction
+    (service.storage.clusters). A cluster of two or more cases also keeps what it adds up to over all
+    its cases (here) and per police force (ClusterForce); a cluster of one is its one member row."""
 
     __tablename__ = "cluster"
-    __table_args__ = (sa.Index("ix_cluster_size", "size"),)
+    __table_args__ = (
+        sa.Index("ix_cluster_size", "size"),
+        *(
+            sa.Index(f"ix_cluster_by_{name}", *columns, postgresql_where=_LISTED, sqlite_where=_LISTED)
+            for name, columns in _CLUSTER_ORDERS.items()
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     size: int = Field(default=1)
+    victims: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    child_victims: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    money: dict = Field(  # currency → decimal string
+        default_factory=dict, sa_type=JSONDocument, sa_column_kwargs={"server_default": sa.text("'{}'")}
+    )
+    first_seen: datetime | None = _when(default=None, nullable=True)
+    last_seen: datetime | None = _when(default=None, nullable=True)
     created_at: datetime = _when(default_factory=utc_now)
     updated_at: datetime = _when(default_factory=utc_now)
+
+
+class ClusterForce(SQLModel, table=True):
+    """A cluster's totals over its cases in one police force ('' for cases given none), for clusters of
+    two or more cases: what a key limited to some forces adds up, and how it counts the cases it may
+    not see, without reading the cases."""
+
+    __tablename__ = "cluster_force"
+    __table_args__ = (sa.Index("ix_cluster_force_police_force", "police_force", "cluster_id"),)
+
+    cluster_id: int = Field(primary_key=True, foreign_key="cluster.id", ondelete="CASCADE")
+    police_force: str = Field(primary_key=True, max_length=80)
+    cases: int
+    victims: int
+    child_victims: int
+    money: dict = Field(default_factory=dict, sa_type=JSONDocument)
+    first_seen: datetime = _when()
+    last_seen: datetime = _when()
 
 
 class ClusterMember(SQLModel, table=True):

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from service.storage.audit import record_audit_event
-from service.storage.models import Case, CaseNote, Evidence, Identifier
+from service.storage.clusters import cluster_mates, recluster
+from service.storage.models import Case, CaseNote, Cluster, ClusterMember, Evidence, Identifier, utc_now
 from service.storage.objects import ObjectStore
 
 
@@ -35,8 +36,9 @@ def expired_cases(session: Session, *, closed_before: datetime) -> list[Expired]
     return [Expired(row[0], row[1], row[2], row[3]) for row in rows]
 
 
-def erase_case(session: Session, store: ObjectStore, expired: Expired, *, actor: str) -> None:
-    """Evidence objects first, then the case (its rows go with it); committed with its audit row."""
+def erase_case(session: Session, store: ObjectStore, expired: Expired, *, actor: str, max_image_distance: int) -> None:
+    """Evidence objects first, then the case (its rows go with it); committed with its audit row. The
+    cluster it was in is worked out again without it (it may have been the one case joining two parts)."""
     keys = session.exec(select(Evidence.object_key).where(Evidence.case_id == expired.case_id)).all()
     for key in keys:
         store.delete(key)
@@ -45,7 +47,13 @@ def erase_case(session: Session, store: ObjectStore, expired: Expired, *, actor:
         "notes": _count(session, CaseNote, expired.case_id),
         "evidence": len(keys),
     }
+    cluster_id, others = cluster_mates(session, expired.case_id)
+    session.execute(sa.delete(ClusterMember.__table__).where(ClusterMember.__table__.c.case_id == expired.case_id))
     session.execute(sa.delete(Case.__table__).where(Case.__table__.c.id == expired.case_id))
+    if others:
+        recluster(session, others, now=utc_now(), max_image_distance=max_image_distance)
+    elif cluster_id is not None:
+        session.execute(sa.delete(Cluster.__table__).where(Cluster.__table__.c.id == cluster_id))
     record_audit_event(
         session,
         actor=actor,

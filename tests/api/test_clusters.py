@@ -11,11 +11,13 @@ from fastapi.testclient import TestClient
 
 from devsupport.images import encoded, synthetic_picture
 from devsupport.postgres import free_port
-from service.app import create_app
+from service.app import create_app, object_store
+from service.domain.clusters import ClusterTotals, money_sum
 from service.settings import Settings
-from service.storage.clusters import rebuild_clusters
+from service.storage.clusters import list_clusters, rebuild_clusters
 from service.storage.database import session_scope
-from service.storage.models import ClusterMember, WebhookDelivery, utc_now
+from service.storage.models import Cluster, ClusterForce, ClusterMember, WebhookDelivery, utc_now
+from service.storage.retention import Expired, erase_case
 from tests.support.apps import BACKENDS, app_client, fresh_database_url
 from tests.support.cases import MINIMAL_CASE, unique_force, unique_mtcn
 from tests.support.cli import run_intake
@@ -271,3 +273,166 @@ def test_intake_clusters_rebuild_puts_cases_from_before_clusters_into_theirs(tmp
         (cluster,) = client.get("/v1/clusters", headers=bearer(own_keys.analyst)).json()["clusters"]
         assert cluster["victims"] == 3
     app.state.engine.dispose()
+
+
+def counted_from_scratch(session) -> tuple[dict, dict]:
+    """Every cluster's totals, in all and per force, counted from its members as a rebuild would."""
+    whole: dict[int, ClusterTotals] = {}
+    by_force: dict[tuple[int, str], ClusterTotals] = {}
+    for member in session.exec(sa.select(ClusterMember)).scalars():
+        totals = ClusterTotals.of_case(
+            child_victim=member.child_victim,
+            money=member.money,
+            reported_at=member.reported_at,
+            duplicate=member.duplicate,
+        )
+        whole.setdefault(member.cluster_id, ClusterTotals()).add(totals)
+        by_force.setdefault((member.cluster_id, member.police_force or ""), ClusterTotals()).add(totals)
+    return whole, by_force
+
+
+def stored_totals(session) -> tuple[dict, dict]:
+    whole = {
+        row.id: ClusterTotals(row.size, row.victims, row.child_victims, row.money, row.first_seen, row.last_seen)
+        for row in session.exec(sa.select(Cluster)).scalars()
+    }
+    by_force = {
+        (row.cluster_id, row.police_force): ClusterTotals(
+            row.cases, row.victims, row.child_victims, row.money, row.first_seen, row.last_seen
+        )
+        for row in session.exec(sa.select(ClusterForce)).scalars()
+    }
+    return whole, by_force
+
+
+def assert_stored_totals_are_a_count_from_scratch(app) -> None:
+    with session_scope(app.state.engine) as session:
+        counted, counted_by_force = counted_from_scratch(session)
+        stored, stored_by_force = stored_totals(session)
+    assert stored.keys() == counted.keys()  # no cluster without members
+    assert {cluster: totals.cases for cluster, totals in stored.items()} == {
+        cluster: totals.cases for cluster, totals in counted.items()
+    }
+    larger = {cluster for cluster, totals in counted.items() if totals.cases >= 2}
+    assert {cluster: stored[cluster] for cluster in larger} == {cluster: counted[cluster] for cluster in larger}
+    assert stored_by_force == {key: totals for key, totals in counted_by_force.items() if key[0] in larger}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_stored_cluster_totals_equal_a_count_from_scratch_after_joins_merges_corrections_and_erasure(
+    backend, request, tmp_path_factory, tmp_path
+):
+    url = fresh_database_url(backend, request, tmp_path_factory)
+    settings = Settings(
+        data_dir=tmp_path, database_url=url, rate_case_creation_per_key="off", rate_case_creation_per_address="off"
+    )
+    own_keys = make_keys(url)
+    rng = random.Random(14)
+    pool = [unique_mtcn() for _ in range(16)]
+    with app_client(settings, migrate=False) as client:
+        app = client.app
+        cases: list[dict] = []
+        for _ in range(36):
+            chosen = rng.sample(pool, rng.choice([0, 1, 1, 2]))
+            payments = [{"amount": str(rng.randrange(1, 900)), "currency": rng.choice(["GBP", "USD"])}] * rng.randint(
+                0, 2
+            )
+            force = rng.choice(["north-yorkshire", "west-yorkshire", "cleveland", None])
+            sent = client.post(
+                "/v1/cases",
+                json={
+                    **MINIMAL_CASE,
+                    "identifiers": [{"type": "mtcn", "value": value} for value in chosen],
+                    "victim": {"age": rng.choice([13, 16, 25, 40])},
+                    "payments": payments,
+                    **({"police_force": force} if force else {}),
+                },
+                headers=bearer(own_keys.submitter),
+            )
+            assert sent.status_code == 201, sent.text
+            cases.append(sent.json())
+            if rng.random() < 0.3:  # a later identifier: may merge two clusters
+                client.post(
+                    f"/v1/cases/{rng.choice(cases)['reference']}/identifiers",
+                    headers=bearer(rng.choice(cases)["reporter_token"]),
+                    json={"type": "mtcn", "value": rng.choice(pool)},
+                )
+        assert_stored_totals_are_a_count_from_scratch(app)
+
+        def correct(**body) -> int:
+            made = client.post("/v1/link-corrections", headers=bearer(own_keys.analyst), json={"reason": "x", **body})
+            assert made.status_code in (201, 409), made.text
+            return made.json().get("id", 0)
+
+        made = []
+        for _ in range(10):
+            first, second = (case["reference"] for case in rng.sample(cases, 2))
+            kind = rng.choice(["false_link", "manual_link", "duplicate"])
+            made.append(correct(kind=kind, case=first, other_case=second))
+            assert_stored_totals_are_a_count_from_scratch(app)
+        made.append(correct(kind="identifier_not_linking", identifier=pool[0]))
+        assert_stored_totals_are_a_count_from_scratch(app)
+        for correction in rng.sample([number for number in made if number], 4):
+            revoked = client.post(
+                f"/v1/link-corrections/{correction}/revoke", headers=bearer(own_keys.analyst), json={"reason": "y"}
+            )
+            assert revoked.status_code == 200, revoked.text
+            assert_stored_totals_are_a_count_from_scratch(app)
+
+        with session_scope(app.state.engine) as session:  # a closed case erased after its retention period
+            largest = max(counted_from_scratch(session)[0].items(), key=lambda item: (item[1].cases, item[0]))[0]
+            member = (
+                session.exec(sa.select(ClusterMember.case_id).where(ClusterMember.cluster_id == largest))
+                .scalars()
+                .first()
+            )
+            erase_case(
+                session,
+                object_store(settings),
+                Expired(member, "ERASED", utc_now(), 0),
+                actor="test",
+                max_image_distance=31,
+            )
+        assert_stored_totals_are_a_count_from_scratch(app)
+
+        # What each key is shown is the stored totals: the same as counting the cases it may see.
+        for forces in (None, ("cleveland",), ("cleveland", "west-yorkshire")):
+            with session_scope(app.state.engine) as session:
+                listed = list_clusters(session, forces=forces, sort="harm", offset=0, limit=500)
+                members = session.exec(sa.select(ClusterMember)).scalars().all()
+            assert listed, forces
+            for view in listed:
+                mine = [m for m in members if m.cluster_id == view.cluster_id]
+                seen = [m for m in mine if forces is None or m.police_force in forces]
+                counted = [m for m in seen if not m.duplicate]
+                assert (view.cases, view.hidden_cases) == (len(seen), len(mine) - len(seen))
+                assert view.victims == len(counted)
+                assert view.child_victims == sum(m.child_victim for m in counted)
+                assert view.forces == sorted({m.police_force for m in seen if m.police_force})
+                assert view.money == money_sum(*(m.money for m in counted))
+                assert view.last_seen == max(m.reported_at for m in seen)
+            order = [(-view.child_victims, -view.victims, -view.last_seen.timestamp()) for view in listed]
+            assert order == sorted(order)
+
+
+def test_when_a_correction_splits_a_cluster_the_larger_part_keeps_its_id(client, keys, new_case):
+    shared, bridge = unique_mtcn(), unique_mtcn()
+    larger = [new_case(identifiers=[{"type": "mtcn", "value": shared}]) for _ in range(3)]
+    smaller = new_case(identifiers=[{"type": "mtcn", "value": bridge}])
+    client.post(
+        f"/v1/cases/{larger[2]['reference']}/identifiers",
+        headers=bearer(larger[2]["reporter_token"]),
+        json={"type": "mtcn", "value": bridge},
+    )
+    before = case_cluster(client, keys.analyst, smaller["reference"])["cluster"]
+    assert before["cases"] == 4
+    split = client.post(
+        "/v1/link-corrections",
+        headers=bearer(keys.analyst),
+        json={"kind": "false_link", "case": larger[2]["reference"], "other_case": smaller["reference"], "reason": "x"},
+    )
+    assert split.status_code == 201, split.text
+    kept = case_cluster(client, keys.analyst, larger[0]["reference"])["cluster"]
+    alone = case_cluster(client, keys.analyst, smaller["reference"])["cluster"]
+    assert (kept["id"], kept["cases"]) == (before["id"], 3)
+    assert alone["id"] != before["id"] and alone["cases"] == 1

@@ -90,3 +90,49 @@ def test_upgrade_keeps_a_child_case_a_child_case_and_gives_back_a_lost_under_18(
     assert [flag["code"] for flag in flags] == ["under_18", "self_harm_risk"]
     assert lost[2] == "urgent" and steps_after == ["support-services", "under-18", "dont-panic"]
     assert "under_18" in flag_rows
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_works_out_the_totals_of_clusters_kept_before(backend, request, tmp_path_factory):
+    url = database_at("0012", backend, request, tmp_path_factory)
+    case = sa.text(
+        'INSERT INTO "case" (id, reference, reporter_token_sha256, status, priority, flags, next_steps, submission, '
+        "created_at, updated_at) VALUES (:id, :reference, :reference, 'received', 'normal', '[]', '[]', '{}', "
+        "'2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+    )
+    member = sa.text(
+        "INSERT INTO cluster_member (case_id, cluster_id, police_force, child_victim, money, reported_at, duplicate) "
+        "VALUES (:case_id, :cluster_id, :force, :child, :money, :at, :duplicate)"
+    )
+    members = [  # cluster 1: three cases in two forces, one a duplicate; cluster 2: one case
+        (1, 1, "cleveland", True, '{"GBP": "100.50"}', "2026-01-02 10:00:00+00:00", False),
+        (2, 1, "cleveland", False, '{"GBP": "20", "USD": "5"}', "2026-01-05 10:00:00+00:00", False),
+        (3, 1, None, True, '{"GBP": "100.50"}', "2026-01-03 10:00:00+00:00", True),
+        (4, 2, "north-yorkshire", False, "{}", "2026-01-04 10:00:00+00:00", False),
+    ]
+    with database_engine(url) as engine, engine.begin() as connection:
+        for cluster_id, size in ((1, 3), (2, 1)):
+            connection.execute(
+                sa.text("INSERT INTO cluster (id, size, created_at, updated_at) VALUES (:id, :size, :at, :at)"),
+                {"id": cluster_id, "size": size, "at": "2026-01-01 00:00:00+00:00"},
+            )
+        for case_id, cluster_id, force, child, money, at, duplicate in members:
+            connection.execute(case, {"id": case_id, "reference": f"CASE-{case_id}"})
+            connection.execute(
+                member,
+                {"case_id": case_id, "cluster_id": cluster_id, "force": force, "child": child, "money": money}
+                | {"at": at, "duplicate": duplicate},
+            )
+    upgrade_database(url)
+    (cluster,) = query_rows(
+        url, "SELECT size, victims, child_victims, money, first_seen, last_seen FROM cluster WHERE id = 1"
+    )
+    money = cluster[3] if isinstance(cluster[3], dict) else json.loads(cluster[3])
+    assert (cluster[0], cluster[1], cluster[2], money) == (3, 2, 1, {"GBP": "120.50", "USD": "5"})
+    assert (str(cluster[4])[:10], str(cluster[5])[:10]) == ("2026-01-02", "2026-01-05")
+    forces = query_rows(
+        url,
+        "SELECT cluster_id, police_force, cases, victims, child_victims FROM cluster_force "
+        "ORDER BY cluster_id, police_force",
+    )
+    assert [tuple(row) for row in forces] == [(1, "", 1, 0, 0), (1, "cleveland", 2, 2, 1)]
