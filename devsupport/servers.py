@@ -25,6 +25,9 @@ UNLIMITED = {
     "rate_publishable_case_creation_per_key": "off",
     "rate_guidance_per_address": "off",
     "rate_report_status_per_address": "off",
+    "rate_additions_per_key": "off",
+    "rate_additions_per_case": "off",
+    "rate_status_additions_per_address": "off",
 }
 UNLIMITED_ENVIRONMENT = {f"INTAKE_{name.upper()}": value for name, value in UNLIMITED.items()}
 

@@ -38,6 +38,7 @@ from service.deployment import check_deployment
 from service.domain.cases import CaseSubmission, IdentifierInput
 from service.domain.evidence import ALLOWED_CONTENT_TYPES
 from service.domain.identifiers import IdentifierType
+from service.evidence_intake import EvidenceIntake
 from service.reporting import Reporting
 from service.settings import Settings
 from service.storage.content import load_content
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.objects = object_store(settings)
     app.state.alerts = AlertDeliverer(settings, app.state.engine) if settings.webhook_url else None
     app.state.reporting = Reporting(app.state.async_database, settings, app.state.alerts)
+    app.state.evidence_intake = EvidenceIntake(settings, app.state.objects, alerts=app.state.alerts is not None)
     app.state.content = load_content(settings.content_dir)
     if settings.form_police_force is not None:
         # Every form report would go to a force no analyst is scoped to: refuse to start instead.

@@ -114,6 +114,21 @@ class Settings(BaseSettings):
         default="10/minute",
         description="Tries of a reference and private code on /report/status from one address: right or wrong alike.",
     )
+    rate_additions_per_key: str = Field(
+        default="600/minute",
+        description="Additions (evidence posts, direct-upload tickets and completions, identifier posts) one "
+        "secret submitter key may send to the cases it submitted.",
+    )
+    rate_additions_per_case: str = Field(
+        default="30/minute",
+        description="Additions one case's reporter may send, through the API with the reporter token or on the "
+        "/report/status page.",
+    )
+    rate_status_additions_per_address: str = Field(
+        default="30/minute",
+        description="Posts to the /report/status page's add-evidence and add-details forms from one address, "
+        "counted before the body is read.",
+    )
     report_status_session_seconds: int = Field(
         default=1800,
         description="How long the /report/status page lets a reporter add to their case before asking again.",
@@ -164,7 +179,33 @@ class Settings(BaseSettings):
         default=None, description="The local evidence folder; data_dir/evidence if unset."
     )
     evidence_max_bytes: int = Field(default=2 * 1024**3, description="Largest single evidence file (413 past it).")
-    evidence_max_files: int = Field(default=20, description="Most files in one upload request.")
+    evidence_max_files: int = Field(default=20, ge=1, description="Most files in one upload request.")
+    evidence_case_max_files: int = Field(
+        default=200,
+        ge=1,
+        description="Most evidence files one case may hold, counting direct uploads asked for and not yet "
+        "completed or expired (413 past it).",
+    )
+    evidence_case_max_bytes: int = Field(
+        default=10 * 1024**3,
+        ge=1,
+        description="Most bytes of evidence one case may hold, counting direct uploads asked for (at their "
+        "declared size) until they are completed or expire (413 past it).",
+    )
+    anonymous_evidence_max_bytes: int = Field(
+        default=256 * 1024**2,
+        ge=1,
+        description="Largest single file in a report from the /report form or a publishable key, which anyone "
+        "can send (secret keys and reporters: evidence_max_bytes).",
+    )
+    anonymous_evidence_max_files: int = Field(
+        default=10, ge=1, description="Most files in one report from the /report form or a publishable key."
+    )
+    anonymous_evidence_total_bytes: int = Field(
+        default=1024**3,
+        ge=1,
+        description="Most bytes of files in one report from the /report form or a publishable key, all together.",
+    )
     evidence_link_seconds: int = Field(default=300, description="How long an analyst's content link works.")
     evidence_upload_seconds: int = Field(default=900, description="How long a direct upload URL works.")
     sweep_grace: timedelta = Field(default=timedelta(hours=1), description="Objects younger than this are in flight.")
@@ -216,6 +257,9 @@ class Settings(BaseSettings):
         "rate_publishable_case_creation_per_key",
         "rate_guidance_per_address",
         "rate_report_status_per_address",
+        "rate_additions_per_key",
+        "rate_additions_per_case",
+        "rate_status_additions_per_address",
     )
     @classmethod
     def _rate(cls, text: str) -> str:

@@ -85,9 +85,10 @@ class ReportBody:
             await run_in_threadpool(self.evidence.discard)
 
 
-async def report_body(request: Request) -> ReportBody:
+async def report_body(request: Request, *, anonymous: bool) -> ReportBody:
     """The report in the body, whichever of JSON, form or multipart form it came as; files in a
-    multipart form (`evidence`) are streamed to the evidence store as they arrive."""
+    multipart form (`evidence`) are streamed to the evidence store as they arrive, within what this
+    caller may send (`anonymous`, a publishable key anyone can hold: less)."""
     settings: Settings = request.app.state.settings
     media_type = media_type_of(request)
     evidence = None
@@ -98,7 +99,8 @@ async def report_body(request: Request) -> ReportBody:
         refuse_json_sent_as_form(raw)
         data = case_from_form_fields(parse_urlencoded(raw, settings.max_form_fields))
     elif media_type == MULTIPART:
-        evidence = await receive_multipart(request, file_field="evidence")
+        allowance = request.app.state.evidence_intake.for_new_case(anonymous=anonymous)
+        evidence = await receive_multipart(request, file_field="evidence", allowance=allowance)
         data = case_from_form_fields(evidence.fields)
     else:
         raise unsupported_media_type(FORM_MEDIA_TYPES, given=media_type)
@@ -227,7 +229,7 @@ async def post_case(
     caller: Caller = require_role(Role.submitter),
 ) -> JSONResponse:
     check_visitor_key(caller, idempotency_key)
-    body = await report_body(request)
+    body = await report_body(request, anonymous=caller.publishable)
     submission = body.submission
     payload = [submission.model_dump(mode="json"), [[f.filename, f.sha256, f.size] for f in body.files]]
     fingerprint = request_fingerprint("POST", "/v1/cases", payload if body.files else payload[0])

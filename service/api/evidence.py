@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -18,23 +18,16 @@ from service.api.cases import CaseReference, case_not_found, contributor_case, v
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role
 from service.api.idempotency import IdempotencyKey, respond_once
 from service.api.problems import ProblemError, describe_pattern, problem_responses, validation_problem
+from service.api.ratelimit import limit_additions
 from service.api.schemas import EvidenceSummary
 from service.api.signing import sign, verify
 from service.api.uploads import receive_multipart
-from service.clustering import refresh_cluster
 from service.domain.cases import Strict
 from service.domain.evidence import ALLOWED_CONTENT_TYPES, attachment_disposition
+from service.evidence_intake import Contributor, EvidenceIntake, UploadNotFound
 from service.storage.audit import record_audit_event
 from service.storage.database import session_scope
-from service.storage.evidence import (
-    EvidenceRefused,
-    evidence_of,
-    find_evidence,
-    find_upload,
-    record_evidence,
-    request_upload,
-    verify_direct_upload,
-)
+from service.storage.evidence import EvidenceRefused, evidence_of, find_evidence
 from service.storage.idempotency import request_fingerprint
 from service.storage.keys import key_is_active
 from service.storage.models import Case, Evidence, EvidenceUpload, utc_now
@@ -139,6 +132,8 @@ def refuse_child_evidence_without_permission(case: Case, caller: Caller) -> None
     ),
     status_code=201,
     response_model=EvidenceList,
+    responses=problem_responses(413, 429),
+    dependencies=[Depends(limit_additions)],
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -163,10 +158,12 @@ async def post_evidence(
     request_id: RequestId,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
+    intake: EvidenceIntake = request.app.state.evidence_intake
     case = await run_in_threadpool(contributor_case, session, reference, caller)
     if media_type_of(request) != MULTIPART:
         raise unsupported_media_type((MULTIPART,))
-    received = await receive_multipart(request, file_field="file")
+    allowance = await run_in_threadpool(intake.for_case, session, case.id)
+    received = await receive_multipart(request, file_field="file", allowance=allowance)
     try:
         if received.fields:
             raise validation_problem(
@@ -176,26 +173,7 @@ async def post_evidence(
             raise validation_problem([{"field": "file", "message": "Attach at least one file."}])
 
         def work():
-            now = utc_now()
-            rows = record_evidence(
-                session,
-                case.id,
-                received.files,
-                received_by=caller.actor,
-                now=now,
-                image_matching=request.app.state.settings.image_matching,
-            )
-            if any(row.pdq_hash for row in rows):  # an image may link the case to others
-                settings, alerts = request.app.state.settings, request.app.state.alerts is not None
-                refresh_cluster(session, case.id, settings, alerts=alerts, now=now)
-            record_audit_event(
-                session,
-                actor=caller.actor,
-                action="evidence.add",
-                case_id=case.id,
-                request_id=request_id,
-                detail={"evidence": [row.id for row in rows]},
-            )
+            rows = intake.add_files(session, case.id, received.files, Contributor(caller.actor, request_id))
             return 201, EvidenceList(evidence=[EvidenceSummary.of(row) for row in rows]), {}
 
         fingerprint = request_fingerprint(
@@ -219,10 +197,13 @@ async def post_evidence(
     description=(
         "Declare the file's name, exact size and SHA-256; the answer says where to send the bytes and until "
         "when. Then call `.../complete`: the service reads the object back and checks size, type and hash "
-        "before it becomes evidence."
+        "before it becomes evidence. Each open upload counts against the case's evidence quota at its declared "
+        "size until it is completed or expires; past the quota the answer is 413."
     ),
     status_code=201,
     response_model=UploadTicket,
+    responses=problem_responses(413, 429),
+    dependencies=[Depends(limit_additions)],
 )
 def post_upload_request(
     reference: CaseReference,
@@ -233,30 +214,18 @@ def post_upload_request(
     request_id: RequestId,
 ) -> UploadTicket:
     settings = request.app.state.settings
+    intake: EvidenceIntake = request.app.state.evidence_intake
     case = contributor_case(session, reference, caller)
-    if declared.size > settings.evidence_max_bytes:
-        raise EvidenceRefused(413, "size", f"Files larger than {settings.evidence_max_bytes} bytes can't be accepted.")
-    lifetime = settings.evidence_upload_seconds
-    upload = request_upload(
+    upload = intake.open_upload(
         session,
         case.id,
+        Contributor(caller.actor, request_id),
         filename=declared.filename,
         size=declared.size,
         sha256=declared.sha256,
-        requested_by=caller.actor,
-        now=utc_now(),
-        expires_in=timedelta(seconds=lifetime),
     )
-    record_audit_event(
-        session,
-        actor=caller.actor,
-        action="evidence.upload_requested",
-        case_id=case.id,
-        request_id=request_id,
-        detail={"upload": upload.id, "size": declared.size},
-    )
+    lifetime = settings.evidence_upload_seconds
     presigned = request.app.state.objects.presigned_put(upload.object_key, declared.size, lifetime)
-    session.commit()
     if presigned is None:  # the local store: the service itself takes the bytes
         token = sign(request.app.state.link_secret, "upload", upload.id, lifetime)
         url = str(request.url_for("put_direct_upload", upload_id=upload.id).include_query_params(token=token))
@@ -317,11 +286,15 @@ def _upload_still_open(engine, upload_id: str) -> bool:
     "/v1/cases/{reference}/evidence/uploads/{upload_id}/complete",
     summary="Finish a direct upload",
     description="The service copies the upload to a place only it writes and reads that copy back; if its "
-    "size, type or SHA-256 differ from what was declared, both are deleted and the answer is 422. After this, "
-    "nothing sent to the upload URL can change the evidence.",
+    "size, type or SHA-256 differ from what was declared, both are deleted and the answer is 422 (415 for a "
+    "refused type, 413 past the case's quota). After this, nothing sent to the upload URL can change the "
+    "evidence. Safe to retry: once it has succeeded, the same caller calling again gets the same 201 answer "
+    "(the evidence's `id` is the upload's) with `Idempotent-Replayed: true`, and two calls at once keep one "
+    "evidence file.",
     status_code=201,
     response_model=EvidenceSummary,
-    responses=problem_responses(409),
+    responses=problem_responses(409, 413, 429),
+    dependencies=[Depends(limit_additions)],
 )
 def complete_upload(
     reference: CaseReference,
@@ -330,57 +303,15 @@ def complete_upload(
     session: DatabaseSession,
     caller: CurrentCaller,
     request_id: RequestId,
-) -> EvidenceSummary:
+) -> JSONResponse:
+    intake: EvidenceIntake = request.app.state.evidence_intake
     case = contributor_case(session, reference, caller)
-    upload = find_upload(session, case.id, upload_id)
-    if upload is None:
-        raise ProblemError(404, "There is no upload with this id for this case.")
-    store = request.app.state.objects
     try:
-        received = verify_direct_upload(store, upload, request.app.state.settings.image_hash_max_bytes)
-    except EvidenceRefused as refusal:
-        if refusal.status != 409:  # nothing there yet: the client may still send it
-            store.delete(upload.object_key)
-            session.delete(upload)
-            record_audit_event(
-                session,
-                actor=caller.actor,
-                action="evidence.upload_refused",
-                case_id=case.id,
-                request_id=request_id,
-                detail={"upload": upload.id, "why": refusal.field},
-            )
-            session.commit()
-        raise
-    try:
-        now = utc_now()
-        (row,) = record_evidence(
-            session,
-            case.id,
-            [received],
-            received_by=caller.actor,
-            now=now,
-            image_matching=request.app.state.settings.image_matching,
-        )
-        if row.pdq_hash:
-            refresh_cluster(
-                session, case.id, request.app.state.settings, alerts=request.app.state.alerts is not None, now=now
-            )
-        session.delete(upload)
-        record_audit_event(
-            session,
-            actor=caller.actor,
-            action="evidence.add",
-            case_id=case.id,
-            request_id=request_id,
-            detail={"evidence": [row.id], "direct": True},
-        )
-        session.commit()
-    except BaseException:
-        store.delete(received.object_key)
-        raise
-    store.delete(upload.object_key)  # the client's copy; the verified one is the evidence
-    return EvidenceSummary.of(row)
+        completed = intake.complete_upload(session, case.id, upload_id, Contributor(caller.actor, request_id))
+    except UploadNotFound:
+        raise ProblemError(404, "There is no upload with this id for this case.") from None
+    body = EvidenceSummary.of(completed.evidence).model_dump(mode="json")
+    return JSONResponse(body, status_code=201, headers={"Idempotent-Replayed": "true"} if completed.again else None)
 
 
 # --- analysts ----------------------------------------------------------------------------------

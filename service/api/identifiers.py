@@ -13,8 +13,9 @@ from service.api.bodies import JSON, media_type_of, parse_json, read_bounded, un
 from service.api.cases import CaseReference, contributor_case
 from service.api.deps import AccessReason, Caller, CurrentCaller, DatabaseSession, RequestId, Role, require_role
 from service.api.idempotency import IdempotencyKey, respond_once
-from service.api.problems import field_errors, validation_problem
+from service.api.problems import field_errors, problem_responses, validation_problem
 from service.api.query import refuse_unknown_query_parameters
+from service.api.ratelimit import limit_additions
 from service.api.schemas import Priority, Status, StoredIdentifier
 from service.clustering import refresh_cluster
 from service.domain.cases import MAX_LIST, IdentifierInput
@@ -81,6 +82,8 @@ async def identifier_inputs(request: Request) -> list[IdentifierInput]:
     ),
     status_code=201,
     response_model=IdentifiersAdded,
+    responses=problem_responses(429),
+    dependencies=[Depends(limit_additions)],
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -49,6 +49,10 @@ class Rate:
             raise ValueError(f"A rate looks like '30/minute' (second, minute, hour or day) or 'off', not {text!r}.")
         return cls(int(match.group(1)), _PERIODS[match.group(2)])
 
+    def in_words(self) -> str:
+        period = {seconds: name for name, seconds in _PERIODS.items()}[self.seconds]
+        return f"{self.count} a {period}"
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -107,6 +111,9 @@ class RateLimits:
     publishable_case_creation_per_key: Limit | None
     guidance_per_address: Limit | None
     report_status_per_address: Limit | None = None
+    additions_per_key: Limit | None = None
+    additions_per_case: Limit | None = None
+    status_additions_per_address: Limit | None = None
 
     @classmethod
     def from_settings(cls, settings) -> RateLimits:
@@ -124,6 +131,11 @@ class RateLimits:
             ),
             guidance_per_address=buckets("guidance-per-address", settings.rate_guidance_per_address),
             report_status_per_address=buckets("status-tries-per-address", settings.rate_report_status_per_address),
+            additions_per_key=buckets("additions-per-key", settings.rate_additions_per_key),
+            additions_per_case=buckets("additions-per-case", settings.rate_additions_per_case),
+            status_additions_per_address=buckets(
+                "status-additions-per-address", settings.rate_status_additions_per_address
+            ),
         )
 
 
@@ -139,7 +151,8 @@ def _enforce(limit: Limit | None, key: str, what: str, request: Request | None =
     if not verdict.allowed:
         raise ProblemError(
             429,
-            f"Too many {what} in a short time. Please wait {verdict.reset_seconds} seconds and try again.",
+            f"Too many {what} in a short time (the limit is {limit.rate.in_words()}). "
+            f"Please wait {verdict.reset_seconds} seconds and try again.",
             kind="rate-limited",
             headers={"Retry-After": str(verdict.reset_seconds), **rate_limit_headers([(limit, verdict)])},
         )
@@ -197,3 +210,25 @@ def limit_report_status_tries(request: Request) -> None:
     learns nothing from which tries were counted."""
     limits: RateLimits = request.app.state.rate_limits
     _enforce(limits.report_status_per_address, client_address(request), "tries from this address", request)
+
+
+async def limit_additions(request: Request, caller: CurrentCaller) -> None:
+    """Adding to a case (evidence, direct uploads, identifiers): a reporter is limited per case, a secret
+    key per key. Publishable keys never get this far: they may only report."""
+    limits: RateLimits = request.app.state.rate_limits
+    if caller.reporter_case_id is not None:
+        limit_reporter_additions(request, caller.reporter_case_id)
+    elif caller.key_id is not None:
+        _enforce(limits.additions_per_key, caller.key_id, "additions with this key", request)
+
+
+def limit_reporter_additions(request: Request, case_id: int) -> None:
+    """One case's reporter, whether through the API with the reporter token or on the status page."""
+    limits: RateLimits = request.app.state.rate_limits
+    _enforce(limits.additions_per_case, str(case_id), "additions to this case", request)
+
+
+def limit_status_additions(request: Request) -> None:
+    """Posts to the status page's forms, counted per address before their body is read."""
+    limits: RateLimits = request.app.state.rate_limits
+    _enforce(limits.status_additions_per_address, client_address(request), "additions from this address", request)

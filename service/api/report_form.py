@@ -157,7 +157,12 @@ async def post_report_form(request: Request) -> Response:
     try:
         # A refused post is still read, for its typed answers; its files are read past, never stored.
         await receive_multipart(
-            request, file_field="evidence", refusals=file_refusals, keep_files=refusal is None, received=received
+            request,
+            file_field="evidence",
+            refusals=file_refusals,
+            keep_files=refusal is None,
+            received=received,
+            allowance=request.app.state.evidence_intake.for_new_case(anonymous=True),
         )
     except ProblemError as problem:
         # Too much text, too many fields, or a body that is not a form: what was read before is kept.
@@ -296,7 +301,7 @@ def form_page(request: Request, *, values, refusal: Refusal | None) -> Response:
         advice=[section for slug in _ADVICE if (section := content.section(slug)) is not None],
         helplines=for_audience(content.support_services, None),
         form_token=issue_form_token(request.app.state.link_secret, time.time()),
-        max_files=settings.evidence_max_files,
+        max_files=settings.anonymous_evidence_max_files,
         exit_url=settings.report_exit_url,
         files_dropped=bool(values) and refusal is not None,
     )

@@ -20,7 +20,7 @@ from starlette.datastructures import FormData
 from service.api.bodies import MULTIPART, URLENCODED, media_type_of, parse_urlencoded, read_bounded
 from service.api.form_questions import IDENTIFIER_QUESTIONS
 from service.api.problems import ProblemError, field_errors
-from service.api.ratelimit import limit_report_status_tries
+from service.api.ratelimit import limit_report_status_tries, limit_reporter_additions, limit_status_additions
 from service.api.report_form import PAGE_HEADERS, TEMPLATES, FormErrors, from_this_site
 from service.api.signing import sign, verify
 from service.api.uploads import MultipartWithFiles, receive_multipart
@@ -29,11 +29,12 @@ from service.domain.guidance import Audience, for_audience
 from service.domain.identifiers import IdentifierType
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode, UrgencyPolicy
+from service.evidence_intake import Contributor, EvidenceIntake
 from service.linking import add_identifiers
 from service.storage.audit import record_audit_event
 from service.storage.cases import find_case
 from service.storage.database import session_scope
-from service.storage.evidence import EvidenceRefused, record_evidence
+from service.storage.evidence import EvidenceRefused
 from service.storage.keys import find_case_id_by_reporter_token
 from service.storage.models import Case, Evidence, utc_now
 
@@ -116,14 +117,20 @@ async def status_add_evidence(request: Request) -> Response:
     _enabled(request)
     if media_type_of(request) != MULTIPART or not from_this_site(request):
         return _lookup_page(request, reference="", errors={"form": _CROSS_SITE}, status=403)
+    limited = _limited(limit_status_additions, request)
     refusals: list[EvidenceRefused] = []
     received = MultipartWithFiles(fields=[])
     try:
-        await receive_multipart(request, file_field="evidence", refusals=refusals, received=received)
+        # When limited, the body is still read for the page's pass, and its files are read past, never stored.
+        await receive_multipart(
+            request, file_field="evidence", refusals=refusals, received=received, keep_files=limited is None
+        )
     except ProblemError as problem:
         await run_in_threadpool(received.discard)
         return await run_in_threadpool(_after_add, request, FormData(received.fields), {"evidence": problem.detail})
     values = FormData(received.fields)
+    if limited is not None:
+        return await run_in_threadpool(_after_add, request, values, {"evidence": limited.detail}, limited=limited)
     if refusals or not received.files:
         await run_in_threadpool(received.discard)
         message = " ".join(dict.fromkeys(r.message for r in refusals)) or "Choose at least one file to add."
@@ -135,16 +142,26 @@ async def status_add_evidence(request: Request) -> Response:
         raise
 
 
+def _limited(limit, *arguments) -> ProblemError | None:
+    """A rate limit's refusal, to show on the page rather than as a problem document."""
+    try:
+        limit(*arguments)
+    except ProblemError as refused:
+        return refused
+    return None
+
+
 @router.post("/report/status/identifiers", response_class=HTMLResponse)
 async def status_add_identifiers(request: Request) -> Response:
     _enabled(request)
     if media_type_of(request) != URLENCODED or not from_this_site(request):
         return _lookup_page(request, reference="", errors={"form": _CROSS_SITE}, status=403)
+    limited = _limited(limit_status_additions, request)
     fields = await _small_form(request)
-    return await run_in_threadpool(_add_identifiers, request, fields)
+    return await run_in_threadpool(_add_identifiers, request, fields, limited)
 
 
-def _add_identifiers(request: Request, fields: FormData) -> Response:
+def _add_identifiers(request: Request, fields: FormData, limited: ProblemError | None) -> Response:
     typed = [
         (name, value.strip())
         for name, value in fields.multi_items()
@@ -170,6 +187,12 @@ def _add_identifiers(request: Request, fields: FormData) -> Response:
         case = _case_from_pass(request, session, fields.get("pass"))
         if case is None:
             return _lookup_page(request, reference="", errors={"form": _SESSION_EXPIRED}, status=403)
+        limited = limited or _limited(limit_reporter_additions, request, case.id)
+        if limited is not None:
+            errors = {"profile_url": limited.detail}
+            return _status_page(
+                request, session, case, notice=None, errors=errors, values=fields, status=429, headers=limited.headers
+            )
         if errors:
             return _status_page(request, session, case, notice=None, errors=errors, values=fields, status=422)
         settings = request.app.state.settings
@@ -199,6 +222,8 @@ def _after_add(
     errors: dict[str, str] | None,
     refusals: list[EvidenceRefused] | None = None,
     received: MultipartWithFiles | None = None,
+    *,
+    limited: ProblemError | None = None,
 ) -> Response:
     with session_scope(request.app.state.engine) as session:
         case = _case_from_pass(request, session, values.get("pass"))
@@ -206,19 +231,25 @@ def _after_add(
             if received is not None:
                 received.discard()
             return _lookup_page(request, reference="", errors={"form": _SESSION_EXPIRED}, status=403)
+        limited = limited or (_limited(limit_reporter_additions, request, case.id) if received else None)
+        if limited is not None:
+            if received is not None:
+                received.discard()
+            errors = {"evidence": limited.detail}
         if errors or received is None:
-            status = refusals[0].status if refusals else 422
-            return _status_page(request, session, case, notice=None, errors=errors, values={}, status=status)
-        rows = record_evidence(session, case.id, received.files, received_by=f"reporter:{case.id}", now=utc_now())
-        record_audit_event(
-            session,
-            actor=f"reporter:{case.id}",
-            action="evidence.add",
-            case_id=case.id,
-            request_id=request.state.request_id,
-            detail={"evidence": [row.id for row in rows]},
-        )
-        session.commit()
+            status = limited.status if limited else refusals[0].status if refusals else 422
+            headers = limited.headers if limited else None
+            return _status_page(
+                request, session, case, notice=None, errors=errors, values={}, status=status, headers=headers
+            )
+        intake: EvidenceIntake = request.app.state.evidence_intake
+        reporter = Contributor(f"reporter:{case.id}", request.state.request_id)
+        try:
+            rows = intake.keep_files(session, case.id, received.files, reporter)
+        except EvidenceRefused as refusal:  # past the case's quota
+            received.discard()
+            errors = {"evidence": refusal.message}
+            return _status_page(request, session, case, notice=None, errors=errors, values={}, status=refusal.status)
         notice = f"Thank you. {len(rows)} {'file was' if len(rows) == 1 else 'files were'} added to your report."
         return _status_page(request, session, case, notice=notice, errors=None, values={}, status=201)
 
@@ -249,7 +280,9 @@ def _lookup_page(request: Request, *, reference: str, errors: dict[str, str] | N
     return HTMLResponse(page, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})
 
 
-def _status_page(request: Request, session, case: Case, *, notice, errors, values, status: int) -> Response:
+def _status_page(
+    request: Request, session, case: Case, *, notice, errors, values, status: int, headers=None
+) -> Response:
     content = request.app.state.content
     settings = request.app.state.settings
     under_18 = any(flag.get("code") == FlagCode.under_18.value for flag in case.flags)
@@ -271,4 +304,4 @@ def _status_page(request: Request, session, case: Case, *, notice, errors, value
         max_files=settings.evidence_max_files,
         exit_url=settings.report_exit_url,
     )
-    return HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
+    return HTMLResponse(page, status_code=status, headers={**PAGE_HEADERS, **(headers or {})})

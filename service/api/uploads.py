@@ -10,6 +10,7 @@ from fastapi import Request
 
 from service.api.bodies import FilePart, FileSink, parse_multipart
 from service.api.problems import ProblemError, validation_problem
+from service.evidence_intake import Allowance
 from service.settings import Settings
 from service.storage.evidence import EvidenceRefused, IncomingEvidence, ReceivedFile
 from service.storage.objects import ObjectStoreUnavailable
@@ -123,34 +124,46 @@ async def receive_multipart(
     refusals: list[EvidenceRefused] | None = None,
     keep_files: bool = True,
     received: MultipartWithFiles | None = None,
+    allowance: Allowance | None = None,
 ) -> MultipartWithFiles:
     """Fields of a multipart body, with each `file_field` part streamed into evidence storage.
 
     On any failure every object already stored is removed before the error goes up. Given a
     `refusals` list, a refused file is noted there instead, and the rest of the body is still read.
     Without `keep_files`, files are read past and dropped. Given `received`, its fields fill as they
-    are read, so the caller keeps them even when reading fails part way.
+    are read, so the caller keeps them even when reading fails part way. `allowance`: how many files
+    and bytes the caller may send (a secret key's or reporter's for a new case unless given); reading
+    stops at it, so nothing past it is ever stored.
     """
     settings: Settings = request.app.state.settings
     received = received if received is not None else MultipartWithFiles(fields=[])
+    allowance = allowance or request.app.state.evidence_intake.for_new_case(anonymous=False)
+
+    def refuse(message: str, status: int) -> FileSink:
+        if refusals is None:
+            if status == 422:
+                raise validation_problem([{"field": file_field, "message": message}])
+            raise EvidenceRefused(status, file_field, message)
+        refusals.append(EvidenceRefused(413, file_field, message))
+        return DiscardingSink(allowance.max_file_bytes)
 
     async def on_file(part: FilePart) -> FileSink:
         if part.field_name != file_field:
             raise validation_problem([{"field": part.field_name, "message": f"Attach files as '{file_field}'."}])
         if not keep_files:
-            return DiscardingSink(settings.evidence_max_bytes)
-        if len(received.incoming) >= settings.evidence_max_files:
-            too_many = f"Send at most {settings.evidence_max_files} files in one request."
-            if refusals is not None:
-                refusals.append(EvidenceRefused(413, file_field, too_many))
-                return DiscardingSink(settings.evidence_max_bytes)
-            raise validation_problem([{"field": file_field, "message": too_many}])
+            return DiscardingSink(allowance.max_file_bytes)
+        if len(received.incoming) >= allowance.max_files:
+            return refuse(allowance.too_many_files, allowance.too_many_files_status)
+        bytes_left = allowance.max_total_bytes - sum(item.size for item in received.incoming if item.received)
+        if bytes_left <= 0:
+            return refuse(allowance.too_many_bytes, 413)
         incoming = IncomingEvidence(
             request.app.state.objects,
             field=file_field,
             filename=part.filename,
-            max_bytes=settings.evidence_max_bytes,
+            max_bytes=min(allowance.max_file_bytes, bytes_left),
             image_hash_max_bytes=settings.image_hash_max_bytes,
+            too_large=allowance.too_many_bytes if bytes_left < allowance.max_file_bytes else None,
         )
         received.incoming.append(incoming)
         sink = EvidenceSink(incoming)

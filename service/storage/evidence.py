@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 from service.domain.evidence import clean_filename, is_allowed, refusal_message
 from service.domain.perceptual import ImageMatchPolicy
 from service.storage.image_hashes import ImageFingerprint, fingerprint_image, index_and_match, is_hashable_image
-from service.storage.models import Evidence, EvidenceUpload
+from service.storage.models import Case, Evidence, EvidenceUpload
 from service.storage.objects import (
     ObjectChanged,
     ObjectStore,
@@ -61,6 +61,7 @@ class ReceivedFile:
     sha256: str
     image: ImageFingerprint | None = None
     etag: str | None = None  # the stored version that was verified; reads must find that version
+    evidence_id: str | None = None  # a direct upload's evidence takes its upload's id (a retried complete finds it)
 
 
 class IncomingEvidence:
@@ -75,6 +76,7 @@ class IncomingEvidence:
         filename: str | None,
         max_bytes: int,
         image_hash_max_bytes: int = DEFAULT_IMAGE_HASH_MAX_BYTES,
+        too_large: str | None = None,
     ) -> None:
         self.store = store
         self.image_hash_max_bytes = image_hash_max_bytes
@@ -82,6 +84,7 @@ class IncomingEvidence:
         self.field = field
         self.filename = clean_filename(filename)
         self.max_bytes = max_bytes
+        self.too_large = too_large  # why past max_bytes is refused, where it is not this file's own size limit
         self.object_key = new_object_key()
         self.hasher = hashlib.sha256()
         self.size = 0
@@ -93,9 +96,8 @@ class IncomingEvidence:
     def write(self, chunk: bytes) -> None:
         self.size += len(chunk)
         if self.size > self.max_bytes:
-            raise EvidenceRefused(
-                413, self.field, f"'{self.filename}' is larger than the limit of {_megabytes(self.max_bytes)}."
-            )
+            message = self.too_large or f"'{self.filename}' is larger than the limit of {megabytes(self.max_bytes)}."
+            raise EvidenceRefused(413, self.field, message)
         self.hasher.update(chunk)
         if self.content_type is None:
             self.head += chunk
@@ -158,7 +160,9 @@ class IncomingEvidence:
         return self.upload
 
 
-def _megabytes(size: int) -> str:
+def megabytes(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{max(1, size // 1024)} KB"
     return f"{size / (1024 * 1024):.0f} MB"
 
 
@@ -192,7 +196,7 @@ def record_evidence(
 def evidence_row(item: ReceivedFile, *, received_by: str, now: datetime) -> dict:
     """The row (less its case) for a stored, verified object."""
     return {
-        "id": new_evidence_id(),
+        "id": item.evidence_id or new_evidence_id(),
         "object_key": item.object_key,
         "filename": item.filename,
         "content_type": item.content_type,
@@ -208,6 +212,30 @@ def evidence_row(item: ReceivedFile, *, received_by: str, now: datetime) -> dict
 
 def evidence_of(session: Session, case_id: int) -> list[Evidence]:
     return list(session.exec(select(Evidence).where(Evidence.case_id == case_id).order_by(Evidence.id)))
+
+
+def evidence_held(session: Session, case_id: int, *, now: datetime) -> tuple[int, int]:
+    """Files and bytes a case holds against its quota: its evidence, and the direct uploads it was
+    promised and that may still be completed (each counts at its declared size until it expires)."""
+    kept = session.exec(
+        select(sa.func.count(), sa.func.coalesce(sa.func.sum(Evidence.size), 0)).where(Evidence.case_id == case_id)
+    ).one()
+    promised = session.exec(
+        select(sa.func.count(), sa.func.coalesce(sa.func.sum(EvidenceUpload.declared_size), 0)).where(
+            EvidenceUpload.case_id == case_id, EvidenceUpload.expires_at >= now
+        )
+    ).one()
+    return int(kept[0]) + int(promised[0]), int(kept[1]) + int(promised[1])
+
+
+def hold_case(session: Session, case_id: int) -> None:
+    """Until the session's transaction ends, nothing else adds to this case, so what is counted next is
+    still true when the rows go in: PostgreSQL locks the case's row; SQLite, one writer at a time, takes
+    its write lock now with a write that changes nothing."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(sa.update(Case).where(Case.id == case_id).values(id=Case.id))
+    else:
+        session.execute(sa.select(Case.id).where(Case.id == case_id).with_for_update())
 
 
 def find_evidence(session: Session, case_id: int, evidence_id: str) -> Evidence | None:
@@ -248,6 +276,14 @@ def find_upload(session: Session, case_id: int, upload_id: str) -> EvidenceUploa
     return session.exec(
         select(EvidenceUpload).where(EvidenceUpload.case_id == case_id, EvidenceUpload.id == upload_id)
     ).first()
+
+
+def claim_upload(session: Session, upload_id: str) -> bool:
+    """Take an upload out of the open ones, in the session's transaction: of two completions (or a
+    completion and a refusal) running at once only one claims it; the other waits for it, then finds
+    nothing left to claim."""
+    claimed = session.execute(sa.delete(EvidenceUpload).where(EvidenceUpload.id == upload_id))
+    return claimed.rowcount == 1
 
 
 def verify_direct_upload(

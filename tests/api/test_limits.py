@@ -281,3 +281,56 @@ def test_a_browsers_empty_file_input_is_still_read_as_no_file(client, keys):
     response = client.post("/v1/cases", content=body, headers={**headers, **bearer(keys.submitter)})
     assert response.status_code == 201, response.text
     assert response.json()["evidence"] == []
+
+
+def test_additions_to_a_case_are_limited_per_case_for_its_reporter_on_every_route(tmp_path):
+    with app_client(limited_settings(tmp_path, rate_additions_per_case="3/minute")) as client:
+        keys = make_keys(client.app.state.engine)
+        created = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
+        reporter = bearer(created["reporter_token"])
+        base = f"/v1/cases/{created['reference']}"
+        mtcn = {"type": "mtcn", "value": "123-456-7890"}
+        assert client.post(f"{base}/identifiers", json=mtcn, headers=reporter).status_code == 201
+        ticket = {"filename": "a.txt", "size": 10, "sha256": "0" * 64}
+        assert client.post(f"{base}/evidence/uploads", json=ticket, headers=reporter).status_code == 201
+        added = client.post(
+            f"{base}/evidence", files=[("file", ("a.txt", b"synthetic", "text/plain"))], headers=reporter
+        )
+        assert added.status_code == 201
+        assert added.headers["ratelimit-policy"] == '"additions-per-case";q=3;w=60'
+        refused = [
+            client.post(f"{base}/identifiers", json=mtcn, headers=reporter),
+            client.post(f"{base}/evidence/uploads", json=ticket, headers=reporter),
+            client.post(f"{base}/evidence/uploads/{'0' * 32}/complete", headers=reporter),
+            client.post(f"{base}/evidence", files=[("file", ("b.txt", b"synthetic", "text/plain"))], headers=reporter),
+        ]
+        for answer in refused:
+            body = assert_problem(answer, 429)
+            assert "additions to this case" in body["detail"] and "3 a minute" in body["detail"]
+            assert int(answer.headers["retry-after"]) >= 1
+        assert count_rows(client.app.state.engine, "evidence") == 1
+        # Another case's reporter is not held back by this one.
+        other = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
+        answer = client.post(
+            f"/v1/cases/{other['reference']}/identifiers", json=mtcn, headers=bearer(other["reporter_token"])
+        )
+        assert answer.status_code == 201
+
+
+def test_additions_by_a_secret_key_are_limited_per_key(tmp_path):
+    with app_client(limited_settings(tmp_path, rate_additions_per_key="2/minute")) as client:
+        keys = make_keys(client.app.state.engine)
+        cases = [client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json() for _ in range(3)]
+        mtcn = {"type": "mtcn", "value": "123-456-7890"}
+        answers = [
+            client.post(f"/v1/cases/{case['reference']}/identifiers", json=mtcn, headers=bearer(keys.submitter))
+            for case in cases
+        ]
+        assert [answer.status_code for answer in answers] == [201, 201, 429]
+        assert "additions with this key" in answers[2].json()["detail"]
+        # The case's own reporter has a bucket of its own.
+        third = cases[2]
+        answer = client.post(
+            f"/v1/cases/{third['reference']}/identifiers", json=mtcn, headers=bearer(third["reporter_token"])
+        )
+        assert answer.status_code == 201

@@ -158,12 +158,26 @@ def test_a_refused_file_comes_back_as_an_error_on_the_form(browser):
 
 
 def test_too_many_files_is_refused_beside_the_answers(tmp_path):
-    with app_client(form_settings(tmp_path, evidence_max_files=1)) as client:
+    # The form is anyone's: its allowance is the anonymous one, smaller than a secret key's.
+    with app_client(form_settings(tmp_path, anonymous_evidence_max_files=1, evidence_max_files=5)) as client:
         app = client.app
+        page = client.get("/report").text
+        assert "Up to 1 file" in page
         files = [("evidence", (f"{n}.png", png(), "image/png")) for n in range(2)]
+        sent = send(client, form_token(page), MINIMAL, files=files)
+        assert sent.status_code == 413
+        assert error_messages(sent.text) == ["Send at most 1 file with a report."]
+        assert "Synthetic account kept.</textarea>" in sent.text
+        assert cases_stored(app) == 0 and stored_keys(app) == set()
+
+
+def test_a_file_over_the_forms_smaller_size_limit_is_refused_beside_the_answers(tmp_path):
+    with app_client(form_settings(tmp_path, anonymous_evidence_max_bytes=1024)) as client:
+        app = client.app
+        files = [("evidence", ("chat.txt", b"Synthetic chat line\n" * 100, "text/plain"))]
         sent = send(client, form_token(client.get("/report").text), MINIMAL, files=files)
         assert sent.status_code == 413
-        assert error_messages(sent.text) == ["Send at most 1 files in one request."]
+        assert error_messages(sent.text) == ["&#39;chat.txt&#39; is larger than the limit of 1 KB."]
         assert "Synthetic account kept.</textarea>" in sent.text
         assert cases_stored(app) == 0 and stored_keys(app) == set()
 

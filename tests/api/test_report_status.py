@@ -4,6 +4,7 @@ reference or code, a limit on tries, and additions with the API's rules and audi
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
 
@@ -120,3 +121,56 @@ def test_without_a_valid_pass_or_from_another_site_nothing_is_added(reported):
     )
     assert cross_site.status_code == 403
     assert stored_keys(client.app) == set() and cases_stored(client.app) == 1
+
+
+@pytest.fixture
+def reported_with(tmp_path):
+    """A reported case on a deployment with the given settings, opened on the status page: (client, pass)."""
+
+    @contextmanager
+    def open_with(**settings):
+        with app_client(form_settings(tmp_path, **settings)) as client:
+            sent = send(client, form_token(client.get("/report").text), MINIMAL)
+            confirmation = client.get(sent.headers["location"]).text
+            reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
+            code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
+            yield client, pass_of(open_status(client, reference, code).text)
+
+    return open_with
+
+
+def add_file(client, pass_token: str, name: str = "screenshot.png"):
+    files = [("evidence", (name, png(), "image/png"))]
+    return client.post("/report/status/evidence", data={"pass": pass_token}, headers=SAME_SITE, files=files)
+
+
+def test_additions_on_the_status_page_are_limited_per_address_and_keep_the_page(reported_with):
+    with reported_with(rate_status_additions_per_address="2/minute") as (client, pass_token):
+        assert add_file(client, pass_token).status_code == 201
+        details = {"pass": pass_token, "mtcn": "123-456-7890"}
+        assert client.post("/report/status/identifiers", data=details, headers=SAME_SITE).status_code == 201
+        limited = add_file(client, pass_token, "second.png")
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
+        assert "Too many additions from this address" in " ".join(error_messages(limited.text))
+        assert 'name="pass"' in limited.text  # still the reporter's own page, ready to try again
+        assert len(stored_keys(client.app)) == 1
+        refused_details = client.post("/report/status/identifiers", data=details, headers=SAME_SITE)
+        assert refused_details.status_code == 429 and 'value="123-456-7890"' in refused_details.text
+
+
+def test_additions_on_the_status_page_share_the_cases_limit_with_the_api(reported_with):
+    with reported_with(rate_additions_per_case="1/minute") as (client, pass_token):
+        assert add_file(client, pass_token).status_code == 201
+        limited = add_file(client, pass_token, "second.png")
+        assert limited.status_code == 429
+        assert "Too many additions to this case" in " ".join(error_messages(limited.text))
+        assert len(stored_keys(client.app)) == 1
+
+
+def test_the_status_page_keeps_to_the_cases_evidence_quota(reported_with):
+    with reported_with(evidence_case_max_files=1) as (client, pass_token):
+        assert add_file(client, pass_token).status_code == 201
+        refused = add_file(client, pass_token, "second.png")
+        assert refused.status_code == 413
+        assert "already holds 1 file " in " ".join(error_messages(refused.text))
+        assert len(stored_keys(client.app)) == 1
