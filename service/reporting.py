@@ -32,7 +32,12 @@ from service.domain.urgency import (
 from service.linking import decided_again, unique_normalized, urgency_columns
 from service.settings import Settings
 from service.storage import intake
-from service.storage.database import AsyncDatabase, retrying_once_on_disconnect, write_transaction
+from service.storage.database import (
+    AsyncDatabase,
+    on_driver_retrying_once_on_disconnect,
+    retrying_once_on_disconnect,
+    write_transaction,
+)
 from service.storage.evidence import ReceivedFile, evidence_row
 from service.storage.idempotency import (
     IdempotencyRecordUnreadable,
@@ -135,17 +140,22 @@ class Reporting:
                 response_sealed=seal(sealing, {"body": body, "headers": headers}),
             )
 
-        linked = False  # kept in a transaction that linked it to other cases: a cluster alert may be queued
+        if self.one_statement and not files and not also_remember:
+            outcome = await on_driver_retrying_once_on_disconnect(
+                self.database, lambda driver: intake.keep_new_case(driver, decided.case, claim)
+            )
+            if not outcome.key_live:
+                raise KeyNoLongerLive()
+            if outcome.earlier_answer is not None:
+                assert claim is not None and sealing is not None
+                return _replay(outcome.earlier_answer, claim, sealing)
+            if outcome.case_id is not None:
+                if self.alerts is not None and decided.case.alert_payload is not None:
+                    self.alerts.nudge()  # an urgent case's alert goes now, not at the next poll
+                return Answer(CREATED, body, headers, replayed=False if claim else None)
+            # Nothing kept: it repeats an earlier identifier, and is kept and linked in a transaction.
 
         async def keep(connection: AsyncConnection) -> Answer | StoredAnswer:
-            nonlocal linked
-            if self.one_statement and not files and not also_remember:
-                outcome = await intake.keep_new_case(connection, decided.case, claim)
-                if outcome.case_id is not None:
-                    return Answer(CREATED, body, headers, replayed=False if claim else None)
-                if outcome.earlier_answer is not None:
-                    return outcome.earlier_answer
-            linked = True
             return await self._keep_in_transaction(
                 connection, submission, files, reporter, now, decided, shape, claim, sealing, also_remember
             )
@@ -154,9 +164,9 @@ class Reporting:
         if isinstance(kept, StoredAnswer):
             assert claim is not None and sealing is not None
             return _replay(kept, claim, sealing)
-        alerted = decided.case.alert_payload is not None or linked
-        if self.alerts is not None and kept.replayed is not True and alerted:
-            self.alerts.nudge()  # an urgent case's alert goes now, not at the next poll
+        # Kept in a transaction that may have linked it to other cases: a cluster alert may be queued.
+        if self.alerts is not None and kept.replayed is not True:
+            self.alerts.nudge()
         return kept
 
     async def _keep_in_transaction(

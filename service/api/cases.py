@@ -231,8 +231,10 @@ async def post_case(
     check_visitor_key(caller, idempotency_key)
     body = await report_body(request, anonymous=caller.publishable)
     submission = body.submission
-    payload = [submission.model_dump(mode="json"), [[f.filename, f.sha256, f.size] for f in body.files]]
-    fingerprint = request_fingerprint("POST", "/v1/cases", payload if body.files else payload[0])
+    fingerprint = None
+    if idempotency_key is not None:  # what a retry with the key must repeat
+        payload = [submission.model_dump(mode="json"), [[f.filename, f.sha256, f.size] for f in body.files]]
+        fingerprint = request_fingerprint("POST", "/v1/cases", payload if body.files else payload[0])
     reporter = Reporter(
         actor=caller.actor, key_id=caller.key_id, request_id=request.state.request_id, secret=caller.token
     )

@@ -4,17 +4,22 @@ Two engines reach the same database: a blocking one for the routes that run in w
 asyncio one for the hot path (reporting a case, identifying the caller), which runs on the event loop.
 The asyncio one never pings a connection before lending it (a round trip per request): a connection
 found dead is thrown away and the work retried on a fresh one (see `retrying_once_on_disconnect`).
+On PostgreSQL the one statement that keeps a new case runs on the driver's own pool (asyncpg), without
+SQLAlchemy's checkout, greenlet hops and reset-on-return between it and the socket (see `driver_pool`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager, suppress
 from pathlib import Path
 from typing import TypeVar
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -77,6 +82,7 @@ class AsyncDatabase:
         self.unpooled = create_async_database_engine(url, pooled=False)
         self.dialect_name = self.pooled.dialect.name
         self._serving_loop: asyncio.AbstractEventLoop | None = None
+        self._driver = DriverPool(url, pool_size, max_overflow) if self.dialect_name == "postgresql" else None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -91,7 +97,98 @@ class AsyncDatabase:
 
     async def stop_serving(self) -> None:
         await self.pooled.dispose()
+        if self._driver is not None:
+            await self._driver.close()
         self._serving_loop = None
+
+    def driver_connection(self) -> contextlib.AbstractAsyncContextManager[asyncpg.Connection]:
+        """PostgreSQL only: an asyncpg connection, pooled on the serving loop, its own one elsewhere."""
+        assert self._driver is not None, "the driver's pool is for PostgreSQL"
+        if asyncio.get_running_loop() is self._serving_loop:
+            return self._driver.acquire()
+        return self._driver.unpooled()
+
+
+class DriverPool:
+    """The driver's own connections, for the one statement that keeps a new case.
+
+    A statement that is its own transaction leaves nothing on its connection to reset, so a connection
+    goes back as it is (asyncpg's pool resets each one with a query, a round trip per request) and keeps
+    its prepared statements for its life. A connection that saw any error, a cancellation included,
+    is closed rather than lent again; one that was found dead also closes every idle one (a database
+    restart killed them all), as SQLAlchemy's pool does. Up to `pool_size` idle connections are kept;
+    those beyond it (`max_overflow`) are closed once they have been idle for a minute.
+    """
+
+    ACQUIRE_TIMEOUT_SECONDS = 10  # as the SQLAlchemy pools' pool_timeout
+    OVERFLOW_IDLE_SECONDS = 60
+
+    def __init__(self, url: str, pool_size: int, max_overflow: int) -> None:
+        self.dsn = driver_dsn(url)
+        self.pool_size = pool_size
+        self.max_size = pool_size + max_overflow
+        self._idle: list[tuple[asyncpg.Connection, float]] = []  # most recently returned last
+        self._slots: asyncio.Semaphore | None = None
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        slots = self._slots or self._make_slots()
+        if slots.locked():  # every connection is lent: wait for one, but not forever
+            async with asyncio.timeout(self.ACQUIRE_TIMEOUT_SECONDS):
+                await slots.acquire()
+        else:
+            await slots.acquire()  # free at once: no suspension
+        try:
+            connection = self._idle.pop()[0] if self._idle else await asyncpg.connect(self.dsn)
+            try:
+                yield connection
+            except BaseException as error:
+                connection.terminate()
+                if _is_disconnect(error):
+                    self._close_idle()
+                raise
+            if connection.is_closed() or connection.is_in_transaction():
+                connection.terminate()
+            else:
+                self._keep_idle(connection)
+        finally:
+            slots.release()
+
+    @asynccontextmanager
+    async def unpooled(self) -> AsyncIterator[asyncpg.Connection]:
+        connection = await asyncpg.connect(self.dsn)
+        try:
+            yield connection
+        finally:
+            connection.terminate()
+
+    def _make_slots(self) -> asyncio.Semaphore:
+        self._slots = asyncio.Semaphore(self.max_size)
+        return self._slots
+
+    def _keep_idle(self, connection: asyncpg.Connection) -> None:
+        now = time.monotonic()
+        self._idle.append((connection, now))
+        if len(self._idle) > self.pool_size and now - self._idle[0][1] > self.OVERFLOW_IDLE_SECONDS:
+            self._idle.pop(0)[0].terminate()
+
+    def _close_idle(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            connection.terminate()
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        for connection, _ in idle:
+            with suppress(Exception):
+                await connection.close(timeout=2)
+        self._slots = None
+
+
+def driver_dsn(url: str) -> str:
+    """The database URL as asyncpg reads it."""
+    parsed = sa.engine.make_url(url)
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def create_async_database_engine(
@@ -183,6 +280,22 @@ async def retrying_once_on_disconnect(database: AsyncDatabase, work: Callable[[A
                     if _is_disconnect(error):
                         await connection.invalidate()
                     raise
+        except Exception as error:  # noqa: BLE001 - sorted below: only a dead connection is retried
+            if not _is_disconnect(error):
+                raise
+            if attempt == 2:
+                raise DatabaseUnreachable() from error
+    raise AssertionError("unreachable")
+
+
+async def on_driver_retrying_once_on_disconnect(
+    database: AsyncDatabase, work: Callable[[asyncpg.Connection], Awaitable[T]]
+) -> T:
+    """As `retrying_once_on_disconnect`, on the driver's own connection (PostgreSQL only)."""
+    for attempt in (1, 2):
+        try:
+            async with database.driver_connection() as connection:
+                return await work(connection)
         except Exception as error:  # noqa: BLE001 - sorted below: only a dead connection is retried
             if not _is_disconnect(error):
                 raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -77,7 +78,8 @@ class KeyNoLongerLive(Exception):
 class OneStatementOutcome:
     case_id: int | None  # kept
     earlier_answer: StoredAnswer | None  # nothing kept: the Idempotency-Key was used before
-    # Neither: nothing kept, as it repeats an earlier identifier; keep_case keeps it and links it.
+    key_live: bool = True  # False: nothing kept, the API key was revoked since it was cached
+    # None of these: nothing kept, as it repeats an earlier identifier; keep_case keeps it and links it.
 
 
 # One statement, its own transaction. Nothing is written if an identifier is already known (the rare
@@ -133,13 +135,17 @@ def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
 
+_EARLIER_ANSWER = """
+SELECT request_sha256, status_code, response_sealed FROM idempotency_record WHERE scope = $1 AND key_sha256 = $2
+"""
+
+
 async def keep_new_case(
-    connection: AsyncConnection, case: CaseToKeep, claim: IdempotencyClaim | None
+    driver: asyncpg.Connection, case: CaseToKeep, claim: IdempotencyClaim | None
 ) -> OneStatementOutcome:
     """PostgreSQL only: keep a case that repeats no earlier identifier, with its flags, identifiers, audit
-    row, alert and idempotency record, in one statement (one round trip; its own transaction)."""
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection  # asyncpg: its own statement cache keeps this statement prepared
+    row, alert and idempotency record, in one statement (one round trip; its own transaction). On the
+    driver's connection: its statement cache keeps the statement prepared for the connection's life."""
     row = case.case_row
     items = case.identifiers
     audit = case.audit_row
@@ -173,11 +179,13 @@ async def keep_new_case(
         _json(case.money_paid),
     )
     if not found["key_live"]:
-        raise KeyNoLongerLive()
+        return OneStatementOutcome(None, None, key_live=False)
     if found["case_id"] is not None or found["repeats_identifiers"]:
         return OneStatementOutcome(found["case_id"], None)
     assert claim is not None  # nothing kept, no repeat, key live: the claim found its key taken
-    return OneStatementOutcome(None, await earlier_answer(connection, claim))
+    earlier = await driver.fetchrow(_EARLIER_ANSWER, claim.scope, claim.key_sha256)
+    stored = StoredAnswer(earlier["request_sha256"], earlier["status_code"], bytes(earlier["response_sealed"]))
+    return OneStatementOutcome(None, stored)
 
 
 # --- in an explicit transaction (SQLite; PostgreSQL's repeat cases and cases with evidence files) ---
