@@ -80,3 +80,39 @@ def test_a_slow_put_that_ends_after_complete_can_not_replace_the_evidence(databa
             headers=bearer(keys.analyst),
         )
         assert content.status_code == 200 and content.content == TEXT
+
+
+def test_completes_sent_at_once_to_two_processes_keep_one_evidence(database_url, tmp_path):
+    """Two `intake serve` processes on one database and one evidence folder: the claim on the upload's
+    row, not anything in a process, decides which call keeps the evidence."""
+    shared = {"INTAKE_EVIDENCE_DIR": str(tmp_path / "evidence")}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        running_service(database_url, tmp_path / "a", **shared) as (first, keys),
+        running_service(database_url, tmp_path / "b", **shared) as (second, _),
+    ):
+        created, ticket = new_ticket(first, keys.submitter, TEXT)
+        assert httpx.put(ticket["url"], content=TEXT).status_code == 204
+        path = f"/v1/cases/{created['reference']}/evidence/uploads/{ticket['id']}/complete"
+        start = threading.Barrier(6)
+        answers: list[httpx.Response] = []
+
+        def finish(base: str) -> None:
+            start.wait()
+            answers.append(httpx.post(f"{base}{path}", headers=bearer(created["reporter_token"]), timeout=60))
+
+        threads = [threading.Thread(target=finish, args=(base,)) for base in (first, second) * 3]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(90)
+        assert [answer.status_code for answer in answers] == [201] * 6, [answer.text for answer in answers]
+        assert {answer.json()["id"] for answer in answers} == {ticket["id"]}
+        listed = httpx.get(f"{second}/v1/cases/{created['reference']}/evidence", headers=bearer(keys.analyst))
+        assert [item["id"] for item in listed.json()["evidence"]] == [ticket["id"]]
+        kept = [path for path in (tmp_path / "evidence").rglob("*") if path.is_file() and ".partial" not in path.parts]
+        assert len(kept) == 1  # the evidence's copy: the others' copies and the client's upload are gone
+    for name in ("a", "b"):
+        log = (tmp_path / name / "server.log").read_text(errors="replace")
+        assert "Traceback" not in log, log[-5000:]
