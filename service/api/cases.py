@@ -163,7 +163,8 @@ async def report(request: Request, body: ReportBody, reporter: Reporter, **idemp
         "multipart form. Forms use the JSON names flattened with dots (`reporter.relationship`), "
         "repeat a field for a list (`platforms`), and give identifiers as repeated fields named "
         "after their type (`mtcn`, `skype_id`, `profile_url`, ...). The reporter token in the answer "
-        "is shown once."
+        "is shown once. Files sent with a publishable key, which anyone can hold, have a smaller allowance "
+        "(fewer files, smaller files, less in all) than with a secret key; past it, 413 or 422 naming the limit."
     ),
     status_code=201,
     response_model=CaseCreated,

@@ -224,3 +224,23 @@ def test_a_publishable_keys_files_together_are_bounded(deployment, keys):
         refused = assert_problem(report_with_files(client, publishable, files, {"Origin": WEBSITE}), 413)
         assert "the most a report can bring" in refused["detail"]
         assert stored_keys(client.app) == before
+
+
+def test_uploads_at_once_can_not_both_take_the_last_of_the_quota(deployment, keys):
+    with deployment(evidence_case_max_files=2) as client:
+        created = new_case(client, keys)
+        assert upload(client, created, ("a.txt", TEXT, "text/plain")).status_code == 201
+        start = threading.Barrier(6)
+        answers: list = []
+
+        def send(n: int) -> None:
+            start.wait()
+            answers.append(upload(client, created, (f"{n}.txt", TEXT + bytes([65 + n]), "text/plain")))
+
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert sorted(answer.status_code for answer in answers) == [201] + [413] * 5, [a.text for a in answers]
+        assert evidence_rows(client.app, created["reference"]) == 2
