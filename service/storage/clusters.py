@@ -11,8 +11,24 @@ from sqlmodel import Session
 
 from service.domain.clusters import ClusterAlertPolicy, ClusterTotals, connected_components, money_paid, money_sum
 from service.storage.alerts import queue_alert
-from service.storage.corrections import not_linking_identifiers, pair, pair_corrections
-from service.storage.models import Case, Cluster, ClusterForce, ClusterMember, Identifier, ImageMatch, UTCDateTime
+from service.storage.corrections import (
+    DUPLICATE,
+    FALSE_LINK,
+    MANUAL_LINK,
+    not_linking_identifiers,
+    pair,
+    pair_corrections,
+)
+from service.storage.models import (
+    Case,
+    Cluster,
+    ClusterForce,
+    ClusterMember,
+    Identifier,
+    ImageMatch,
+    LinkCorrection,
+    UTCDateTime,
+)
 
 CLUSTER_EVENT = "cluster.joined"
 
@@ -20,6 +36,7 @@ _CASES = Case.__table__
 _CLUSTERS = Cluster.__table__
 _MEMBERS = ClusterMember.__table__
 _FORCES = ClusterForce.__table__
+_CORRECTIONS = LinkCorrection.__table__
 _IDENTIFIERS = Identifier.__table__
 _MATCHES = ImageMatch.__table__
 
@@ -27,40 +44,81 @@ _MATCHES = ImageMatch.__table__
 # --- the links -----------------------------------------------------------------------------------
 
 
-def neighbours_of(session: Session, case_ids: list[int], max_image_distance: int) -> set[tuple[int, int]]:
-    """Links (case, other case) from these cases: shared normalised identifiers and matching images, as
-    analysts have corrected them (identifiers that join nothing, false links out; manual links and
-    duplicates in)."""
+def _neighbours_statement():
+    """Built once (expanding parameters): the links of some cases and the corrections touching them,
+    tagged, in one round trip."""
+    case_ids = sa.bindparam("case_ids", expanding=True)
+    close = _MATCHES.c.distance <= sa.bindparam("max_distance")
     mine, other = _IDENTIFIERS.alias("mine"), _IDENTIFIERS.alias("other")
+    linked = sa.literal_column("'link'")
     by_identifier = (
-        sa.select(mine.c.case_id, other.c.case_id)
+        sa.select(linked, mine.c.case_id, other.c.case_id)
         .select_from(
             mine.join(other, sa.and_(other.c.normalized == mine.c.normalized, other.c.case_id != mine.c.case_id))
         )
         .where(mine.c.case_id.in_(case_ids), mine.c.normalized.not_in(not_linking_identifiers()))
     )
-    close = _MATCHES.c.distance <= max_image_distance
-    forward = sa.select(_MATCHES.c.case_id, _MATCHES.c.matched_case_id).where(_MATCHES.c.case_id.in_(case_ids), close)
-    backward = sa.select(_MATCHES.c.matched_case_id, _MATCHES.c.case_id).where(
+    forward = sa.select(linked, _MATCHES.c.case_id, _MATCHES.c.matched_case_id).where(
+        _MATCHES.c.case_id.in_(case_ids), close
+    )
+    backward = sa.select(linked, _MATCHES.c.matched_case_id, _MATCHES.c.case_id).where(
         _MATCHES.c.matched_case_id.in_(case_ids), close
     )
-    found = {(a, b) for a, b in session.execute(sa.union(by_identifier, forward, backward)).all()}
-    corrections = pair_corrections(session, case_ids)
-    found = {(a, b) for a, b in found if pair(a, b) not in corrections.false_links}
+    corrections = sa.select(
+        sa.case((_CORRECTIONS.c.kind == FALSE_LINK, sa.literal_column("'false'")), else_=sa.literal_column("'added'")),
+        _CORRECTIONS.c.case_id,
+        _CORRECTIONS.c.other_case_id,
+    ).where(
+        _CORRECTIONS.c.revoked_at.is_(None),
+        _CORRECTIONS.c.kind.in_((FALSE_LINK, MANUAL_LINK, DUPLICATE)),
+        sa.or_(_CORRECTIONS.c.case_id.in_(case_ids), _CORRECTIONS.c.other_case_id.in_(case_ids)),
+    )
+    return sa.union(by_identifier, forward, backward, corrections)
+
+
+_NEIGHBOURS = _neighbours_statement()
+
+
+def neighbours_of(session: Session, case_ids: list[int], max_image_distance: int) -> set[tuple[int, int]]:
+    """Links (case, other case) from these cases: shared normalised identifiers and matching images, as
+    analysts have corrected them (identifiers that join nothing, false links out; manual links and
+    duplicates in). One round trip: the links and the corrections come back as one tagged list."""
+    rows = session.connection().execute(_NEIGHBOURS, {"case_ids": case_ids, "max_distance": max_image_distance}).all()
+    false_links = {pair(a, b) for tag, a, b in rows if tag == "false"}
+    found = {(a, b) for tag, a, b in rows if tag == "link" and pair(a, b) not in false_links}
     wanted = set(case_ids)
-    for a, b in corrections.added:
-        found |= {(a, b)} if a in wanted else set()
-        found |= {(b, a)} if b in wanted else set()
+    for tag, a, b in rows:
+        if tag == "added":
+            found |= {(a, b)} if a in wanted else set()
+            found |= {(b, a)} if b in wanted else set()
     return found
 
 
+def _case_facts_statement():
+    is_duplicate = (
+        sa.select(_CORRECTIONS.c.id)
+        .where(
+            _CORRECTIONS.c.kind == DUPLICATE,
+            _CORRECTIONS.c.revoked_at.is_(None),
+            _CORRECTIONS.c.case_id == _CASES.c.id,
+        )
+        .exists()
+    )
+    return sa.select(
+        _CASES.c.id,
+        _CASES.c.police_force,
+        _CASES.c.victim_was_under_18,
+        _CASES.c.created_at,
+        _CASES.c.submission,
+        is_duplicate,
+    ).where(_CASES.c.id.in_(sa.bindparam("case_ids", expanding=True)))
+
+
+_CASE_FACTS = _case_facts_statement()
+
+
 def _member_rows(session: Session, case_ids: list[int], cluster_id: int) -> list[dict]:
-    duplicates = pair_corrections(session, case_ids).duplicates
-    rows = session.execute(
-        sa.select(
-            _CASES.c.id, _CASES.c.police_force, _CASES.c.victim_was_under_18, _CASES.c.created_at, _CASES.c.submission
-        ).where(_CASES.c.id.in_(case_ids))
-    ).all()
+    rows = session.connection().execute(_CASE_FACTS, {"case_ids": case_ids}).all()
     return [
         {
             "case_id": case_id,
@@ -69,9 +127,9 @@ def _member_rows(session: Session, case_ids: list[int], cluster_id: int) -> list
             "child_victim": bool(child),
             "money": money_paid((submission or {}).get("payments") or []),
             "reported_at": created_at,
-            "duplicate": case_id in duplicates,
+            "duplicate": bool(duplicate),
         }
-        for case_id, force, child, created_at, submission in rows
+        for case_id, force, child, created_at, submission, duplicate in rows
     ]
 
 
@@ -111,24 +169,51 @@ def _stored_totals(row, cases: int) -> ClusterTotals:
     return ClusterTotals(cases, row.victims, row.child_victims, dict(row.money or {}), row.first_seen, row.last_seen)
 
 
-def _lock_clusters(session: Session, involved: list[int]) -> tuple[dict[int, int], dict]:
-    """The clusters of these cases, locked (lowest id first, so two joins never wait on each other in a
-    circle) and read again after locking: a merge committed meanwhile may have moved them."""
-    locked: dict = {}
-    for _ in range(4):
-        current = dict(
-            session.execute(
-                sa.select(_MEMBERS.c.case_id, _MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(involved))
-            ).all()
+_LOCK_CLUSTERS_OF = (
+    sa.select(_CLUSTERS)
+    .where(
+        _CLUSTERS.c.id.in_(
+            sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(sa.bindparam("involved", expanding=True)))
         )
-        wanted = set(current.values()) - locked.keys()
-        if not wanted:
+    )
+    .order_by(_CLUSTERS.c.id)
+    .with_for_update()
+)
+_LOCK_CLUSTERS = (
+    sa.select(_CLUSTERS)
+    .where(_CLUSTERS.c.id.in_(sa.bindparam("clusters", expanding=True)))
+    .order_by(_CLUSTERS.c.id)
+    .with_for_update()
+)
+_MEMBERS_OF = sa.select(*_MEMBER_FACTS).where(_MEMBERS.c.case_id.in_(sa.bindparam("involved", expanding=True)))
+_FORCE_TOTALS_OF = sa.select(_FORCES).where(_FORCES.c.cluster_id.in_(sa.bindparam("clusters", expanding=True)))
+_SET_CLUSTER_TOTALS = (
+    sa.update(_CLUSTERS)
+    .where(_CLUSTERS.c.id == sa.bindparam("target"))
+    .values(**{name: sa.bindparam(name) for name in ("size", "updated_at", *_TOTAL_COLUMNS)})
+)
+_SET_FORCE_TOTALS = (
+    sa.update(_FORCES)
+    .where(_FORCES.c.cluster_id == sa.bindparam("target"), _FORCES.c.police_force == sa.bindparam("force"))
+    .values(**{name: sa.bindparam(name) for name in ("cases", *_TOTAL_COLUMNS)})
+)
+
+
+def _lock_clusters(session: Session, involved: list[int]) -> tuple[dict[int, dict], dict]:
+    """The member rows of these cases and their clusters, locked (lowest id first, so two joins never wait
+    on each other in a circle); the members are read after locking, as a merge committed meanwhile may
+    have moved them."""
+    connection = session.connection()
+    locked = {row.id: row for row in connection.execute(_LOCK_CLUSTERS_OF, {"involved": involved})}
+    for _ in range(4):
+        members = {row["case_id"]: row for row in connection.execute(_MEMBERS_OF, {"involved": involved}).mappings()}
+        unlocked = {row["cluster_id"] for row in members.values()} - locked.keys()
+        if not unlocked:
             break
-        for row in session.execute(
-            sa.select(_CLUSTERS).where(_CLUSTERS.c.id.in_(wanted)).order_by(_CLUSTERS.c.id).with_for_update()
-        ).all():
-            locked[row.id] = row
-    return current, {cluster: locked[cluster] for cluster in set(current.values()) if cluster in locked}
+        locked |= {row.id: row for row in connection.execute(_LOCK_CLUSTERS, {"clusters": sorted(unlocked)})}
+    return members, {
+        row["cluster_id"]: locked[row["cluster_id"]] for row in members.values() if row["cluster_id"] in locked
+    }
 
 
 @dataclass(frozen=True)
@@ -146,15 +231,18 @@ def join_clusters(
     alert_policy: ClusterAlertPolicy | None = None,
 ) -> ClusterJoin:
     """Put a case in the cluster of every case it links to, merging their clusters if it bridges
-    several (the caller commits). Costs one lookup of its links and one of their clusters; a merge
-    moves the members of the smaller clusters into the largest and adds up their stored totals."""
+    several (the caller commits). About eight statements whatever the clusters' sizes: its links, the
+    clusters locked, the stored totals read and written; a merge moves the members of the smaller
+    clusters into the largest and adds up their stored totals."""
+    connection = session.connection()
     others = {other for _, other in neighbours_of(session, [case_id], max_image_distance)}
     involved = [case_id, *others]
-    current, clusters = _lock_clusters(session, involved)
+    members, clusters = _lock_clusters(session, involved)
+    current = {case: row["cluster_id"] for case, row in members.items()}
     if clusters:
         survivor = min(clusters, key=lambda cluster: (-clusters[cluster].size, cluster))
     else:
-        survivor = session.execute(
+        survivor = connection.execute(
             sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 0, "created_at": now, "updated_at": now}
         ).scalar_one()
     absorbed = [cluster for cluster in clusters if cluster != survivor]
@@ -167,13 +255,17 @@ def join_clusters(
     if not absorbed and not missing:
         return ClusterJoin(survivor, joined=False)
 
-    by_force, gained = _taken_over(session, current, clusters, absorbed)
+    larger = sorted(cluster for cluster, row in clusters.items() if row.size >= 2)
+    stored_by_force = connection.execute(_FORCE_TOTALS_OF, {"clusters": larger}).all() if larger else []
+    by_force, gained = _taken_over(members, clusters, stored_by_force, survivor)
     if absorbed:
-        session.execute(sa.update(_MEMBERS).where(_MEMBERS.c.cluster_id.in_(absorbed)).values(cluster_id=survivor))
-        session.execute(sa.delete(_CLUSTERS).where(_CLUSTERS.c.id.in_(absorbed)))
+        if set(larger) - {survivor}:
+            connection.execute(sa.delete(_FORCES).where(_FORCES.c.cluster_id.in_(absorbed)))
+        connection.execute(sa.update(_MEMBERS).where(_MEMBERS.c.cluster_id.in_(absorbed)).values(cluster_id=survivor))
+        connection.execute(sa.delete(_CLUSTERS).where(_CLUSTERS.c.id.in_(absorbed)))
     if missing:
         rows = _member_rows(session, missing, survivor)
-        session.execute(sa.insert(_MEMBERS), rows)
+        connection.execute(sa.insert(_MEMBERS), rows)
         for row in rows:
             force, totals = _member_totals(row)
             by_force.setdefault(force, ClusterTotals()).add(totals)
@@ -184,9 +276,10 @@ def join_clusters(
         base = _stored_totals(clusters[survivor], clusters[survivor].size)
     base.add(gained)
     if base.cases >= 2:
-        _add_force_totals(session, survivor, by_force)
-    session.execute(
-        sa.update(_CLUSTERS).where(_CLUSTERS.c.id == survivor).values(size=base.cases, updated_at=now, **_columns(base))
+        survivor_rows = {row.police_force: row for row in stored_by_force if row.cluster_id == survivor}
+        _add_force_totals(session, survivor, survivor_rows, by_force)
+    connection.execute(
+        _SET_CLUSTER_TOTALS, {"target": survivor, "size": base.cases, "updated_at": now, **_columns(base)}
     )
     if joined and alert_policy is not None:
         _alert_if_due(session, survivor, case_id, base, alert_policy, now)
@@ -194,11 +287,11 @@ def join_clusters(
 
 
 def _taken_over(
-    session: Session, current: dict[int, int], clusters: dict, absorbed: list[int]
+    members: dict[int, dict], clusters: dict, stored_by_force: list, survivor: int
 ) -> tuple[dict[str, ClusterTotals], ClusterTotals]:
     """What the surviving cluster takes over, per force and in all: the stored totals of the absorbed
-    clusters of two or more (their rows then deleted), and the member row of each cluster of one
-    (absorbed, or the survivor itself), since a cluster of one keeps no totals."""
+    clusters of two or more, and the member row of each cluster of one (absorbed, or the survivor
+    itself), since a cluster of one keeps no totals."""
     by_force: dict[str, ClusterTotals] = {}
     gained = ClusterTotals()
 
@@ -206,14 +299,11 @@ def _taken_over(
         by_force.setdefault(force, ClusterTotals()).add(totals)
         gained.add(totals)
 
-    larger = [cluster for cluster in absorbed if clusters[cluster].size >= 2]
-    if larger:
-        for row in session.execute(sa.select(_FORCES).where(_FORCES.c.cluster_id.in_(larger))).all():
+    for row in stored_by_force:
+        if row.cluster_id != survivor:
             gain(row.police_force, _stored_totals(row, row.cases))
-        session.execute(sa.delete(_FORCES).where(_FORCES.c.cluster_id.in_(larger)))
-    singles = [case for case, cluster in current.items() if cluster in clusters and clusters[cluster].size < 2]
-    if singles:
-        for row in session.execute(sa.select(*_MEMBER_FACTS).where(_MEMBERS.c.case_id.in_(singles))).mappings():
+    for row in members.values():
+        if row["cluster_id"] in clusters and clusters[row["cluster_id"]].size < 2:
             gain(*_member_totals(row))
     return by_force, gained
 
@@ -222,27 +312,22 @@ def _columns(totals: ClusterTotals) -> dict:
     return {name: getattr(totals, name) for name in _TOTAL_COLUMNS}
 
 
-def _add_force_totals(session: Session, cluster_id: int, by_force: dict[str, ClusterTotals]) -> None:
-    stored = {
-        row.police_force: row
-        for row in session.execute(
-            sa.select(_FORCES).where(_FORCES.c.cluster_id == cluster_id, _FORCES.c.police_force.in_(by_force))
-        ).all()
-    }
+def _add_force_totals(
+    session: Session, cluster_id: int, stored: dict[str, object], by_force: dict[str, ClusterTotals]
+) -> None:
+    connection = session.connection()
+    added = []
     for force, totals in by_force.items():
         if force in stored:
             merged = _stored_totals(stored[force], stored[force].cases)
             merged.add(totals)
-            session.execute(
-                sa.update(_FORCES)
-                .where(_FORCES.c.cluster_id == cluster_id, _FORCES.c.police_force == force)
-                .values(cases=merged.cases, **_columns(merged))
+            connection.execute(
+                _SET_FORCE_TOTALS, {"target": cluster_id, "force": force, "cases": merged.cases, **_columns(merged)}
             )
         else:
-            session.execute(
-                sa.insert(_FORCES),
-                {"cluster_id": cluster_id, "police_force": force, "cases": totals.cases, **_columns(totals)},
-            )
+            added.append({"cluster_id": cluster_id, "police_force": force, "cases": totals.cases, **_columns(totals)})
+    if added:
+        connection.execute(sa.insert(_FORCES), added)
 
 
 def count_again(session: Session, cluster_ids: list[int], *, now: datetime) -> None:
@@ -272,10 +357,7 @@ def _write_totals(session: Session, per_cluster: dict[int, dict[str, ClusterTota
     if force_rows:
         session.execute(sa.insert(_FORCES), force_rows)
     if cluster_rows:
-        values = {name: sa.bindparam(name) for name in ("size", "updated_at", *_TOTAL_COLUMNS)}
-        session.execute(
-            sa.update(_CLUSTERS).where(_CLUSTERS.c.id == sa.bindparam("target")).values(**values), cluster_rows
-        )
+        session.connection().execute(_SET_CLUSTER_TOTALS, cluster_rows)
 
 
 def _alert_if_due(
@@ -440,7 +522,9 @@ def _visible(forces: tuple[str, ...] | None):
 
 def _page(forces: tuple[str, ...] | None, only: int | None = None):
     """Each cluster's totals as the key sees them: the stored totals for a key that sees every force,
-    else the sum of its forces' stored totals (cases in other forces counted, not shown)."""
+    else the sum of its forces' stored totals (cases in other forces counted, not shown). Only clusters
+    of two or more cases have force rows, so the sum needs no cluster row: the page's sizes are read
+    once it is chosen (_views)."""
     if forces is None:
         query = sa.select(
             _CLUSTERS.c.id.label("cluster_id"),
@@ -452,21 +536,30 @@ def _page(forces: tuple[str, ...] | None, only: int | None = None):
             _CLUSTERS.c.last_seen,
         ).where(_LISTED)
         return query if only is None else query.where(_CLUSTERS.c.id == only)
-    query = (
+    mine = _FORCES.c.police_force.in_(forces) if len(forces) > 1 else _FORCES.c.police_force == forces[0]
+    if only is not None:
+        mine = sa.and_(mine, _FORCES.c.cluster_id == only)
+    if len(forces) == 1:  # one row per cluster: no sum, and the order may come straight from the rows
+        return sa.select(
+            _FORCES.c.cluster_id,
+            _FORCES.c.cases.label("visible"),
+            _FORCES.c.victims,
+            _FORCES.c.child_victims,
+            _FORCES.c.first_seen,
+            _FORCES.c.last_seen,
+        ).where(mine)
+    return (
         sa.select(
             _FORCES.c.cluster_id,
-            _CLUSTERS.c.size.label("cases"),
             sa.func.sum(_FORCES.c.cases).label("visible"),
             sa.func.sum(_FORCES.c.victims).label("victims"),
             sa.func.sum(_FORCES.c.child_victims).label("child_victims"),
             sa.type_coerce(sa.func.min(_FORCES.c.first_seen), UTCDateTime).label("first_seen"),
             sa.type_coerce(sa.func.max(_FORCES.c.last_seen), UTCDateTime).label("last_seen"),
         )
-        .select_from(_FORCES.join(_CLUSTERS, _CLUSTERS.c.id == _FORCES.c.cluster_id))
-        .where(_FORCES.c.police_force.in_(forces), _LISTED)
-        .group_by(_FORCES.c.cluster_id, _CLUSTERS.c.size)
+        .where(mine)
+        .group_by(_FORCES.c.cluster_id)
     )
-    return query if only is None else query.where(_FORCES.c.cluster_id == only)
 
 
 def list_clusters(
@@ -540,6 +633,12 @@ def _views(session: Session, rows, forces: tuple[str, ...] | None) -> list[Clust
     if not rows:
         return []
     cluster_ids = [row.cluster_id for row in rows]
+    if forces is None:
+        sizes = {row.cluster_id: row.cases for row in rows}
+    else:
+        sizes = dict(
+            session.execute(sa.select(_CLUSTERS.c.id, _CLUSTERS.c.size).where(_CLUSTERS.c.id.in_(cluster_ids))).all()
+        )
     money: dict[int, dict[str, str]] = {cluster: {} for cluster in cluster_ids}
     force_names: dict[int, list[str]] = {cluster: [] for cluster in cluster_ids}
     shown = _FORCES.c.cluster_id.in_(cluster_ids)
@@ -566,7 +665,7 @@ def _views(session: Session, rows, forces: tuple[str, ...] | None) -> list[Clust
         ClusterView(
             cluster_id=row.cluster_id,
             cases=row.visible,
-            hidden_cases=row.cases - row.visible,
+            hidden_cases=sizes[row.cluster_id] - row.visible,
             victims=row.victims,
             child_victims=row.child_victims,
             first_seen=row.first_seen,
