@@ -23,7 +23,7 @@ from limits.errors import ConfigurationError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from service.api.deps import CurrentCaller
+from service.api.deps import Caller, CurrentCaller
 from service.api.problems import ProblemError
 
 log = logging.getLogger("service.ratelimit")
@@ -183,7 +183,7 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def limit_case_creation(request: Request, caller: CurrentCaller) -> None:
+def limit_case_creation(request: Request, caller: Caller) -> None:
     """A secret key is a force's or partner's server, sending for many people: limited per key only.
     Keyless (form) and publishable (browser) callers are people: limited per address, and per key."""
     limits: RateLimits = request.app.state.rate_limits

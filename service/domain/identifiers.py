@@ -60,6 +60,13 @@ def normalize_identifier(
     default_phone_region: str = DEFAULT_PHONE_REGION,
 ) -> NormalizedIdentifier:
     """Validate `value` as an identifier of `identifier_type` and give its canonical form."""
+    return _normalized(identifier_type, value, platform, default_phone_region)
+
+
+# A report's identifiers are normalised when the input is checked and again when the case is decided:
+# the second time is a lookup. Small, so what it holds is only the last few reports' identifiers.
+@lru_cache(maxsize=64)
+def _normalized(identifier_type, value: str, platform: str | None, default_phone_region: str) -> NormalizedIdentifier:
     normalized = _normalize(identifier_type, value, platform, default_phone_region)
     if len(normalized.normalized) > 2 * MAX_IDENTIFIER_LENGTH:
         raise IdentifierError("This is too long to be an identifier.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
@@ -126,6 +127,7 @@ class LiveKeys:
         self.max_age_seconds = max_age_seconds
         self.clock = clock
         self._keys: dict[str, tuple[_KeyRow, float]] = {}
+        self._reading: dict[str, asyncio.Future[_KeyRow | None]] = {}
 
     async def find(self, presented: str) -> ActiveKey | None:
         """The live key this bearer token names, compared in constant time; None for anything else."""
@@ -136,18 +138,32 @@ class LiveKeys:
         now = self.clock()
         cached = self._keys.get(key_id)
         if cached is None or now - cached[1] >= self.max_age_seconds:
-            row = await retrying_once_on_disconnect(
-                self.database, lambda connection: _read_live_key(connection, key_id)
-            )
+            row = await self._read_once(key_id, now)
             if row is None:
-                self._keys.pop(key_id, None)
                 return None
-            cached = (row, now)
-            self._keys[key_id] = cached
-        row = cached[0]
+        else:
+            row = cached[0]
         if not hmac.compare_digest(row.secret_sha256, sha256_hex(secret)):
             return None
         return row.key
+
+
+    async def _read_once(self, key_id: str, now: float) -> _KeyRow | None:
+        """The key read from the database, by one read however many requests ask for it at once (every
+        request in flight when its cache entry ages would otherwise read it, each on its own connection)."""
+        reading = self._reading.get(key_id)
+        if reading is None:
+            reading = self._reading[key_id] = asyncio.ensure_future(self._read(key_id, now))
+            reading.add_done_callback(lambda _: self._reading.pop(key_id, None))
+        return await asyncio.shield(reading)  # one asker cancelled does not cancel the others' read
+
+    async def _read(self, key_id: str, now: float) -> _KeyRow | None:
+        row = await retrying_once_on_disconnect(self.database, lambda connection: _read_live_key(connection, key_id))
+        if row is None:
+            self._keys.pop(key_id, None)
+        else:
+            self._keys[key_id] = (row, now)
+        return row
 
 
 @dataclass(frozen=True)
