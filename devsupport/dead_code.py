@@ -22,6 +22,7 @@ USED_BY_NAME = {
     "section_intro": "Question.section_intro, read by service/templates/_form_macros.html",
     "input_type": "Question.input_type, read by service/templates/_form_macros.html",
     "autocomplete": "Question.autocomplete, read by service/templates/_form_macros.html",
+    "empty_choice": "Question.empty_choice, read by service/templates/_form_macros.html",
     "process_bind_param": "SQLAlchemy's TypeDecorator calls it",
     "process_result_value": "SQLAlchemy's TypeDecorator calls it",
     "do_POST": "http.server calls it",

@@ -28,8 +28,8 @@ from service.api import (
     report_status,
     workflow,
 )
-from service.api.bodies import NESTED_OBJECTS
 from service.api.cors import AllowedOrigins, CorsMiddleware
+from service.api.form_fields import FORM_FIELDS
 from service.api.forwarded import ForwardedMiddleware, TrustedProxies
 from service.api.middleware import Metrics, RequestContextMiddleware
 from service.api.problems import PROBLEM_MEDIA_TYPE, FieldProblem, Problem, install_problem_handlers, problem_title
@@ -37,7 +37,6 @@ from service.api.ratelimit import RateLimits
 from service.deployment import check_deployment
 from service.domain.cases import CaseSubmission, IdentifierInput
 from service.domain.evidence import ALLOWED_CONTENT_TYPES
-from service.domain.identifiers import IdentifierType
 from service.evidence_intake import EvidenceIntake
 from service.reporting import Reporting
 from service.settings import Settings
@@ -277,28 +276,31 @@ EVIDENCE_CONTENT_TYPES = ", ".join(sorted(ALLOWED_CONTENT_TYPES))
 
 
 def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
-    """The flat form fields that map onto CaseSubmission, derived from its own schema with the form's
-    naming rules (service.api.bodies): nested objects dotted (`reporter.email`), one payment as
-    `payment.*`, identifiers as repeated fields named after their type; with files for multipart."""
+    """The flat form fields that map onto CaseSubmission (service.api.form_fields), each with its own
+    field's schema from the model; with files for multipart."""
     model = CaseSubmission.model_json_schema(ref_template="#/$defs/{model}")
     definitions = model.get("$defs", {})
     properties: dict[str, Any] = {}
     required: list[str] = []
-    for name, field in model["properties"].items():
-        node = _form_value(field, definitions)
-        if name in NESTED_OBJECTS or name == "payments":
-            inner = _resolved(node["items"] if name == "payments" else node, definitions)
-            prefix = "payment" if name == "payments" else name
-            for sub_name, sub_field in inner["properties"].items():
-                properties[f"{prefix}.{sub_name}"] = _form_value(sub_field, definitions)
-            if name in model.get("required", []):
-                required += [f"{prefix}.{sub_name}" for sub_name in inner.get("required", [])]
-        elif name == "identifiers":
-            properties.update(_identifier_fields(_resolved(node["items"], definitions)["properties"], definitions))
-        else:
-            properties[name] = node
-            if name in model.get("required", []):
-                required.append(name)
+    for field in FORM_FIELDS:
+        node = _form_value(model["properties"][field.path[0]], definitions)
+        needed = field.path[0] in model.get("required", [])
+        if len(field.path) == 2:  # a field of a nested object, or of an item of a list of them
+            in_list = node.get("type") == "array"
+            inner = _resolved(node["items"] if in_list else node, definitions)
+            node = _form_value(inner["properties"][field.path[1]], definitions)
+            needed = needed and not in_list and field.path[1] in inner.get("required", [])
+        if field.named_by is not None:
+            kind = field.named_by[1]
+            described = (
+                f"Identifiers of type {kind}; repeat the field."
+                if field.name == kind
+                else (f"The {field.field} of each `{kind}`, in the same order.")
+            )
+            node = {"type": "array", "items": node, "description": described}
+        properties[field.name] = node
+        if needed:
+            required.append(field.name)
     if max_files is not None:
         properties["evidence"] = {
             "type": "array",
@@ -327,23 +329,6 @@ def _takes_empty_text(schema: dict[str, Any]) -> bool:
     constrained = ("enum", "format", "minLength", "minimum", "maximum")
     plain_pattern = schema.get("pattern") in (None, NO_NUL)
     return schema.get("type") == "string" and plain_pattern and not any(schema.get(key) for key in constrained)
-
-
-def _identifier_fields(identifier: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
-    fields: dict[str, Any] = {
-        kind.value: {
-            "type": "array",
-            "items": _form_value(identifier["value"], definitions),
-            "description": f"Identifiers of type {kind.value}; repeat the field.",
-        }
-        for kind in IdentifierType
-    }
-    fields["username.platform"] = {
-        "type": "array",
-        "items": _form_value(identifier["platform"], definitions),
-        "description": "The platform of each `username`, in the same order.",
-    }
-    return fields
 
 
 def _resolved(node: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:

@@ -1,9 +1,6 @@
 """Reading request bodies: JSON, plain HTML forms, and multipart forms, all streamed and bounded.
 
-Forms carry the same fields as JSON, flattened with dots (`reporter.relationship`), lists as
-repeated fields (`platforms`), identifiers as repeated fields named after their type (`mtcn`),
-and one payment as `payment.*` (repeat them in order for more). Empty form fields are absent
-fields, as a browser sends every input whether it was filled in or not.
+How a form's fields map onto a case is worked out from the domain model in service.api.form_fields.
 """
 
 from __future__ import annotations
@@ -20,16 +17,11 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.api.problems import ProblemError, validation_problem
-from service.domain.identifiers import IdentifierType
 
 JSON = "application/json"
 URLENCODED = "application/x-www-form-urlencoded"
 MULTIPART = "multipart/form-data"
 FORM_MEDIA_TYPES = (JSON, URLENCODED, MULTIPART)
-
-_IDENTIFIER_FIELDS = {kind.value for kind in IdentifierType}
-NESTED_OBJECTS = {"reporter", "victim"}
-_LIST_FIELDS = {"platforms"}
 
 
 def media_type_of(request: Request) -> str:
@@ -287,61 +279,6 @@ def _utf8(name: str, raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise validation_problem([{"field": name, "message": "This is not valid UTF-8 text."}]) from None
-
-
-# --- form fields to the JSON shape --------------------------------------------------------------
-
-
-def case_from_form_fields(fields: list[tuple[str, str]]) -> dict[str, Any]:  # noqa: C901 - one branch per kind of name
-    """The JSON-shaped case a flat form describes. Unknown names are kept, so that validation
-    names them as unknown fields rather than dropping what someone typed."""
-    case: dict[str, Any] = {}
-    nested: dict[str, dict[str, Any]] = {}
-    payments: list[dict[str, str]] = []
-    identifiers: list[dict[str, str]] = []
-    username_platforms: list[str] = []
-    for name, value in fields:
-        value = value.strip()
-        if value == "":
-            continue
-        head, _, rest = name.partition(".")
-        if head in NESTED_OBJECTS and rest:
-            _set_once(nested.setdefault(head, {}), rest, value)
-        elif head == "payment" and rest:
-            target = next((payment for payment in payments if rest not in payment), None)
-            if target is None:
-                target = {}
-                payments.append(target)
-            target[rest] = value
-        elif name == "username.platform":
-            username_platforms.append(value)
-        elif name in _IDENTIFIER_FIELDS:
-            identifiers.append({"type": name, "value": value})
-        elif name in _LIST_FIELDS:
-            case.setdefault(name, []).append(value)
-        else:
-            _set_once(case, name, value)
-    usernames = [identifier for identifier in identifiers if identifier["type"] == "username"]
-    for identifier, platform in zip(usernames, username_platforms, strict=False):
-        identifier["platform"] = platform
-    # A field also sent bare (`reporter=x` beside `reporter.relationship`) is kept beside the built
-    # value, so that validation names it as wrong instead of one silently replacing the other.
-    for name, built in (*nested.items(), ("payments", payments), ("identifiers", identifiers)):
-        if built:
-            case[name] = [*_as_list(case[name]), built] if name in case else built
-    return case
-
-
-def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
-
-
-def _set_once(target: dict[str, Any], name: str, value: str) -> None:
-    if name in target:
-        existing = target[name]
-        target[name] = (existing if isinstance(existing, list) else [existing]) + [value]
-    else:
-        target[name] = value
 
 
 class StrictJsonRoute(APIRoute):

@@ -15,7 +15,6 @@ from service.api.bodies import (
     JSON,
     MULTIPART,
     URLENCODED,
-    case_from_form_fields,
     media_type_of,
     parse_json,
     parse_urlencoded,
@@ -34,6 +33,7 @@ from service.api.deps import (
     get_caller,
     key_revoked,
 )
+from service.api.form_fields import case_from_form_fields
 from service.api.idempotency import IdempotencyKey, check_visitor_key, idempotency_key_reused, replay_response
 from service.api.problems import ProblemError, field_errors, problem_responses, validation_problem
 from service.api.ratelimit import limit_case_creation

@@ -6,23 +6,14 @@ date, a yes/no), so the page, the API and the spec cannot drift. Only the words 
 
 from __future__ import annotations
 
-import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
-
-from service.domain.cases import MAX_TEXT, CaseSubmission, IdentifierInput, Payment, choices
+from service.api.form_fields import FORM_FIELDS_BY_NAME, bare_type
+from service.domain.cases import MAX_TEXT, choices
 from service.domain.identifiers import IdentifierType
-
-# Nested models as the form flattens them (api/bodies.py): `reporter.email`, `payment.amount`.
-_FORM_PREFIXES: dict[str, type[BaseModel]] = {
-    "reporter": CaseSubmission.model_fields["reporter"].annotation,  # type: ignore[dict-item]
-    "victim": typing.get_args(CaseSubmission.model_fields["victim"].annotation)[0],
-    "payment": Payment,
-}
 
 
 @dataclass(frozen=True)
@@ -33,6 +24,7 @@ class Question:
     section: str | None = None  # a heading that starts a new part of the page
     section_intro: str | None = None
     select: bool = False  # a long choice as a drop-down rather than radios
+    empty_choice: str = ""  # a drop-down's first option, for no answer
     input_type: str = "text"  # for text: email, tel
     autocomplete: str = "off"
     width: str = ""
@@ -40,16 +32,16 @@ class Question:
     @property
     def widget(self) -> str:
         kind = field_type(self.name)
+        if self.select:
+            return "select"
         if isinstance(kind, type) and issubclass(kind, StrEnum):
-            return "select" if self.select else "radios"
+            return "radios"
         if kind is bool:
             return "checkbox"
         if kind is date:
             return "date"
         if kind is datetime:
             return "datetime"
-        if self.name == "police_force":
-            return "select"
         return "textarea" if _max_length(self.name) == MAX_TEXT else "text"
 
     @property
@@ -64,33 +56,11 @@ class Question:
 
 def field_type(name: str) -> object:
     """The Python type of the domain field a form name fills (Optional and Annotated taken off)."""
-    model, field_name = _model_and_field(name)
-    return _bare(model.model_fields[field_name].annotation)
-
-
-def _model_and_field(name: str) -> tuple[type[BaseModel], str]:
-    head, _, rest = name.partition(".")
-    if head in _FORM_PREFIXES and rest:
-        return _FORM_PREFIXES[head], rest
-    if head in IdentifierType.__members__ or name == "username.platform":
-        return IdentifierInput, "platform" if rest else "value"
-    return CaseSubmission, name
-
-
-def _bare(annotation: object) -> object:
-    while True:
-        origin = typing.get_origin(annotation)
-        if origin is typing.Annotated:
-            annotation = typing.get_args(annotation)[0]
-        elif origin in (typing.Union, types.UnionType):
-            annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
-        else:
-            return annotation
+    return bare_type(FORM_FIELDS_BY_NAME[name].info.annotation)
 
 
 def _max_length(name: str) -> int | None:
-    model, field_name = _model_and_field(name)
-    info = model.model_fields[field_name]
+    info = FORM_FIELDS_BY_NAME[name].info
     constraints = list(info.metadata)
     for arg in typing.get_args(info.annotation):
         for item in getattr(arg, "__metadata__", ()):
@@ -106,13 +76,26 @@ _IDENTIFIER_QUESTIONS = {
     IdentifierType.username: ("Their username", "The name they use on the app or site"),
     IdentifierType.email: ("Their email address", None),
     IdentifierType.phone: ("Their phone number", "Include the country code if it is not a UK number, like +234"),
-    IdentifierType.skype_id: ("Their Skype ID", "It may look like live:.cid.1a2b3c"),
+    IdentifierType.skype_id: ("Their Skype ID", "It may look like live:.cid.1a2b3c4d5e6f"),
     IdentifierType.mtcn: ("Western Union MTCN", "The 10-digit tracking number, if you sent money"),
 }
 
 
-# Offender details, as (type, label, hint): the report page and the status page ask for the same ones.
-IDENTIFIER_QUESTIONS = [(kind, label, hint) for kind, (label, hint) in _IDENTIFIER_QUESTIONS.items()]
+def identifier_questions() -> list[Question]:
+    """The offender details, in order: the report page and the status page ask for the same ones."""
+    questions = []
+    for kind, (label, hint) in _IDENTIFIER_QUESTIONS.items():
+        questions.append(Question(kind.value, label, hint=hint))
+        if kind is IdentifierType.username:
+            questions.append(
+                Question(
+                    "username.platform",
+                    "Which app or site is that username on?",
+                    hint="For example, Instagram, Snapchat or Skype",
+                    width=" input-width-20",
+                )
+            )
+    return questions
 
 
 def report_questions(*, ask_police_force: bool) -> list[Question]:
@@ -136,6 +119,8 @@ def report_questions(*, ask_police_force: bool) -> list[Question]:
             Question(
                 "police_force",
                 "Which police force covers where they live? (optional)",
+                select=True,
+                empty_choice="I'm not sure",
                 hint="If you are not sure, leave it. In Scotland choose Police Scotland; in Northern Ireland, "
                 "the Police Service of Northern Ireland.",
             )
@@ -164,28 +149,15 @@ def report_questions(*, ask_police_force: bool) -> list[Question]:
             section_intro="How are you feeling? (optional)",
         ),
     ]
-    for position, (kind, (label, hint)) in enumerate(_IDENTIFIER_QUESTIONS.items()):
-        questions.append(
-            Question(
-                kind.value,
-                label,
-                hint=hint,
-                section="About the person blackmailing you (optional)" if position == 0 else None,
-                section_intro="Anything you know helps the police find them, and find other people they have "
-                "done this to."
-                if position == 0
-                else None,
-            )
+    about_them = identifier_questions()
+    questions.append(
+        replace(
+            about_them[0],
+            section="About the person blackmailing you (optional)",
+            section_intro="Anything you know helps the police find them, and find other people they have done this to.",
         )
-        if kind is IdentifierType.username:
-            questions.append(
-                Question(
-                    "username.platform",
-                    "Which app or site is that username on?",
-                    hint="For example, Instagram, Snapchat or Skype",
-                    width=" input-width-20",
-                )
-            )
+    )
+    questions += about_them[1:]
     questions += [
         Question(
             "payment.method",
@@ -194,6 +166,7 @@ def report_questions(*, ask_police_force: bool) -> list[Question]:
             section_intro="Don't pay any more. If you paid by money transfer, your bank or the transfer company "
             "may be able to stop it.",
             select=True,
+            empty_choice="I have not paid, or I'd rather not say",
         ),
         Question("payment.amount", "How much did you pay?", hint="For example, £150", width=" input-width-10"),
         Question(
@@ -222,3 +195,27 @@ CONTACT_QUESTIONS = [
     ),
     Question("reporter.phone", "Phone number", input_type="tel", autocomplete="tel", width=" input-width-20"),
 ]
+
+
+# What a form may send (service.api.form_fields) that the report page deliberately does not ask, and why. A
+# test holds every other form field to a question, so a field added to the model is asked or named here.
+NOT_ASKED_ON_THE_PAGE: dict[str, str] = {
+    "reporter.name": "A name is not needed to act on a report, and asking for it puts frightened people off.",
+    "reporter.preferred_contact": "The contact questions say it: an email or phone given is how to reach them.",
+    "reporter.safe_to_contact": "The contact section already asks for details only if it is safe.",
+    "victim.age": "The age band is enough for the urgency rules and easier to answer.",
+    "platforms": "The offender's profile link and username say where it happened.",
+    "first_contact_at": "Not needed to act; the account in their own words usually says it.",
+    "images_shared": "Asking whether images were already sent on adds fear; police ask it when they call.",
+    "payment.currency": "Read from the amount as typed (£150, 100 EUR).",
+    "payment.paid_at": "A report is usually made soon after paying; the collected question decides the advice.",
+    "consent_to_share": "Sharing with partner agencies is discussed by the police, not decided on a first form.",
+    "moneygram_reference": "Rare; the payment reference question takes it.",
+    "skype_name": "The Skype ID question is the one a victim can find.",
+    "crypto_wallet": "Rare; the payment reference question takes it.",
+    **{
+        f"{kind.value}.platform": "A platform only means something for a username."
+        for kind in IdentifierType
+        if kind is not IdentifierType.username
+    },
+}

@@ -33,16 +33,16 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.datastructures import FormData
 
-from service.api.bodies import MULTIPART, case_from_form_fields, media_type_of
+from service.api.bodies import MULTIPART, media_type_of
 from service.api.cases import ReportBody, report, submission_rules
 from service.api.deps import own_origin
+from service.api.form_fields import case_from_form_fields, form_name_of
 from service.api.form_questions import CONTACT_QUESTIONS, Question, report_questions
 from service.api.problems import ProblemError, field_errors
 from service.api.ratelimit import client_address, limit_reports_from_address
 from service.api.uploads import MultipartWithFiles, receive_multipart
 from service.domain.cases import parse_submission
 from service.domain.guidance import Audience, for_audience
-from service.domain.identifiers import IdentifierType
 from service.domain.urgency import FlagCode
 from service.reporting import Reporter
 from service.storage.database import DatabaseUnreachable, session_scope
@@ -184,10 +184,11 @@ async def post_report_form(request: Request) -> Response:
             fields = [(name, value) for name, value in fields if name != "police_force"] + [
                 ("police_force", fixed_force)
             ]
+        shaped = case_from_form_fields(fields)
         try:
-            submission = parse_submission(case_from_form_fields(fields), submission_rules(request))
+            submission = parse_submission(shaped, submission_rules(request))
         except ValidationError as error:
-            refusal = Refusal(422, _errors_by_input(field_errors(list(error.errors()), drop_prefix=()), fields))
+            refusal = Refusal(422, errors_by_input(field_errors(list(error.errors()), drop_prefix=()), shaped))
     if refusal is not None:
         await run_in_threadpool(received.discard)
         return form_page(request, values=values, refusal=refusal)
@@ -262,16 +263,14 @@ def confirmation(request: Request, receipt: str) -> Response:
     """The confirmation, with the private code the first time only: after that (a refresh, the back
     button, someone else at the same computer later) it shows the reference and the advice."""
     _enabled(request)
-    with session_scope(request.app.state.engine) as session:
-        stored = stored_response(session, scope=FORM_SCOPE, idempotency_key=receipt[:80], caller_secret=receipt)
-        if stored is None:
-            page = TEMPLATES.get_template("gone.html").render(exit_url=request.app.state.settings.report_exit_url)
-            return HTMLResponse(page, status_code=404, headers=PAGE_HEADERS)
-        created = stored["body"]  # the answer as the API gives it: {"body": ..., "headers": ...}
-        code = created.pop("reporter_token", None)
-        if code is not None:
-            replace_response(session, scope=FORM_SCOPE, idempotency_key=receipt, caller_secret=receipt, body=stored)
-            session.commit()
+    try:
+        created, code = _confirmed_once(request, receipt)
+    except (OperationalError, PoolTimeoutError, DatabaseUnreachable):
+        page = TEMPLATES.get_template("unavailable.html").render(exit_url=request.app.state.settings.report_exit_url)
+        return HTMLResponse(page, status_code=503, headers={**PAGE_HEADERS, "Retry-After": "30"})
+    if created is None:
+        page = TEMPLATES.get_template("gone.html").render(exit_url=request.app.state.settings.report_exit_url)
+        return HTMLResponse(page, status_code=404, headers=PAGE_HEADERS)
     content = request.app.state.content
     under_18 = any(flag["code"] == FlagCode.under_18.value for flag in created["flags"])
     page = TEMPLATES.get_template("confirmation.html").render(
@@ -284,6 +283,20 @@ def confirmation(request: Request, receipt: str) -> Response:
         exit_url=request.app.state.settings.report_exit_url,
     )
     return HTMLResponse(page, status_code=200, headers=PAGE_HEADERS)
+
+
+def _confirmed_once(request: Request, receipt: str) -> tuple[dict | None, str | None]:
+    """The case as the API answered it, and its private code the first time only."""
+    with session_scope(request.app.state.engine) as session:
+        stored = stored_response(session, scope=FORM_SCOPE, idempotency_key=receipt[:80], caller_secret=receipt)
+        if stored is None:
+            return None, None
+        created = stored["body"]  # the answer as the API gives it: {"body": ..., "headers": ...}
+        code = created.pop("reporter_token", None)
+        if code is not None:
+            replace_response(session, scope=FORM_SCOPE, idempotency_key=receipt, caller_secret=receipt, body=stored)
+            session.commit()
+        return created, code
 
 
 def form_page(request: Request, *, values, refusal: Refusal | None) -> Response:
@@ -354,18 +367,11 @@ def _on_page(name: str) -> str:
     return name if name in _INPUTS else "form"
 
 
-def _errors_by_input(errors: list[dict[str, str]], fields: list[tuple[str, str]]) -> dict[str, str]:
-    """API field paths (`identifiers[1].value`) back to the form inputs they came from."""
-    identifier_names = [name for name, value in fields if name in IdentifierType.__members__ and value.strip()]
+def errors_by_input(errors: list[dict[str, str]], shaped: dict) -> dict[str, str]:
+    """Problems in the JSON-shaped case (`identifiers[1].value`) back on the form inputs they came from."""
     by_field: dict[str, str] = {}
     for error in errors:
-        name = error["field"]
-        if name.startswith("identifiers["):
-            index = int(name[len("identifiers[") : name.index("]")])
-            name = identifier_names[index] if index < len(identifier_names) else "form"
-        elif name.startswith("payments["):
-            name = "payment." + name.rsplit(".", 1)[-1] if "." in name else "payment.amount"
-        name = _on_page(name)
+        name = _on_page(form_name_of(error["field"], shaped))
         by_field.setdefault(name, _FORM_MESSAGES.get((name, error["message"]), error["message"]))
     return by_field
 

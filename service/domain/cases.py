@@ -105,6 +105,21 @@ def has_nul(value: object) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class FlatForm:
+    """How a flat form (HTML, urlencoded, multipart), which has no lists of objects, sends a list of them.
+
+    `each`: every item as a group of `<each>.<field>` inputs (`payment.amount`); a name seen again starts
+    the next item. `named_by`: every item as one input named after its `named_by` field, holding `value`
+    (`mtcn=1234567890`), and its other fields as `<name>.<field>` (`username.platform`), paired with the
+    items of that name in order. Everything else a form sends is the field's own (dotted) name.
+    """
+
+    each: str | None = None
+    named_by: str | None = None
+    value: str = "value"
+
+
 class Strict(BaseModel):
     """Unknown fields refused; text trimmed; no NUL characters (no database can keep them as text)."""
 
@@ -394,9 +409,13 @@ class CaseSubmission(Strict):
     feels_unsafe: bool | None = Field(
         default=None, description="True if the victim feels unsafe or is thinking of harming themselves."
     )
-    payments: Annotated[list[Payment], Field(max_length=MAX_LIST)] = Field(default_factory=list)
+    payments: Annotated[list[Payment], Field(max_length=MAX_LIST), FlatForm(each="payment")] = Field(
+        default_factory=list
+    )
     consent_to_share: bool | None = None
-    identifiers: Annotated[list[IdentifierInput], Field(max_length=MAX_LIST)] = Field(default_factory=list)
+    identifiers: Annotated[list[IdentifierInput], Field(max_length=MAX_LIST), FlatForm(named_by="type")] = Field(
+        default_factory=list
+    )
 
     @field_validator("police_force")
     @classmethod

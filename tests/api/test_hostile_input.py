@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from service.api.bodies import case_from_form_fields
+from service.api.form_fields import case_from_form_fields
 from service.api.problems import field_errors
-from service.api.report_form import _errors_by_input as errors_by_input
+from service.api.report_form import errors_by_input
 from service.domain.cases import CaseSubmission
 from tests.support.cases import MINIMAL_CASE
 from tests.support.http import bearer
@@ -184,7 +184,7 @@ def test_any_form_fields_either_make_a_case_or_fail_validation(fields):
         CaseSubmission.model_validate(shaped)
     except ValidationError as error:
         # and the report form can point each problem back at an input on the page, in words
-        on_page = errors_by_input(field_errors(list(error.errors()), drop_prefix=()), fields)
+        on_page = errors_by_input(field_errors(list(error.errors()), drop_prefix=()), shaped)
         assert on_page and all(name and message.strip() for name, message in on_page.items())
 
 

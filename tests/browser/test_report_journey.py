@@ -49,6 +49,13 @@ def short_lived_pages(tmp_path_factory):
         yield base, data
 
 
+@pytest.fixture(scope="module")
+def short_status_sessions(tmp_path_factory):
+    data, service = serve(tmp_path_factory, "status-short", INTAKE_REPORT_STATUS_SESSION_SECONDS="3")
+    with service as (base, _):
+        yield base, data
+
+
 @pytest.fixture(params=[True, False], ids=["js-on", "js-off"])
 def page(request, browser):
     # CSP is bypassed only so the test can inject axe-core; the pages themselves run no script.
@@ -252,6 +259,70 @@ def test_the_status_page_shows_the_status_and_accepts_a_new_file(live, page, evi
     assert page.locator("#notice").inner_text() == "Thank you. 1 file was added to your report."
     assert "You have sent 1 file of evidence" in page.content()
     no_accessibility_violations(page)
+
+
+def report_and_open_status(page, base: str, account: str) -> tuple[str, str]:
+    """Send a minimal report, then open its status page with the reference and code: (reference, code)."""
+    page.goto(base + "/report")
+    page.get_by_label("It happened to me").check()
+    page.get_by_label("What happened?").fill(told(page, account))
+    send(page)
+    reference, code = page.locator("#reference").inner_text(), page.locator("#reporter-token").inner_text()
+    page.goto(base + "/report/status")
+    page.get_by_label("Reference").fill(reference)
+    page.get_by_label("Private code").fill(code)
+    page.get_by_role("button", name="Continue").click()
+    page.locator("#status").wait_for()
+    return reference, code
+
+
+def evidence_of(data: Path, reference: str) -> int:
+    in_case = 'case_id = (SELECT id FROM "case" WHERE reference = :reference)'
+    return count_rows(f"sqlite:///{data / 'intake.db'}", "evidence", in_case, reference=reference)
+
+
+def test_a_file_added_on_the_status_page_is_added_once_whatever_refresh_back_or_double_click(live, page, evidence_file):
+    base, data = live
+    reference, _ = report_and_open_status(page, base, "Synthetic account, then a file added twice over.")
+    page.get_by_label("Screenshots, videos, chat logs or receipts").set_input_files(str(evidence_file))
+    page.get_by_role("button", name="Add files").dblclick()
+    page.locator("#notice").wait_for()
+    assert page.locator("#notice").inner_text() == "Thank you. 1 file was added to your report."
+    assert "/report/status/case/" in page.url  # the post answered with a redirect to a page
+    page.reload()  # a GET: nothing is sent again, and the thanks is not told twice
+    assert page.locator("#notice").count() == 0 and "You have sent 1 file of evidence" in page.content()
+    no_accessibility_violations(page)
+    page.go_back()
+    page.locator("#status").wait_for()
+    page.go_forward()
+    page.locator("#status").wait_for()
+    assert evidence_of(data, reference) == 1
+
+
+def test_an_expired_status_page_keeps_the_details_and_adds_them_after_the_code(short_status_sessions, page, tmp_path):
+    base, data = short_status_sessions
+    reference, code = report_and_open_status(page, base, "Synthetic account, details added after a pause.")
+    page.get_by_label("Their username").fill("synthetic_offender")
+    page.get_by_label("Which app or site is that username on?").fill("Instagram")
+    page.get_by_label("Western Union MTCN").fill("12345")
+    time.sleep(4)  # this deployment's status pages last 3 seconds
+    page.get_by_role("button", name="Add details").click()
+    summary = page.get_by_role("alert").inner_text()
+    assert "open for a long time" in summary and "A Western Union MTCN is 10 digits" in summary
+    assert page.get_by_label("Their username").input_value() == "synthetic_offender"
+    assert page.get_by_label("Which app or site is that username on?").input_value() == "Instagram"
+    assert page.get_by_label("Western Union MTCN").input_value() == "12345"
+    no_accessibility_violations(page)
+    if _scripts_on(page):
+        screenshot(page, "report-status-expired.png", tmp_path)
+    page.get_by_label("Reference").fill(reference)
+    page.get_by_label("Private code").fill(code)
+    page.get_by_label("Western Union MTCN").fill("1234567890")
+    page.get_by_role("button", name="Add details").click()
+    assert page.locator("#notice").inner_text() == "Thank you. 2 details were added to your report."
+    no_accessibility_violations(page)
+    in_case = 'case_id = (SELECT id FROM "case" WHERE reference = :reference)'
+    assert count_rows(f"sqlite:///{data / 'intake.db'}", "identifier", in_case, reference=reference) == 2
 
 
 def test_the_status_page_with_the_keyboard_alone(live, browser):
