@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from devsupport.postgres import PostgresServer
 from tests.support.apps import running_service
 from tests.support.browser import accessibility_violations, screenshot, tab_to
 from tests.support.database import count_rows
@@ -54,6 +55,16 @@ def short_status_sessions(tmp_path_factory):
     data, service = serve(tmp_path_factory, "status-short", INTAKE_REPORT_STATUS_SESSION_SECONDS="3")
     with service as (base, _):
         yield base, data
+
+
+@pytest.fixture(scope="module")
+def on_postgres(tmp_path_factory):
+    """The service on a PostgreSQL server of its own, which a test may stop: (base, server)."""
+    data = tmp_path_factory.mktemp("outage")
+    with PostgresServer() as postgres:
+        database_url = postgres.create_database("journey")
+        with running_service(database_url, data, INTAKE_REPORT_EXIT_URL=EXIT_URL) as (base, _):
+            yield base, postgres
 
 
 @pytest.fixture(params=[True, False], ids=["js-on", "js-off"])
@@ -364,3 +375,46 @@ def test_every_report_page_has_the_quick_exit_first(live, page):
         exit_link = page.get_by_role("link", name="Leave this site quickly")
         assert exit_link.get_attribute("href") == EXIT_URL
         assert page.locator("a").nth(1).get_attribute("id") == "exit-this-page"  # after the skip link only
+
+
+@pytest.mark.postgres
+def test_with_the_database_stopped_every_page_says_so_plainly_and_keeps_what_was_typed(on_postgres, page):
+    base, postgres = on_postgres
+    page.goto(base + "/report")
+    page.get_by_label("It happened to me").check()
+    page.get_by_label("What happened?").fill(told(page, "Synthetic account sent before the outage."))
+    send(page)
+    sent_page = page.url
+    reference, code = page.locator("#reference").inner_text(), page.locator("#reporter-token").inner_text()
+    page.goto(base + "/report/status")
+    page.get_by_label("Reference").fill(reference)
+    page.get_by_label("Private code").fill(code)
+    page.get_by_role("button", name="Continue").click()
+    page.locator("#status").wait_for()
+    postgres.pg_ctl("stop")
+    try:
+        page.get_by_label("Western Union MTCN").fill("1234567890")
+        with page.expect_response(lambda answer: answer.request.method == "POST") as posted:
+            page.get_by_role("button", name="Add details").click()
+        page.wait_for_load_state()
+        assert posted.value.status == 503
+        assert "couldn't reach your report just now" in page.get_by_role("alert").inner_text()
+        assert page.get_by_label("Western Union MTCN").input_value() == "1234567890"
+        no_accessibility_violations(page)
+
+        assert page.goto(sent_page).status == 503
+        assert page.get_by_role("heading", name="Sorry, this page is not working right now").is_visible()
+        no_accessibility_violations(page)
+
+        page.goto(base + "/report")
+        account = told(page, "Synthetic account typed during the outage.")
+        fill_everything(page, account)
+        with page.expect_response(lambda answer: answer.request.method == "POST") as posted:
+            page.get_by_role("button", name="Send report").click()
+        page.wait_for_load_state()
+        assert posted.value.status == 503
+        assert "couldn't save your report just now" in page.get_by_role("alert").inner_text()
+        assert_everything_kept(page, account)
+        no_accessibility_violations(page)
+    finally:
+        postgres.pg_ctl("start")
