@@ -7,13 +7,14 @@ beside a full scan of the same table in the same run: p50/p99 per lookup, and th
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import resource
 import statistics
 import time
 
 import sqlalchemy as sa
-from _harness import Target, print_rows
+from _harness import Target, postgres_cpu_seconds, print_rows
 
 from devsupport.postgres import PostgresServer
 from service.cli import upgrade_database
@@ -80,13 +81,16 @@ def main(argv: list[str] | None = None) -> list[Target]:
         engine = create_database_engine(url)
         started = time.perf_counter()
         stored = load(engine, options.hashes, rng)
-        print(f"loaded {options.hashes:,} hashes with their 16 chunk indexes in {time.perf_counter() - started:.0f} s")
+        took = time.perf_counter() - started
+        print(f"loaded {options.hashes:,} hashes with their {CHUNK_COUNT} chunk indexes in {took:.0f} s")
         planted = [near(rng.choice(stored), rng.randint(0, 31), rng) for _ in range(options.lookups // 2)]
         unrelated = [rng.getrandbits(256) for _ in range(options.lookups - len(planted))]
         queries = planted + unrelated
+        database_before = postgres_cpu_seconds(postgres.data)
         cpu_before = resource.getrusage(resource.RUSAGE_SELF).ru_utime
         index_ms, index_found = timed_lookups(engine, queries, find_similar)
         client_cpu_ms = (resource.getrusage(resource.RUSAGE_SELF).ru_utime - cpu_before) / len(queries) * 1000
+        database_cpu_ms = (postgres_cpu_seconds(postgres.data) - database_before) / len(queries) * 1000
         scan_queries = queries[: options.scans]
         scan_ms, scan_found = timed_lookups(engine, scan_queries, find_similar_by_full_scan)
         with engine.connect() as connection:
@@ -102,7 +106,10 @@ def main(argv: list[str] | None = None) -> list[Target]:
             ("full scan (baseline)", f"{scan_median:.0f}", "", str(len(scan_ms)), str(sum(1 for n in scan_found if n))),
         ]
     )
-    print(f"client CPU per indexed lookup: {client_cpu_ms:.1f} ms; same answers as the scan: {same}")
+    print(
+        f"CPU per indexed lookup: client {client_cpu_ms:.1f} ms, PostgreSQL {database_cpu_ms:.1f} ms; "
+        f"same answers as the scan: {same}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}"
+    )
     print(
         "plan:",
         " / ".join(line.strip().split("  (")[0][:60] for line in plan if "Scan" in line or "Or" in line[:20])[:300],

@@ -18,7 +18,7 @@ import numpy
 import pdqhash
 import sqlalchemy as sa
 from PIL import Image, ImageOps
-from sqlalchemy.dialects.postgresql import BIT
+from sqlalchemy.dialects.postgresql import ARRAY, BIT
 from sqlmodel import Session
 
 from service.domain.perceptual import CHUNK_COUNT, ImageMatchPolicy, PdqHash, candidate_chunks
@@ -101,26 +101,43 @@ def find_similar(
 ) -> list[HashMatch]:
     """Stored hashes within policy.max_distance of the query, nearest first, through the chunk
     indexes: one B-tree lookup per chunk neighbour, never a pass over every hash."""
-    conditions = [
-        _CHUNK_COLUMNS[position].in_(values) for position, values in candidate_chunks(query, policy.max_distance)
-    ]
-    statement = sa.select(_HASHES.c.evidence_id, _HASHES.c.case_id, _HASHES.c.pdq_hash, _HASHES.c.quality).where(
-        sa.or_(*conditions), _HASHES.c.quality >= policy.min_quality
-    )
+    candidates = candidate_chunks(query, policy.max_distance)
+    if session.get_bind().dialect.name == "postgresql":  # an array per chunk: eleven parameters, not thousands
+        parameters = {
+            "query_bits": f"{query.value:0256b}",
+            "max_distance": policy.max_distance,
+            "min_quality": policy.min_quality,
+            "exclude_case_id": exclude_case_id if exclude_case_id is not None else -1,
+            # As array literals: psycopg would otherwise look at each of some 3,000 values on its own.
+            **{f"chunk_values_{position}": "{" + ",".join(map(str, values)) + "}" for position, values in candidates},
+        }
+        return _within(session.connection().execute(_SIMILAR_IN_POSTGRES, parameters), query, policy.max_distance)
+    conditions = [_CHUNK_COLUMNS[position].in_(values) for position, values in candidates]
+    statement = sa.select(*_FOUND).where(sa.or_(*conditions), _HASHES.c.quality >= policy.min_quality)
     if exclude_case_id is not None:
         statement = statement.where(_HASHES.c.case_id != exclude_case_id)
-    if session.get_bind().dialect.name == "postgresql":
-        # The candidates' Hamming distance is checked by PostgreSQL itself, so only matches come back
-        # (thousands of candidates at a million hashes); Python checks the few that do, as everywhere.
-        statement = statement.where(_distance_in_postgres <= policy.max_distance)
-        statement = statement.params(query_bits=f"{query.value:0256b}")
-    return _within(session.execute(statement), query, policy.max_distance)
+    return _within(session.connection().execute(statement), query, policy.max_distance)
 
 
+_FOUND = (_HASHES.c.evidence_id, _HASHES.c.case_id, _HASHES.c.pdq_hash, _HASHES.c.quality)
 _distance_in_postgres = sa.func.bit_count(
     sa.cast(sa.literal_column("'x'", sa.String) + _HASHES.c.pdq_hash, BIT(256)).op("#")(
         sa.cast(sa.bindparam("query_bits", type_=sa.String), BIT(256))
     )
+)
+
+
+# The candidates' Hamming distance is checked by PostgreSQL itself, so only matches come back.
+_SIMILAR_IN_POSTGRES = sa.select(*_FOUND).where(
+    sa.or_(
+        *(
+            column == sa.any_(sa.cast(sa.bindparam(f"chunk_values_{position}", type_=sa.String), ARRAY(sa.Integer)))
+            for position, column in enumerate(_CHUNK_COLUMNS)
+        )
+    ),
+    _HASHES.c.quality >= sa.bindparam("min_quality"),
+    _HASHES.c.case_id != sa.bindparam("exclude_case_id"),  # -1: none
+    _distance_in_postgres <= sa.bindparam("max_distance"),
 )
 
 

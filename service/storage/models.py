@@ -188,11 +188,11 @@ class Evidence(SQLModel, table=True):
 
 
 class ImageHash(SQLModel, table=True):
-    """The Hamming-search index of image hashes: each hash cut into 16 sixteen-bit chunks, each chunk
-    with its own B-tree (multi-index hashing; see service.domain.perceptual)."""
+    """The Hamming-search index of image hashes: each hash cut into 11 chunks of 23-24 bits, each chunk
+    with its own B-tree (multi-index hashing; see service.domain.perceptual.CHUNK_WIDTHS)."""
 
     __tablename__ = "image_hash"
-    __table_args__ = tuple(sa.Index(f"ix_image_hash_chunk_{n:02d}", f"chunk_{n:02d}") for n in range(16))
+    __table_args__ = tuple(sa.Index(f"ix_image_hash_chunk_{n:02d}", f"chunk_{n:02d}") for n in range(11))
 
     evidence_id: str = Field(primary_key=True, foreign_key="evidence.id", max_length=32, ondelete="CASCADE")
     case_id: int = Field(foreign_key="case.id", index=True, ondelete="CASCADE")
@@ -209,11 +209,6 @@ class ImageHash(SQLModel, table=True):
     chunk_08: int
     chunk_09: int
     chunk_10: int
-    chunk_11: int
-    chunk_12: int
-    chunk_13: int
-    chunk_14: int
-    chunk_15: int
 
 
 class ImageMatch(SQLModel, table=True):

@@ -87,8 +87,4 @@ def test_a_bundle_holds_each_identifier_once_and_one_grouping_per_network():
     assert [ref.external_id for ref in network.external_references] == ["AAAA-AAAA-AAAA", "BBBB-BBBB-BBBB"]
     assert len(network.object_refs) == 2
     assert "DDDD-DDDD-DDDD" not in bundle.serialize()
-    assert all(
-        item["object_marking_refs"] == [AMBER]
-        for item in bundle.objects
-        if item.type != "marking-definition"
-    )
+    assert all(item["object_marking_refs"] == [AMBER] for item in bundle.objects if item.type != "marking-definition")

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from service.domain.perceptual import CHUNK_COUNT, ImageMatchPolicy, PdqHash
+from service.domain.perceptual import CHUNK_COUNT, CHUNK_SHIFTS, CHUNK_WIDTHS, ImageMatchPolicy, PdqHash
 from service.storage.database import session_scope
 from service.storage.image_hashes import ImageFingerprint, find_similar, find_similar_by_full_scan, index_row
 from service.storage.models import Case, Evidence, ImageHash
@@ -26,11 +26,17 @@ def engine(request, tmp_path_factory):
 
 
 def spread_flips(value: int, distance: int, rng: random.Random) -> int:
-    """`distance` bits flipped, spread as evenly as possible over the 16 chunks (hardest for the index)."""
-    chunks = list(range(CHUNK_COUNT))
-    rng.shuffle(chunks)
-    for i in range(distance):  # distance <= 256: bit i // 16 of chunk i % 16, each bit once
-        value ^= 1 << (chunks[i % CHUNK_COUNT] * 16 + i // CHUNK_COUNT)
+    """`distance` bits flipped, dealt round the chunks as evenly as they go (hardest for the index)."""
+    order = list(range(CHUNK_COUNT))
+    rng.shuffle(order)
+    used = [0] * CHUNK_COUNT
+    flipped = 0
+    while flipped < distance:  # distance <= 256: each bit once
+        for chunk in order:
+            if flipped < distance and used[chunk] < CHUNK_WIDTHS[chunk]:
+                value ^= 1 << (CHUNK_SHIFTS[chunk] + used[chunk])
+                used[chunk] += 1
+                flipped += 1
     return value
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,9 @@ from sqlmodel import SQLModel
 
 import service.storage.models  # noqa: F401
 from service.cli import upgrade_database
+from service.domain.perceptual import ImageMatchPolicy, PdqHash
+from service.storage.database import session_scope
+from service.storage.image_hashes import find_similar
 from tests.support.apps import BACKENDS, database_at, fresh_database_url
 from tests.support.database import database_engine, query_rows
 
@@ -136,3 +140,45 @@ def test_upgrade_works_out_the_totals_of_clusters_kept_before(backend, request, 
         "ORDER BY cluster_id, police_force",
     )
     assert [tuple(row) for row in forces] == [(1, "", 1, 0, 0), (1, "cleveland", 2, 2, 1)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_cuts_stored_image_hashes_into_the_wider_chunks_they_are_looked_up_by(
+    backend, request, tmp_path_factory
+):
+    url = database_at("0013", backend, request, tmp_path_factory)
+    stored = PdqHash(random.Random(14).getrandbits(256))
+    chunk_columns = ", ".join(f"chunk_{position:02d}" for position in range(16))
+    sixteen_bit_chunks = [(stored.value >> (256 - 16 * (position + 1))) & 0xFFFF for position in range(16)]
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                'INSERT INTO "case" (id, reference, reporter_token_sha256, status, priority, flags, next_steps, '
+                "submission, created_at, updated_at) VALUES (1, 'IMAGE', 'IMAGE', 'received', 'normal', '[]', '[]', "
+                "'{}', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO evidence (id, case_id, object_key, filename, content_type, size, sha256, received_at, "
+                "received_by, pdq_hash, pdq_quality) VALUES ('e1', 1, 'k1', 'bait.jpg', 'image/jpeg', 1, :sha, "
+                "'2026-01-01 00:00:00+00:00', 'test', :hash, 90)"
+            ),
+            {"sha": "0" * 64, "hash": stored.hex},
+        )
+        values = ", ".join(str(chunk) for chunk in sixteen_bit_chunks)
+        connection.execute(
+            sa.text(
+                f"INSERT INTO image_hash (evidence_id, case_id, pdq_hash, quality, {chunk_columns}) "  # noqa: S608
+                f"VALUES ('e1', 1, :hash, 90, {values})"
+            ),
+            {"hash": stored.hex},
+        )
+    upgrade_database(url)
+    (row,) = query_rows(url, "SELECT * FROM image_hash")
+    assert tuple(row._mapping[f"chunk_{position:02d}"] for position in range(11)) == stored.chunks()
+    assert "chunk_11" not in row._mapping
+    near = PdqHash(stored.value ^ ((1 << 31) - 1))  # 31 bits away, in the low chunks
+    with database_engine(url) as engine, session_scope(engine) as session:
+        (found,) = find_similar(session, near, ImageMatchPolicy())
+    assert (found.evidence_id, found.distance) == ("e1", 31)
