@@ -47,6 +47,7 @@ from service.domain.cases import MAX_LIST, IdentifierInput
 from service.domain.guidance import Audience, for_audience
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode, UrgencyPolicy
+from service.domain.workflow import CaseStatus
 from service.evidence_intake import Contributor, EvidenceIntake
 from service.linking import add_identifiers
 from service.storage.audit import record_audit_event
@@ -82,11 +83,12 @@ DATABASE_DOWN = (
 DATABASE_DOWN_LOOKUP = "We couldn't open your report just now. Wait a minute, then try again."
 TOO_MANY_TRIES = "Too many tries from your connection. Wait {seconds} seconds, then try again."
 _LOOKUP_DOWN = {"errors": {"form": DATABASE_DOWN_LOOKUP}, "status": 503, "headers": _RETRY}
-_STATUS_WORDS = {
-    "received": "We have received your report. It is waiting to be looked at by the police.",
-    "triaged": "Your report has been looked at, and is being dealt with.",
-    "assigned": "Your report has been given to an officer, who is working on it.",
-    "closed": "Your report has been closed. If something new happens, you can still add to it here, or "
+# What each step of the workflow means to the person who reported (a test holds every status to words).
+STATUS_WORDS = {
+    CaseStatus.received: "We have received your report. It is waiting to be looked at by the police.",
+    CaseStatus.triaged: "Your report has been looked at, and is being dealt with.",
+    CaseStatus.assigned: "Your report has been given to an officer, who is working on it.",
+    CaseStatus.closed: "Your report has been closed. If something new happens, you can still add to it here, or "
     "make a new report.",
 }
 _IDENTIFIER_NAMES = [question.name for question in identifier_questions()]
@@ -484,7 +486,7 @@ def _status_page(request: Request, session, case: Case, *, notice, errors, value
     files = session.exec(select(func.count()).select_from(Evidence).where(Evidence.case_id == case.id)).one()
     page = TEMPLATES.get_template("status.html").render(
         case=case,
-        status_words=_STATUS_WORDS.get(case.status, case.status),
+        status_words=STATUS_WORDS[CaseStatus(case.status)],
         files=files,
         notice=notice,
         errors=FormErrors(errors, ["evidence", *_IDENTIFIER_NAMES]) if errors else None,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
 
-from tests.support.apps import app_client
+from service.api.report_status import STATUS_WORDS
+from service.domain.workflow import CaseStatus
+from tests.support.apps import BACKENDS, app_client, fresh_database_url
 from tests.support.database import count_rows, query_rows
 from tests.support.evidence import stored_keys
 from tests.support.report_form import MINIMAL, cases_stored, error_messages, form_settings, form_token, send
@@ -280,3 +283,31 @@ def test_the_status_page_keeps_to_the_cases_evidence_quota(reported_with):
         assert refused.status_code == 413
         assert "already holds 1 file " in " ".join(error_messages(refused.text))
         assert len(stored_keys(client.app)) == 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_form_sent_twice_at_the_same_moment_adds_its_file_once(backend, request, tmp_path, tmp_path_factory):
+    database_url = fresh_database_url(backend, request, tmp_path_factory)
+    with app_client(form_settings(tmp_path, database_url=database_url), migrate=False) as client:
+        sent = send(client, form_token(client.get("/report").text), MINIMAL)
+        confirmation = client.get(sent.headers["location"]).text
+        reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
+        code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
+        form = form_of(open_status(client, reference, code).text, "/report/status/evidence")
+
+        def post(_):
+            files = [("evidence", ("screenshot.png", png(), "image/png"))]
+            return client.post(
+                "/report/status/evidence", data=form, headers=SAME_SITE, files=files, follow_redirects=False
+            )
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            answers = list(pool.map(post, range(2)))
+        assert [answer.status_code for answer in answers] == [303, 303]
+        assert evidence_rows_of(client.app) == 1 and len(stored_keys(client.app)) == 1
+        assert audit_actions(client.app).count("evidence.add") == 1
+
+
+def test_every_status_of_the_workflow_is_told_in_plain_words():
+    assert set(STATUS_WORDS) == set(CaseStatus)
+    assert all(words.endswith(".") and "_" not in words for words in STATUS_WORDS.values())
