@@ -13,6 +13,7 @@ from service.domain.urgency import CaseFacts, Urgency, UrgencyPolicy, flag_urgen
 from service.storage.cases import replace_flag_rows, update_urgency
 from service.storage.identifiers import (
     cases_awaiting_repeat_flag,
+    cases_holding,
     identifier_row,
     identifiers_of,
     shared_identifier_values,
@@ -84,3 +85,17 @@ def flag_earlier_repeat_cases(
         their_shared = shared_identifier_values(session, other.normalized, exclude_case_id=other.id)
         columns = decided_again(other.submission, their_shared, now, policy, other.victim_was_under_18)
         update_urgency(session, other.id, columns)
+
+
+def decide_holders_again(session: Session, normalized: str, *, now: datetime, policy: UrgencyPolicy) -> int:
+    """After analysts marked an identifier as joining nothing (or revoked that), whether each case
+    holding it is a repeat case may have changed: decide their urgency again, in the session's
+    transaction. Only cases whose urgency changes are written. Returns how many were."""
+    changed = 0
+    for holder in cases_holding(session, normalized):
+        shared = shared_identifier_values(session, holder.normalized, exclude_case_id=holder.id)
+        columns = decided_again(holder.submission, shared, now, policy, holder.victim_was_under_18)
+        if columns != holder.urgency:
+            update_urgency(session, holder.id, columns)
+            changed += 1
+    return changed

@@ -13,6 +13,8 @@ from service.api.bodies import StrictJsonRoute
 from service.api.cases import visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import ProblemError, validation_problem
+from service.domain.urgency import UrgencyPolicy
+from service.linking import decide_holders_again
 from service.storage.audit import record_audit_event
 from service.storage.clusters import recluster
 from service.storage.corrections import (
@@ -64,13 +66,16 @@ class CorrectionPage(BaseModel):
     corrections: list[CorrectionOut]
 
 
-def _recluster(request: Request, session, case_ids: list[int]) -> None:
+def _links_changed(request: Request, session, correction: LinkCorrection) -> None:
+    """Clusters, and for an identifier the repeat flags of the cases holding it, follow at once."""
+    settings = request.app.state.settings
+    now = utc_now()
     recluster(
-        session,
-        case_ids,
-        now=utc_now(),
-        max_image_distance=request.app.state.settings.image_match_max_distance,
+        session, _affected_cases(session, correction), now=now, max_image_distance=settings.image_match_max_distance
     )
+    if correction.identifier is not None:
+        policy = UrgencyPolicy(recall_window=settings.recall_window, deadline_window=settings.deadline_window)
+        decide_holders_again(session, correction.identifier, now=now, policy=policy)
 
 
 def _affected_cases(session, correction: LinkCorrection) -> list[int]:
@@ -132,7 +137,7 @@ def post_correction(
         actor=caller.actor,
         now=utc_now(),
     )
-    _recluster(request, session, _affected_cases(session, correction))
+    _links_changed(request, session, correction)
     record_audit_event(
         session,
         actor=caller.actor,
@@ -173,7 +178,7 @@ def revoke(
     if correction.revoked_at is not None:
         raise ProblemError(409, "This correction has already been revoked.")
     revoke_correction(session, correction, actor=caller.actor, reason=given.reason, now=utc_now())
-    _recluster(request, session, _affected_cases(session, correction))
+    _links_changed(request, session, correction)
     record_audit_event(
         session,
         actor=caller.actor,

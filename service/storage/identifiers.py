@@ -95,6 +95,47 @@ def group_by_case(rows) -> list[EarlierCase]:
     return list(grouped.values())
 
 
+@dataclass(frozen=True)
+class HoldingCase:
+    """A case holding an identifier: what deciding its urgency again reads, and the urgency it has now."""
+
+    id: int
+    submission: dict
+    victim_was_under_18: bool
+    normalized: list[str]  # every identifier it holds, normalized
+    urgency: dict  # priority, flags, next_steps as stored
+
+
+_HOLDING = _IDENTIFIERS.alias("holding")
+CASES_HOLDING = (
+    sa.select(
+        _CASES.c.id,
+        _CASES.c.submission,
+        _CASES.c.victim_was_under_18,
+        _CASES.c.priority,
+        _CASES.c.flags,
+        _CASES.c.next_steps,
+        _IDENTIFIERS.c.normalized,
+    )
+    .join(_IDENTIFIERS, _IDENTIFIERS.c.case_id == _CASES.c.id)
+    .where(sa.exists().where(_HOLDING.c.case_id == _CASES.c.id, _HOLDING.c.normalized == sa.bindparam("value")))
+    .order_by(_CASES.c.id, _IDENTIFIERS.c.id)
+)
+
+
+def cases_holding(session: Session, normalized: str) -> list[HoldingCase]:
+    """Every case holding this normalized identifier, with every identifier it holds and its urgency."""
+    grouped: dict[int, HoldingCase] = {}
+    for case_id, submission, was_child, priority, flags, next_steps, value in session.execute(
+        CASES_HOLDING, {"value": normalized}
+    ):
+        urgency = {"priority": priority, "flags": flags, "next_steps": next_steps}
+        grouped.setdefault(case_id, HoldingCase(case_id, submission, bool(was_child), [], urgency)).normalized.append(
+            value
+        )
+    return list(grouped.values())
+
+
 def identifiers_of(session: Session, case_id: int) -> list[Identifier]:
     return list(session.exec(select(Identifier).where(Identifier.case_id == case_id).order_by(Identifier.id)))
 

@@ -141,3 +141,29 @@ def test_an_identifier_that_joins_nothing_makes_no_repeat_case(client, keys, new
     later = new_case(identifiers=[{"type": "email", "value": support}])["reference"]
     case = client.get(f"/v1/cases/{later}", headers=bearer(keys.analyst)).json()
     assert "repeat_identifier" not in [flag["code"] for flag in case["flags"]]
+
+
+def test_marking_an_identifier_as_not_linking_decides_again_whether_the_cases_holding_it_are_repeat_cases(
+    client, keys, new_case
+):
+    support = f"desk.{uuid.uuid4().hex[:8]}@example.org"
+    first = new_case(identifiers=[{"type": "email", "value": support}])["reference"]
+    second = new_case(identifiers=[{"type": "email", "value": support}])["reference"]
+
+    def repeat_flagged(reference: str) -> bool:
+        case = client.get(f"/v1/cases/{reference}", headers=bearer(keys.analyst)).json()
+        return "repeat_identifier" in [flag["code"] for flag in case["flags"]]
+
+    def flagged_in_search(reference: str) -> bool:  # the flag rows analysts filter by follow too
+        found = client.get(
+            "/v1/cases", params={"flag": "repeat_identifier", "limit": 200}, headers=bearer(keys.analyst)
+        )
+        return reference in [case["reference"] for case in found.json()["cases"]]
+
+    assert repeat_flagged(first) and repeat_flagged(second) and flagged_in_search(first)
+    body = {"kind": "identifier_not_linking", "identifier": support, "reason": "The platform's help desk"}
+    made = correct(client, keys.analyst, **body)
+    assert made.status_code == 201, made.text
+    assert not repeat_flagged(first) and not repeat_flagged(second) and not flagged_in_search(first)
+    assert revoke(client, keys.analyst, made.json()["id"]).status_code == 200
+    assert repeat_flagged(first) and repeat_flagged(second) and flagged_in_search(second)
