@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
 
 from service.api.bodies import (
     FORM_MEDIA_TYPES,
@@ -41,9 +44,6 @@ from service.api.schemas import (
     CaseCreated,
     CaseForAnalyst,
     CaseForReporter,
-    EvidenceSummary,
-    FlagOut,
-    StoredIdentifier,
     case_etag,
     case_for_analyst,
     case_for_reporter,
@@ -131,23 +131,56 @@ def submission_rules(request: Request) -> SubmissionRules:
     return SubmissionRules(police_forces=request.app.state.content.police_forces, today=utc_now().date())
 
 
-def case_created(reported: ReportedCase) -> CaseCreated:
-    return CaseCreated(
-        reference=reported.reference,
-        reporter_token=reported.reporter_token,
-        status=reported.status,
-        priority=reported.priority,
-        flags=[FlagOut(**flag) for flag in reported.flags],
-        next_steps=reported.next_steps,
-        identifiers=[StoredIdentifier(**identifier) for identifier in reported.identifiers],
-        evidence=[EvidenceSummary(**row) for row in reported.evidence],
-        created_at=reported.created_at,
-    )
+def case_created(reported: ReportedCase) -> dict:
+    """The 201 answer (CaseCreated, as its JSON), built as JSON directly: the same as validating a
+    CaseCreated and dumping it, without doing either on the hottest route."""
+    return {
+        "reference": reported.reference,
+        "reporter_token": reported.reporter_token,
+        "status": reported.status,
+        "priority": reported.priority,
+        "flags": [{"code": flag["code"], "reason": flag["reason"]} for flag in reported.flags],
+        "next_steps": list(reported.next_steps),
+        "identifiers": [
+            {
+                "type": identifier["type"],
+                "value": identifier["value"],
+                "normalized": identifier["normalized"],
+                "platform": identifier["platform"],
+                "handle": identifier["handle"],
+                "created_at": json_moment(identifier["created_at"]),
+            }
+            for identifier in reported.identifiers
+        ],
+        "evidence": [
+            {
+                "id": row["id"],
+                "filename": row["filename"],
+                "content_type": row["content_type"],
+                "size": row["size"],
+                "sha256": row["sha256"],
+                "received_at": json_moment(row["received_at"]),
+            }
+            for row in reported.evidence
+        ],
+        "created_at": json_moment(reported.created_at),
+    }
+
+
+class OrjsonResponse(JSONResponse):
+    """JSONResponse's bytes (compact, UTF-8), written by orjson: several times faster than json.dumps."""
+
+    def render(self, content: object) -> bytes:
+        return orjson.dumps(content)
+
+
+def json_moment(moment: datetime) -> str:
+    """A time as pydantic writes it in JSON (what the response model would have given)."""
+    return to_jsonable_python(moment)
 
 
 def _api_answer(reported: ReportedCase) -> tuple[dict, dict[str, str]]:
-    body = case_created(reported).model_dump(mode="json")
-    return body, {"Location": f"/v1/cases/{reported.reference}"}
+    return case_created(reported), {"Location": f"/v1/cases/{reported.reference}"}
 
 
 async def report(request: Request, body: ReportBody, reporter: Reporter, **idempotency) -> Answer:
@@ -254,7 +287,7 @@ async def post_case(
     except (IdempotencyKeyReused, IdempotencyRecordUnreadable):
         raise idempotency_key_reused() from None
     if answer.replayed is None:
-        return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
+        return OrjsonResponse(answer.body, status_code=answer.status, headers=answer.headers)
     return replay_response(answer.status, {"body": answer.body, "headers": answer.headers}, answer.replayed)
 
 

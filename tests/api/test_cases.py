@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
+from service.api.cases import case_created
+from service.api.schemas import CaseCreated
 from service.domain.reference import canonical_reference
+from service.reporting import ReportedCase
 from tests.support.cases import MINIMAL_CASE
 from tests.support.database import audit_events, count_rows
 from tests.support.http import assert_problem, bearer
@@ -307,3 +311,48 @@ def test_json_sent_as_a_form_or_without_a_content_type_is_told_what_to_send(clie
     assert "JSON but its Content-Type says it is a form" in assert_problem(as_form, 415)["detail"]
     bare = client.post("/v1/cases", content=body, headers=bearer(keys.submitter))
     assert assert_problem(bare, 415)["detail"].startswith("The Content-Type header is missing.")
+
+
+def test_the_201_answer_is_built_exactly_as_its_response_model_would_write_it():
+    # The hot path writes the CaseCreated JSON itself: it must be what validating and dumping gives.
+
+    now = datetime(2026, 11, 27, 21, 5, 7, 123456, tzinfo=UTC)
+    reported = ReportedCase(
+        reference="7KQM-X4TR-9PZC",
+        reporter_token="irt_synthetic",
+        status="received",
+        priority="urgent",
+        flags=[{"code": "under_18", "reason": "Synthetic reason."}],
+        next_steps=["under-18", "dont-panic"],
+        identifiers=[
+            {
+                "type": "mtcn",
+                "value": "123-456-7890",
+                "normalized": "1234567890",
+                "platform": None,
+                "handle": None,
+                "created_at": now,
+            },
+            {
+                "type": "profile_url",
+                "value": "https://instagram.com/s",
+                "normalized": "instagram:s",
+                "platform": "instagram",
+                "handle": "s",
+                "created_at": now,
+            },
+        ],
+        evidence=[
+            {
+                "id": "ev1",
+                "filename": "a.png",
+                "content_type": "image/png",
+                "size": 3,
+                "sha256": "ab" * 32,
+                "received_at": now.replace(microsecond=0),
+            }
+        ],
+        created_at=now,
+    )
+    validated = CaseCreated.model_validate({**reported.__dict__}).model_dump(mode="json")
+    assert json.dumps(case_created(reported)) == json.dumps(validated)
