@@ -36,7 +36,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def export_record(case: Mapping[str, Any]) -> dict[str, Any]:
-    """One case as the export's columns, from its stored columns and its "type:normalized;..." identifiers."""
+    """One case as the export's columns, from its stored columns and its [type, normalized] identifiers."""
     submission = case["submission"]
     reporter = submission.get("reporter", {})
     victim = submission.get("victim", {})
@@ -60,7 +60,7 @@ def export_record(case: Mapping[str, Any]) -> dict[str, Any]:
         "feels_unsafe": submission.get("feels_unsafe"),
         "consent_to_share": submission.get("consent_to_share"),
         "payments_count": len(submission.get("payments", [])),
-        "identifiers": ";".join(sorted((case["identifiers"] or "").split(";"))).strip(";"),
+        "identifiers": ";".join(sorted(f"{kind}:{normalized}" for kind, normalized in case["identifiers"] or [])),
         "account": submission.get("account"),
         "threats": submission.get("threats"),
     }
@@ -75,10 +75,7 @@ def export_record_v2(case: Mapping[str, Any]) -> dict[str, Any]:
     (identifiers as {type, normalized}), and the fields added since."""
     record = export_record(case)
     submission = case["submission"]
-    identifiers = sorted(
-        (entry.split(":", 1) for entry in (case["identifiers"] or "").split(";") if ":" in entry),
-        key=lambda pair: (pair[0], pair[1]),
-    )
+    identifiers = sorted((kind, normalized) for kind, normalized in case["identifiers"] or [])
     return {
         **record,
         "version": "2",

@@ -79,9 +79,15 @@ EXPORT_BATCH = 500
 
 def stream_cases(session: Session, filters: CaseFilters) -> Iterator[dict]:
     """Every matching case, oldest first, from a server-side cursor read in batches: memory stays flat
-    however many rows there are. Each row carries its identifiers as "type:normalized;..." text."""
+    however many rows there are. Each row carries its identifiers as [type, normalized] pairs."""
+    # As a JSON array of [type, normalized] pairs: a normalized identifier may hold any separator (a ";"
+    # in a URL), and an array needs none.
+    if session.get_bind().dialect.name == "postgresql":
+        pairs = sa.func.json_agg(sa.func.json_build_array(_IDENTIFIERS.c.type, _IDENTIFIERS.c.normalized))
+    else:
+        pairs = sa.func.json_group_array(sa.func.json_array(_IDENTIFIERS.c.type, _IDENTIFIERS.c.normalized))
     identifiers = (
-        sa.select(sa.func.aggregate_strings(_IDENTIFIERS.c.type + ":" + _IDENTIFIERS.c.normalized, ";"))
+        sa.select(sa.type_coerce(pairs, sa.JSON))
         .where(_IDENTIFIERS.c.case_id == _CASES.c.id)
         .scalar_subquery()
         .label("identifiers")

@@ -94,3 +94,17 @@ def test_ndjson_version_2_has_json_arrays_and_version_1_announces_its_sunset(cli
 
 def test_only_analysts_export_stix(client, keys):
     assert export(client, keys.submitter, format="stix").status_code == 403
+
+
+def test_ndjson_version_2_keeps_an_identifier_holding_a_semicolon_whole(client, keys, new_case):
+    force, mtcn = unique_force(), unique_mtcn()
+    page = f"https://example.org/pay;session={uuid.uuid4().hex[:8]}"
+    new_case(
+        police_force=force,
+        identifiers=[{"type": "profile_url", "value": page}, {"type": "mtcn", "value": mtcn}],
+    )
+    v2 = export(client, keys.analyst, format="ndjson", version="2", force=force)
+    (line,) = [json.loads(text) for text in v2.text.splitlines()]
+    assert line["identifiers"] == [{"type": "mtcn", "normalized": mtcn}, {"type": "profile_url", "normalized": page}]
+    v1 = export(client, keys.analyst, format="ndjson", force=force)
+    assert json.loads(v1.text.splitlines()[0])["identifiers"] == f"mtcn:{mtcn};profile_url:{page}"
