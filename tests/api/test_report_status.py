@@ -15,24 +15,24 @@ from service.domain.workflow import CaseStatus
 from tests.support.apps import BACKENDS, app_client, fresh_database_url
 from tests.support.database import count_rows, query_rows
 from tests.support.evidence import stored_keys
-from tests.support.report_form import MINIMAL, cases_stored, error_messages, form_settings, form_token, send
+from tests.support.report_form import (
+    MINIMAL,
+    SAME_SITE,
+    cases_stored,
+    error_messages,
+    form_settings,
+    hidden_fields,
+    open_status,
+    report_through_the_form,
+)
 from tests.support.synthetic import png
-
-SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
 
 
 @pytest.fixture
 def reported(tmp_path):
     with app_client(form_settings(tmp_path, rate_report_status_per_address="5/minute")) as client:
-        sent = send(client, form_token(client.get("/report").text), {**MINIMAL, "victim.age_band": "13_15"})
-        confirmation = client.get(sent.headers["location"]).text
-        reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
-        code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
+        reference, code, _ = report_through_the_form(client, {**MINIMAL, "victim.age_band": "13_15"})
         yield client, reference, code
-
-
-def open_status(client, reference: str, code: str):
-    return client.post("/report/status", data={"reference": reference, "code": code}, headers=SAME_SITE)
 
 
 def pass_of(page: str) -> str:
@@ -75,12 +75,6 @@ def test_tries_are_limited_per_address_right_or_wrong(reported):
     assert "Too many tries" in limited.text and f'value="{reference}"' in limited.text
 
 
-def form_of(page: str, action: str) -> dict[str, str]:
-    """The hidden fields of the form on `page` that posts to `action` (its pass and its own form token)."""
-    form = re.search(rf'<form method="post" action="{action}".*?</form>', page, re.S).group(0)
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
-
-
 def notice_of(page: str) -> str | None:
     found = re.search(r'id="notice">([^<]+)<', page)
     return found.group(1) if found else None
@@ -104,7 +98,7 @@ def test_opening_redirects_to_a_page_so_a_refresh_sends_nothing_again(reported):
 def test_a_new_file_is_added_once_with_a_redirect_and_the_api_rules_and_audited(reported):
     client, reference, code = reported
     page = open_status(client, reference, code).text
-    form = form_of(page, "/report/status/evidence")
+    form = hidden_fields(page, "/report/status/evidence")
     files = [("evidence", ("screenshot.png", png(), "image/png"))]
     added = client.post("/report/status/evidence", data=form, headers=SAME_SITE, files=files, follow_redirects=False)
     assert added.status_code == 303
@@ -121,7 +115,7 @@ def test_a_new_file_is_added_once_with_a_redirect_and_the_api_rules_and_audited(
     assert evidence_rows_of(client.app) == 1 and len(stored_keys(client.app)) == 1
     assert audit_actions(client.app).count("evidence.add") == 1
 
-    fresh = form_of(result.text, "/report/status/evidence")  # the next form of the page adds again
+    fresh = hidden_fields(result.text, "/report/status/evidence")  # the next form of the page adds again
     refused = client.post(
         "/report/status/evidence",
         data=fresh,
@@ -136,7 +130,7 @@ def test_a_new_file_is_added_once_with_a_redirect_and_the_api_rules_and_audited(
 
 def test_identifiers_are_checked_like_the_api_added_once_and_audited(reported):
     client, reference, code = reported
-    form = form_of(open_status(client, reference, code).text, "/report/status/identifiers")
+    form = hidden_fields(open_status(client, reference, code).text, "/report/status/identifiers")
     refused = client.post("/report/status/identifiers", data={**form, "mtcn": "12345"}, headers=SAME_SITE)
     assert refused.status_code == 422
     assert error_messages(refused.text) == ["A Western Union MTCN is 10 digits; this has 5."]
@@ -157,16 +151,13 @@ def test_identifiers_are_checked_like_the_api_added_once_and_audited(reported):
 def short_pass(tmp_path):
     settings = form_settings(tmp_path, rate_report_status_per_address="5/minute", report_status_session_seconds=1)
     with app_client(settings) as client:
-        sent = send(client, form_token(client.get("/report").text), MINIMAL)
-        confirmation = client.get(sent.headers["location"]).text
-        reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
-        code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
+        reference, code, _ = report_through_the_form(client)
         yield client, reference, code
 
 
 def test_an_expired_pass_keeps_the_details_typed_and_asks_for_the_code_to_send_them(short_pass):
     client, reference, code = short_pass
-    form = form_of(open_status(client, reference, code).text, "/report/status/identifiers")
+    form = hidden_fields(open_status(client, reference, code).text, "/report/status/identifiers")
     time.sleep(2.1)
     typed = {**form, "mtcn": "12345", "username": "synthetic_offender", "username.platform": "Instagram"}
     expired = client.post("/report/status/identifiers", data=typed, headers=SAME_SITE)
@@ -176,7 +167,7 @@ def test_an_expired_pass_keeps_the_details_typed_and_asks_for_the_code_to_send_t
     assert messages == ["A Western Union MTCN is 10 digits; this has 5."]  # mistakes told at once, not after
     assert 'value="12345"' in expired.text and 'value="synthetic_offender"' in expired.text
     assert 'value="Instagram"' in expired.text and 'id="code"' in expired.text
-    again = form_of(expired.text, "/report/status/identifiers")
+    again = hidden_fields(expired.text, "/report/status/identifiers")
     assert "pass" not in again
 
     resend = {**again, "reference": reference, "code": "irt_wrong", "mtcn": "1234567890"}
@@ -195,13 +186,13 @@ def test_an_expired_pass_keeps_the_details_typed_and_asks_for_the_code_to_send_t
 
 def test_an_expired_pass_asks_for_the_code_and_the_files_again_and_keeps_nothing_sent(short_pass):
     client, reference, code = short_pass
-    form = form_of(open_status(client, reference, code).text, "/report/status/evidence")
+    form = hidden_fields(open_status(client, reference, code).text, "/report/status/evidence")
     time.sleep(2.1)
     files = [("evidence", ("screenshot.png", png(), "image/png"))]
     expired = client.post("/report/status/evidence", data=form, headers=SAME_SITE, files=files)
     assert expired.status_code == 403 and "choose them again" in expired.text and 'id="code"' in expired.text
     assert stored_keys(client.app) == set()
-    again = form_of(expired.text, "/report/status/evidence")
+    again = hidden_fields(expired.text, "/report/status/evidence")
     added = client.post(
         "/report/status/evidence",
         data={**again, "reference": reference, "code": code},
@@ -232,10 +223,7 @@ def reported_with(tmp_path):
     @contextmanager
     def open_with(**settings):
         with app_client(form_settings(tmp_path, **settings)) as client:
-            sent = send(client, form_token(client.get("/report").text), MINIMAL)
-            confirmation = client.get(sent.headers["location"]).text
-            reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
-            code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
+            reference, code, _ = report_through_the_form(client)
             yield client, open_status(client, reference, code).text
 
     return open_with
@@ -244,7 +232,7 @@ def reported_with(tmp_path):
 def add_file(client, page: str, name: str = "screenshot.png"):
     """Add a file with the evidence form of `page` (its pass and its own form token); redirects followed."""
     files = [("evidence", (name, png(), "image/png"))]
-    form = form_of(page, "/report/status/evidence")
+    form = hidden_fields(page, "/report/status/evidence")
     return client.post("/report/status/evidence", data=form, headers=SAME_SITE, files=files)
 
 
@@ -252,7 +240,7 @@ def test_additions_on_the_status_page_are_limited_per_address_and_keep_the_page(
     with reported_with(rate_status_additions_per_address="2/minute") as (client, page):
         added = add_file(client, page)
         assert added.status_code == 200 and notice_of(added.text) == "Thank you. 1 file was added to your report."
-        details = {**form_of(added.text, "/report/status/identifiers"), "mtcn": "123-456-7890"}
+        details = {**hidden_fields(added.text, "/report/status/identifiers"), "mtcn": "123-456-7890"}
         added_details = client.post("/report/status/identifiers", data=details, headers=SAME_SITE)
         assert notice_of(added_details.text) == "Thank you. 1 detail was added to your report."
         limited = add_file(client, added_details.text, "second.png")
@@ -260,7 +248,7 @@ def test_additions_on_the_status_page_are_limited_per_address_and_keep_the_page(
         assert "Too many additions from this address" in " ".join(error_messages(limited.text))
         assert 'name="pass"' in limited.text  # still the reporter's own page, ready to try again
         assert len(stored_keys(client.app)) == 1
-        details = {**form_of(limited.text, "/report/status/identifiers"), "mtcn": "123-456-7890"}
+        details = {**hidden_fields(limited.text, "/report/status/identifiers"), "mtcn": "123-456-7890"}
         refused_details = client.post("/report/status/identifiers", data=details, headers=SAME_SITE)
         assert refused_details.status_code == 429 and 'value="123-456-7890"' in refused_details.text
 
@@ -289,11 +277,8 @@ def test_the_status_page_keeps_to_the_cases_evidence_quota(reported_with):
 def test_one_form_sent_twice_at_the_same_moment_adds_its_file_once(backend, request, tmp_path, tmp_path_factory):
     database_url = fresh_database_url(backend, request, tmp_path_factory)
     with app_client(form_settings(tmp_path, database_url=database_url), migrate=False) as client:
-        sent = send(client, form_token(client.get("/report").text), MINIMAL)
-        confirmation = client.get(sent.headers["location"]).text
-        reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
-        code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
-        form = form_of(open_status(client, reference, code).text, "/report/status/evidence")
+        reference, code, _ = report_through_the_form(client)
+        form = hidden_fields(open_status(client, reference, code).text, "/report/status/evidence")
 
         def post(_):
             files = [("evidence", ("screenshot.png", png(), "image/png"))]

@@ -4,19 +4,25 @@ is back does what was asked."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from devsupport.postgres import PostgresServer
 from service.cli import upgrade_database
 from tests.support.apps import app_client
 from tests.support.database import count_rows
-from tests.support.report_form import MINIMAL, form_settings, form_token, send
+from tests.support.report_form import (
+    MINIMAL,
+    SAME_SITE,
+    form_settings,
+    form_token,
+    hidden_fields,
+    open_status,
+    report_through_the_form,
+    send,
+)
 from tests.support.synthetic import png
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres]
-SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
 
 
 @pytest.fixture
@@ -29,11 +35,6 @@ def database_that_goes_away(tmp_path):
             yield client, postgres
 
 
-def hidden_fields(page: str, action: str) -> dict[str, str]:
-    form = re.search(rf'<form method="post" action="{action}".*?</form>', page, re.S).group(0)
-    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
-
-
 def assert_plain_page(answer, status: int = 503) -> None:
     assert answer.status_code == status, answer.text[:300]
     assert answer.headers["content-type"].startswith("text/html")
@@ -43,12 +44,8 @@ def assert_plain_page(answer, status: int = 503) -> None:
 
 def test_with_the_database_stopped_the_report_and_status_pages_keep_what_was_typed(database_that_goes_away):
     client, postgres = database_that_goes_away
-    sent = send(client, form_token(client.get("/report").text), MINIMAL)
-    receipt_page = sent.headers["location"]
-    confirmation = client.get(receipt_page).text
-    reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
-    code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
-    opened = client.post("/report/status", data={"reference": reference, "code": code}, headers=SAME_SITE)
+    reference, code, receipt_page = report_through_the_form(client)
+    opened = open_status(client, reference, code)
     case_page = str(opened.url)
     details_form = hidden_fields(opened.text, "/report/status/identifiers")
     files_form = hidden_fields(opened.text, "/report/status/evidence")

@@ -36,3 +36,26 @@ def cases_stored(app) -> int:
 
 def error_messages(page: str) -> list[str]:
     return re.findall(r'<p class="error-message"[^>]*><span class="visually-hidden">Error:</span> (.*?)</p>', page)
+
+
+SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
+
+
+def report_through_the_form(client, fields: dict = MINIMAL) -> tuple[str, str, str]:
+    """Send a report through /report and see its confirmation once: (reference, private code, confirmation address)."""
+    sent = send(client, form_token(client.get("/report").text), fields)
+    confirmation = client.get(sent.headers["location"]).text
+    reference = re.search(r'id="reference">([^<]+)<', confirmation).group(1)
+    code = re.search(r'id="reporter-token">([^<]+)<', confirmation).group(1)
+    return reference, code, sent.headers["location"]
+
+
+def open_status(client, reference: str, code: str):
+    """Open /report/status with the reference and code, as its form posts them (the redirect followed)."""
+    return client.post("/report/status", data={"reference": reference, "code": code}, headers=SAME_SITE)
+
+
+def hidden_fields(page: str, action: str) -> dict[str, str]:
+    """The hidden fields of the form on `page` that posts to `action` (a status page's pass and form token)."""
+    form = re.search(rf'<form method="post" action="{action}".*?</form>', page, re.S).group(0)
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
