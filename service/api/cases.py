@@ -62,6 +62,8 @@ from service.storage.intake import KeyNoLongerLive
 from service.storage.models import Case, utc_now
 
 router = APIRouter(tags=["cases"])
+# POST /v1/cases alone, so the app can match it before scanning every other route (service.app).
+reporting_router = APIRouter(tags=["cases"])
 
 CaseReference = Annotated[
     str,
@@ -197,7 +199,7 @@ async def report(request: Request, body: ReportBody, reporter: Reporter, **idemp
     return answer
 
 
-@router.post(
+@reporting_router.post(
     "/v1/cases",
     summary="Report a case",
     description=(
