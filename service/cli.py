@@ -276,8 +276,7 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from service.storage.audit import record_audit_event
-    from service.storage.export import export_lines
+    from service.exporting import ExportRequest, export_cases
     from service.storage.search import CaseFilters, count_cases
 
     def moment(text: str | None) -> datetime | None:
@@ -298,13 +297,9 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     engine = create_database_engine(settings.resolved_database_url)
     with session_scope(engine) as session:
         total = count_cases(session, filters)
-        record_audit_event(
-            session,
-            actor="cli:export",
-            action="cases.export",
-            detail={"format": args.format, "rows": total, "output": os.path.basename(args.output)},
-        )
-        session.commit()
+    asked = ExportRequest(
+        filters, args.format, args.version, actor="cli:export", noted={"output": os.path.basename(args.output)}
+    )
     # Owner-only: an export holds victims' personal data.
     descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     written = 0
@@ -313,31 +308,15 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
         tqdm(total=total, unit="case", desc="exporting", file=sys.stderr) as progress,
     ):
 
-        def counted() -> None:
+        def counted(cases: int) -> None:
             nonlocal written
-            written += 1
-            progress.update(1)
+            written += cases
+            progress.update(cases)
 
-        if args.format == "stix":
-            written = _write_stix(settings, engine, filters, output)
-        else:
-            for chunk in export_lines(engine, filters, args.format, on_case=counted, version=args.version):
-                output.write(chunk)
+        for part in export_cases(engine, settings, asked, on_cases=counted):
+            output.write(part)
     print(f"wrote {written} case(s) to {args.output}")
     return 0
-
-
-def _write_stix(settings: Settings, engine, filters, output) -> int:
-    """The STIX 2.1 bundle of the consenting cases' offender identifiers; returns how many cases it holds."""
-    from service.domain.sharing import stix_bundle
-    from service.storage.models import utc_now
-    from service.storage.sharing import consented_cases
-
-    with session_scope(engine) as session:
-        cases = consented_cases(session, filters)
-    bundle = stix_bundle(cases, tlp=settings.stix_tlp, producer=settings.stix_producer, now=utc_now())
-    output.write(bundle.serialize().encode())
-    return len(cases)
 
 
 def _rebuild_clusters(settings: Settings) -> int:

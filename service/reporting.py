@@ -32,6 +32,7 @@ from service.domain.urgency import (
 from service.linking import decided_again, unique_normalized, urgency_columns
 from service.settings import Settings
 from service.storage import intake
+from service.storage.audit import CLIENT_REQUEST_ID
 from service.storage.database import (
     AsyncDatabase,
     on_driver_retrying_once_on_disconnect,
@@ -282,6 +283,7 @@ class Reporting:
                 "actor": reporter.actor,
                 "action": "case.create",
                 "request_id": reporter.request_id,
+                "client_request_id": CLIENT_REQUEST_ID.get(),
                 "detail": {"evidence": [row["id"] for row in evidence_rows]} if evidence_rows else None,
             },
             # Only what lets someone act, never personal data: the case is read through the API.

@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlmodel import select
 
+from service import exporting
 from service.api.cases import CaseReference, visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
 from service.api.problems import validation_problem
@@ -23,17 +24,15 @@ from service.domain.cases import SearchMoment
 from service.domain.export import EXPORT_COLUMNS, EXPORT_V1_SUNSET, EXPORT_VERSION
 from service.domain.police_forces import UnknownPoliceForce
 from service.domain.reference import canonical_reference
-from service.domain.sharing import stix_bundle
 from service.domain.urgency import FlagCode
+from service.exporting import ExportRequest
 from service.storage.audit import erased_case_id, list_audit, record_audit_event
 from service.storage.cases import find_case
 from service.storage.corrections import corrections_touching
-from service.storage.export import export_lines
 from service.storage.identifiers import identifiers_of
 from service.storage.links import links_of
-from service.storage.models import AuditEvent, Case, utc_now
+from service.storage.models import AuditEvent, Case
 from service.storage.search import CaseFilters, list_cases
-from service.storage.sharing import consented_cases
 
 # Every search, export and audit read: a misspelt filter must not widen the answer to everything.
 router = APIRouter(tags=["analysts"], dependencies=[Depends(refuse_unknown_query_parameters)])
@@ -129,7 +128,13 @@ class AuditEventOut(BaseModel):
     action: str = Field(examples=["case.read"])
     case: str | None = Field(description="The case reference, if the event concerns one.")
     reason: str | None
-    request_id: str | None
+    request_id: str | None = Field(
+        description="The service's own id for the request (its X-Request-Id answer header); never chosen by the client."
+    )
+    client_request_id: str | None = Field(
+        description="The X-Request-Id the client sent, if it was up to 64 visible ASCII characters; the client's "
+        "own word, kept for matching with its logs."
+    )
     detail: dict[str, Any] | None
 
 
@@ -169,10 +174,6 @@ def case_filters(
 Filters = Annotated[CaseFilters, Depends(case_filters)]
 
 
-def _described(filters: CaseFilters) -> dict[str, str]:
-    return {name: str(value) for name, value in vars(filters).items() if value is not None}
-
-
 @router.get(
     "/v1/cases/export",
     summary="Export every matching case",
@@ -183,14 +184,14 @@ def _described(filters: CaseFilters) -> dict[str, str]:
     f"{EXPORT_V1_SUNSET} (its answers carry a `Sunset` header), then version 2 will be. `format=stix` is a STIX "
     "2.1 bundle for partner agencies: the offender identifiers of the matching cases whose victims agreed to "
     "sharing (`consent_to_share`) as observables, one grouping per offender network, all marked with the "
-    "deployment's TLP 2.0 level (default TLP:AMBER); no victim data. Every export is audited.",
+    "deployment's TLP 2.0 level (default TLP:AMBER); no victim data. Every export is audited with the "
+    "references of the cases it returned, part by part as they are sent (`cases.export` rows).",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}, "application/stix+json": {}}}},
 )
 def export_cases(
     request: Request,
     filters: Filters,
-    session: DatabaseSession,
     request_id: RequestId,
     reason: AccessReason,
     format: Annotated[Literal["ndjson", "csv", "stix"], Query(description="ndjson, csv or stix.")] = "ndjson",
@@ -199,48 +200,28 @@ def export_cases(
 ) -> StreamingResponse:
     if version == "2" and format != "ndjson":
         raise validation_problem([{"field": "version", "message": "Version 2 is for NDJSON; CSV stays flat."}])
-    if format == "stix":
-        return _stix_export(request, session, filters, caller, request_id, reason)
-    record_audit_event(
-        session,
-        actor=caller.actor,
-        action="cases.export",
-        reason=reason,
-        request_id=request_id,
-        detail={"format": format, "version": version, "filters": _described(filters)},
-    )
-    session.commit()
-    engine = request.app.state.engine
-    lines = export_lines(engine, filters, format, version=version)
-    # The first chunk is read here, before the 200 is sent: a database that is down or a query that
-    # fails is then a problem+json answer, not a response cut off half-way.
-    first = next(lines, b"")
-    media_type = "application/x-ndjson" if format == "ndjson" else "text/csv; charset=utf-8"
-    exported_version = version if format == "ndjson" else EXPORT_VERSION
+    asked = ExportRequest(filters, format, version, actor=caller.actor, reason=reason, request_id=request_id)
+    parts = exporting.export_cases(request.app.state.engine, request.app.state.settings, asked)
+    # The first part is read (and audited) here, before the 200 is sent: a database that is down or a
+    # query that fails is then a problem+json answer, not a response cut off half-way.
+    first = next(parts, b"")
+    return StreamingResponse(itertools.chain([first], parts), media_type=_MEDIA_TYPES[format], headers=_headers(asked))
+
+
+_MEDIA_TYPES = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8", "stix": "application/stix+json"}
+
+
+def _headers(asked: ExportRequest) -> dict[str, str]:
+    if asked.format == "stix":
+        return {"Content-Disposition": 'attachment; filename="cases.stix.json"'}
+    exported_version = asked.version if asked.format == "ndjson" else EXPORT_VERSION
     headers = {
-        "Content-Disposition": f'attachment; filename="cases-v{exported_version}.{format}"',
+        "Content-Disposition": f'attachment; filename="cases-v{exported_version}.{asked.format}"',
         "X-Export-Version": exported_version,
     }
-    if format == "ndjson" and version == "1":
+    if asked.format == "ndjson" and asked.version == "1":
         headers["Sunset"] = format_datetime(datetime.fromisoformat(EXPORT_V1_SUNSET).replace(tzinfo=UTC), usegmt=True)
-    return StreamingResponse(itertools.chain([first], lines), media_type=media_type, headers=headers)
-
-
-def _stix_export(request: Request, session, filters, caller: Caller, request_id: str, reason) -> StreamingResponse:
-    settings = request.app.state.settings
-    cases = consented_cases(session, filters)
-    bundle = stix_bundle(cases, tlp=settings.stix_tlp, producer=settings.stix_producer, now=utc_now())
-    record_audit_event(
-        session,
-        actor=caller.actor,
-        action="cases.export",
-        reason=reason,
-        request_id=request_id,
-        detail={"format": "stix", "tlp": settings.stix_tlp, "cases": len(cases), "filters": _described(filters)},
-    )
-    session.commit()
-    headers = {"Content-Disposition": 'attachment; filename="cases.stix.json"'}
-    return StreamingResponse(iter([bundle.serialize().encode()]), media_type="application/stix+json", headers=headers)
+    return headers
 
 
 @router.get(
@@ -271,7 +252,7 @@ def find_cases(
         reason=reason,
         request_id=request_id,
         # Which cases were shown, not only how many: the trail must say whose data each search revealed.
-        detail={"filters": _described(filters), "returned": len(page), "cases": [case.reference for case in page]},
+        detail={"filters": filters.described(), "returned": len(page), "cases": [case.reference for case in page]},
     )
     session.commit()
     next_cursor = _encode({"t": page[-1].created_at.isoformat(), "i": page[-1].id}) if more else None
@@ -433,6 +414,7 @@ def _audit_out(event: AuditEvent, references: dict[int, str]) -> AuditEventOut:
         case=references.get(event.case_id) if event.case_id else None,
         reason=event.reason,
         request_id=event.request_id,
+        client_request_id=event.client_request_id,
         detail=event.detail,
     )
 

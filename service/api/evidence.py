@@ -103,10 +103,7 @@ def analyst_evidence(
         raise case_not_found()
     case = visible_case(session, reference, caller)
     refuse_child_evidence_without_permission(case, caller)
-    if case.victim_was_under_18 and not (reason and reason.strip()):
-        raise validation_problem(
-            [{"field": "X-Access-Reason", "message": "Say why you are opening a child's evidence: it is audited."}]
-        )
+    require_a_reason_for_child_evidence(case, reason)
     row = find_evidence(session, case.id, evidence_id)
     if row is None:
         raise ProblemError(404, "There is no such evidence on this case.")
@@ -116,6 +113,15 @@ def analyst_evidence(
 def refuse_child_evidence_without_permission(case: Case, caller: Caller) -> None:
     if case.victim_was_under_18 and not caller.can_view_child_evidence:
         raise ProblemError(403, "Evidence of cases where the victim is under 18 needs a key with that permission.")
+
+
+def require_a_reason_for_child_evidence(case: Case, reason: str | None) -> None:
+    """A child's evidence (its files, and the list of their names, which can describe the images) is
+    opened only with a reason given in X-Access-Reason, kept in the audit row."""
+    if case.victim_was_under_18 and not (reason and reason.strip()):
+        raise validation_problem(
+            [{"field": "X-Access-Reason", "message": "Say why you are opening a child's evidence: it is audited."}]
+        )
 
 
 # --- upload through the API --------------------------------------------------------------------
@@ -321,7 +327,8 @@ def complete_upload(
     "/v1/cases/{reference}/evidence",
     summary="List a case's evidence",
     description="For an analyst who may see the case (and, where the victim was under 18, has the "
-    "child-evidence permission: filenames can describe the images), or the case's reporter token.",
+    "child-evidence permission and says why in `X-Access-Reason`: filenames can describe the images), "
+    "or the case's reporter token.",
     response_model=AnalystEvidenceList,
 )
 def list_evidence(
@@ -334,6 +341,7 @@ def list_evidence(
     case = visible_case(session, reference, caller)
     if caller.role is Role.analyst:
         refuse_child_evidence_without_permission(case, caller)  # filenames can describe the images
+        require_a_reason_for_child_evidence(case, reason)
     rows = evidence_of(session, case.id)
     record_audit_event(
         session, actor=caller.actor, action="evidence.list", case_id=case.id, reason=reason, request_id=request_id

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.api.paths import documented_path
 from service.api.problems import problem_response, validation_problem
 from service.domain.cases import NUL_MESSAGE
+from service.storage.audit import CLIENT_REQUEST_ID
 
 access_log = logging.getLogger("service.access")
 
@@ -27,7 +28,9 @@ SECURITY_HEADERS = [
     (b"cross-origin-resource-policy", b"same-origin"),
     (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
 ]
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# What of a client's own X-Request-Id is kept: visible ASCII only (it goes into JSON, logs and the audit
+# log), at most 64 characters (a UUID or a W3C trace id fits); anything else is dropped whole.
+_CLIENT_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,64}$")
 
 
 class Metrics:
@@ -66,10 +69,15 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        offered = scope_header(scope, b"x-request-id")
-        # A request id correlates log lines; it guards nothing, so it needs no system entropy per request.
-        request_id = offered if offered and _CLIENT_REQUEST_ID.match(offered) else f"{random.getrandbits(64):016x}"
-        scope.setdefault("state", {})["request_id"] = request_id
+        # The request id is always the server's own: the audit log files rows under it, and a client
+        # choosing it could make its requests look like someone else's. The client's id is kept beside it.
+        # It correlates log lines and guards nothing, so it needs no system entropy per request.
+        request_id = f"{random.getrandbits(64):016x}"
+        client_request_id = client_request_id_from(scope_header(scope, b"x-request-id"))
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["client_request_id"] = client_request_id
+        serving = CLIENT_REQUEST_ID.set(client_request_id)
         status = 500
 
         async def send_with_headers(message: Message) -> None:
@@ -92,6 +100,7 @@ class RequestContextMiddleware:
             refusal = _too_many_headers(scope, self.max_headers) or _nul_in_query(scope)
             await (refusal or self.app)(scope, receive, send_with_headers)
         finally:
+            CLIENT_REQUEST_ID.reset(serving)
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             self.metrics.observe(scope["method"], route, status, elapsed)
@@ -101,6 +110,7 @@ class RequestContextMiddleware:
                         {
                             "event": "request",
                             "request_id": request_id,
+                            "client_request_id": client_request_id,
                             "method": scope["method"],
                             "route": route,
                             "status": status,
@@ -109,6 +119,12 @@ class RequestContextMiddleware:
                         }
                     )
                 )
+
+
+def client_request_id_from(offered: str | None) -> str | None:
+    """The client's X-Request-Id as kept: trimmed, or None if it is not short visible ASCII."""
+    offered = offered.strip() if offered else None
+    return offered if offered and _CLIENT_REQUEST_ID.match(offered) else None
 
 
 def _too_many_headers(scope: Scope, limit: int) -> ASGIApp | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -10,6 +11,10 @@ from sqlmodel import Session, select
 from service.storage.models import AuditEvent, utc_now
 
 _AUDIT_EVENTS = AuditEvent.__table__
+
+# The X-Request-Id the client sent with the request being served (set by the request middleware): every
+# audit row written while serving it keeps it beside the server's own request id, whichever code writes it.
+CLIENT_REQUEST_ID: ContextVar[str | None] = ContextVar("client_request_id", default=None)
 
 
 def record_audit_event(
@@ -32,6 +37,7 @@ def record_audit_event(
             "case_id": case_id,
             "reason": reason,
             "request_id": request_id,
+            "client_request_id": CLIENT_REQUEST_ID.get(),
             "detail": detail,
         },
     )

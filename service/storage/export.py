@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Iterator
 
 import orjson
 import sqlalchemy as sa
@@ -16,56 +17,46 @@ from service.storage.database import session_scope
 from service.storage.models import Case, Identifier
 from service.storage.search import CaseFilters, filtered
 
-CHUNK_BYTES = 64 * 1024
 _CASES = Case.__table__
 _IDENTIFIERS = Identifier.__table__
 
-
-def export_lines(
-    engine: Engine,
-    filters: CaseFilters,
-    format: str,
-    on_case: Callable[[], None] | None = None,
-    version: str = "1",
-) -> Iterator[bytes]:
-    """NDJSON or CSV from its own session (the export outlives the request's), in chunks of about
-    CHUNK_BYTES: the server hands each chunk across a thread, so one per line would dominate."""
-    pending: list[bytes] = []
-    size = 0
-    for line in _lines(engine, filters, format, on_case or (lambda: None), version):
-        pending.append(line)
-        size += len(line)
-        if size >= CHUNK_BYTES:
-            yield b"".join(pending)
-            pending, size = [], 0
-    if pending:
-        yield b"".join(pending)
+# One exported piece: the references of the cases its bytes hold (none for the CSV header), and the bytes.
+ExportedPiece = tuple[tuple[str, ...], bytes]
 
 
-def _lines(
-    engine: Engine, filters: CaseFilters, format: str, on_case: Callable[[], None], version: str
-) -> Iterator[bytes]:
+def export_pieces(engine: Engine, filters: CaseFilters, format: str, version: str = "1") -> Iterator[ExportedPiece]:
+    """NDJSON or CSV lines, each with the reference it holds, from its own session (the export outlives
+    the request's); read from the database as they are handed on, so memory stays flat."""
     with session_scope(engine) as session:
         if format == "ndjson" and version == "2":
             for case in stream_cases(session, filters):
-                on_case()
-                yield orjson.dumps(export_record_v2(case)) + b"\n"
+                yield (case["reference"],), orjson.dumps(export_record_v2(case)) + b"\n"
             return
         if format == "ndjson" and engine.dialect.name == "postgresql":
             for block in copy_export_lines(session, filters):
-                for _ in range(block.count(b"\n")):
-                    on_case()
-                yield block
+                yield _references_in(block), block
             return
         if format == "csv":
-            yield _csv_line(EXPORT_COLUMNS)
+            yield (), _csv_line(EXPORT_COLUMNS)
         for case in stream_cases(session, filters):
-            on_case()
             record = export_record(case)
             if format == "csv":
-                yield _csv_line([spreadsheet_safe(record[column]) for column in EXPORT_COLUMNS])
+                yield (case["reference"],), _csv_line([spreadsheet_safe(record[column]) for column in EXPORT_COLUMNS])
             else:
-                yield orjson.dumps(record) + b"\n"
+                yield (case["reference"],), orjson.dumps(record) + b"\n"
+
+
+# Each line the database builds starts with its reference (the first key of _EXPORT_JSON; references are
+# letters, digits and hyphens, never escaped), so it is read back without parsing the line.
+_LINE_REFERENCE = re.compile(rb'^\{"reference" : "([A-Za-z0-9-]+)"', re.MULTILINE)
+
+
+def _references_in(block: bytes) -> tuple[str, ...]:
+    references = tuple(match.decode() for match in _LINE_REFERENCE.findall(block))
+    if len(references) != block.count(b"\n"):
+        # Never hand on a line whose case the audit could not name.
+        raise ValueError("an exported line does not start with its case reference")
+    return references
 
 
 def _csv_line(cells: list[str]) -> bytes:

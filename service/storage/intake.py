@@ -112,8 +112,8 @@ WITH shared AS (
     FROM new_case, unnest($16::text[], $17::text[], $1::text[], $18::text[], $19::text[])
          AS kept(type, value, normalized, platform, handle)
 ), audit AS (
-    INSERT INTO audit_event (at, actor, action, case_id, request_id)
-    SELECT $7::timestamptz, $20::text, $21::text, new_case.id, $22::text FROM new_case
+    INSERT INTO audit_event (at, actor, action, case_id, request_id, client_request_id)
+    SELECT $7::timestamptz, $20::text, $21::text, new_case.id, $22::text, $27::text FROM new_case
 ), alert AS (
     INSERT INTO webhook_delivery (event, payload, created_at, attempts, next_attempt_at)
     SELECT $23::text, $24::jsonb, $7::timestamptz, 0, $7::timestamptz FROM new_case WHERE $24::jsonb IS NOT NULL
@@ -177,6 +177,7 @@ async def keep_new_case(
         _json(case.alert_payload) if case.alert_payload is not None else None,
         row["victim_was_under_18"],
         _json(case.money_paid),
+        audit["client_request_id"],
     )
     if not found["key_live"]:
         return OneStatementOutcome(None, None, key_live=False)

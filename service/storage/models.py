@@ -160,7 +160,8 @@ class AuditEvent(SQLModel, table=True):
     action: str = Field(max_length=60)
     case_id: int | None = Field(default=None)
     reason: str | None = Field(default=None, max_length=500)
-    request_id: str | None = Field(default=None, max_length=64)
+    request_id: str | None = Field(default=None, max_length=64)  # the server's own, never the client's
+    client_request_id: str | None = Field(default=None, max_length=64)  # the client's X-Request-Id, if any
     detail: dict | None = Field(default=None, sa_type=JSONDocument)
 
 

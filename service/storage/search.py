@@ -26,6 +26,10 @@ class CaseFilters:
     identifier: str | None = None
     forces_in_scope: tuple[str, ...] | None = None  # the caller's key scope; None is every force
 
+    def described(self) -> dict[str, str]:
+        """The filters given, as text for an audit row."""
+        return {name: str(value) for name, value in vars(self).items() if value is not None}
+
 
 def list_cases(session: Session, filters: CaseFilters, *, after: tuple[datetime, int] | None, limit: int) -> list[Case]:
     """Newest first, by (created_at, id): a keyset page, so cases arriving meanwhile never shift it."""

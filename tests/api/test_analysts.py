@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.support.cases import unique_force, unique_mtcn
+from tests.support.cases import MINIMAL_CASE, unique_force, unique_mtcn
 from tests.support.database import create_key
 from tests.support.http import assert_problem, bearer
 
@@ -223,3 +223,27 @@ def test_a_search_records_which_cases_it_returned(client, keys, new_case):
     log = client.get("/v1/audit", params={"actor": f"key:{analyst_id}"}, headers=bearer(keys.admin)).json()
     search = next(event for event in log["events"] if event["action"] == "cases.search")
     assert set(search["detail"]["cases"]) == shown
+
+
+def test_the_audit_files_a_request_under_the_servers_id_and_keeps_the_clients_apart(client, keys):
+    """A client must not choose the id its requests are filed under: it could make them look like
+    another request's. Its own X-Request-Id is kept, bounded, in a field of its own."""
+    chosen = "someone-elses-request-0001"
+    created = client.post("/v1/cases", json=MINIMAL_CASE, headers={**bearer(keys.submitter), "X-Request-Id": chosen})
+    assert created.status_code == 201
+    reference = created.json()["reference"]
+    analyst = bearer(keys.analyst)
+    reads = [client.get(f"/v1/cases/{reference}", headers={**analyst, "X-Request-Id": chosen}) for _ in range(2)]
+    unusable = ["x" * 65, "two words", "ünïcödé"]
+    for offered in unusable:
+        reads.append(client.get(f"/v1/cases/{reference}", headers={**analyst, "X-Request-Id": offered.encode()}))
+    served = [response.headers["x-request-id"] for response in reads]
+    assert chosen not in served and len(set(served)) == len(served)
+
+    events = client.get("/v1/audit", params={"case": reference}, headers=bearer(keys.admin)).json()["events"]
+    creation = next(event for event in events if event["action"] == "case.create")
+    assert creation["request_id"] == created.headers["x-request-id"] != chosen
+    assert creation["client_request_id"] == chosen
+    read_events = [event for event in reversed(events) if event["action"] == "case.read"]
+    assert [event["request_id"] for event in read_events] == served
+    assert [event["client_request_id"] for event in read_events] == [chosen, chosen, None, None, None]

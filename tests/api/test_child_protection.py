@@ -93,9 +93,40 @@ def test_without_the_child_evidence_permission_an_analyst_cannot_even_list_a_chi
 
     refused = client.get(listing, headers=bearer(keys.analyst))
     assert refused.status_code == 403 and "describes-the-image" not in refused.text
-    for allowed in (child_analyst_key, child["reporter_token"]):
-        response = client.get(listing, headers=bearer(allowed))
+    reason = {"X-Access-Reason": "triage"}  # an analyst with the permission says why; the reporter needn't
+    for allowed in ({**bearer(child_analyst_key), **reason}, bearer(child["reporter_token"])):
+        response = client.get(listing, headers=allowed)
         assert [item["filename"] for item in response.json()["evidence"]] == ["describes-the-image.png"]
 
     adult = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
     assert client.get(f"/v1/cases/{adult['reference']}/evidence", headers=bearer(keys.analyst)).status_code == 200
+
+
+def test_a_childs_evidence_is_listed_or_opened_only_with_a_reason_kept_as_written(
+    evidence_client, keys, child_analyst_key
+):
+    client = evidence_client
+    child = client.post("/v1/cases", json={**MINIMAL_CASE, "victim": {"age": 15}}, headers=bearer(keys.submitter))
+    child = child.json()
+    files = [("file", ("describes-the-image.png", png(shade=6), "image/png"))]
+    added = client.post(
+        f"/v1/cases/{child['reference']}/evidence", files=files, headers=bearer(child["reporter_token"])
+    ).json()
+    listing = f"/v1/cases/{child['reference']}/evidence"
+    content = f"{listing}/{added['evidence'][0]['id']}/content"
+    analyst = bearer(child_analyst_key)
+
+    for path in (listing, content):
+        for missing in ({}, {"X-Access-Reason": "   "}):
+            refused = client.get(path, headers={**analyst, **missing})
+            assert refused.status_code == 422 and "describes-the-image" not in refused.text
+            assert refused.json()["errors"][0]["field"] == "X-Access-Reason"
+    reasons = {listing: "Sichtung – 児童保護 (list)", content: "Prüfung des Bildes – ü, 児童 (open)"}
+    for path, reason in reasons.items():
+        response = client.get(path, headers={**analyst, "X-Access-Reason": reason.encode("utf-8")})
+        assert response.status_code == 200
+
+    events = client.get("/v1/audit", params={"case": child["reference"]}, headers=bearer(keys.admin)).json()["events"]
+    kept = {event["action"]: event["reason"] for event in events if event["actor"].startswith("key:")}
+    assert kept["evidence.list"] == reasons[listing]
+    assert kept["evidence.read"] == reasons[content]

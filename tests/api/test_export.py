@@ -10,12 +10,14 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
+from service import exporting
 from service.domain.export import EXPORT_COLUMNS, export_record, spreadsheet_safe
 from service.storage.database import session_scope
 from service.storage.export import copy_export_lines, stream_cases
 from service.storage.search import CaseFilters
-from tests.support.cases import unique_force
+from tests.support.cases import unique_force, unique_mtcn
 from tests.support.cli import run_intake
+from tests.support.database import query_rows
 from tests.support.http import bearer
 
 
@@ -87,6 +89,8 @@ def test_intake_export_writes_the_same_rows_to_an_owner_only_file(client, keys, 
     assert [row["reference"] for row in rows] == made
     api = client.get("/v1/cases/export", params={"force": force, "format": "csv"}, headers=bearer(keys.analyst))
     assert api.text.replace("\r\n", "\n") == output.read_text().replace("\r\n", "\n")
+    (audited,) = export_audit(client, keys, actor="cli:export")[:1]  # newest first: this export's
+    assert audited["detail"]["cases"] == made and audited["detail"]["output"] == output.name
 
 
 def test_postgresql_builds_the_same_export_records_as_python(client, keys, new_case, settings):
@@ -130,3 +134,78 @@ def test_postgresql_builds_the_same_export_records_as_python(client, keys, new_c
     with session_scope(client.app.state.engine) as session:  # and with no filter (so no parameters) too
         everything = b"".join(copy_export_lines(session, CaseFilters())).decode().splitlines()
     assert len(everything) >= 3 and all(json.loads(line)["reference"] for line in everything)
+
+
+def export_audit(client, keys, *, actor: str, request_id: str | None = None) -> list[dict]:
+    """The cases.export audit rows of an actor (newest first), of one request if given."""
+    events = client.get("/v1/audit", params={"actor": actor, "limit": 200}, headers=bearer(keys.admin)).json()
+    return [
+        event
+        for event in events["events"]
+        if event["action"] == "cases.export" and (request_id is None or event["request_id"] == request_id)
+    ]
+
+
+def analyst_actor(keys) -> str:
+    return f"key:{keys.analyst.split('_')[1]}"
+
+
+@pytest.mark.parametrize(("format", "version"), [("ndjson", "1"), ("ndjson", "2"), ("csv", "1"), ("stix", "1")])
+def test_an_export_records_which_cases_it_returned(client, keys, new_case, format, version):
+    force = unique_force()
+    made = [
+        new_case(police_force=force, consent_to_share=True, identifiers=[{"type": "mtcn", "value": unique_mtcn()}])[
+            "reference"
+        ]
+        for _ in range(3)
+    ]
+    response = client.get(
+        "/v1/cases/export",
+        params={"force": force, "format": format, "version": version},
+        headers={**bearer(keys.analyst), "X-Access-Reason": "weekly return"},
+    )
+    assert response.status_code == 200, response.text
+    (event,) = export_audit(client, keys, actor=analyst_actor(keys), request_id=response.headers["x-request-id"])
+    assert event["detail"]["cases"] == made
+    assert event["detail"]["returned"] == event["detail"]["total"] == 3 and event["detail"]["last"] is True
+    assert event["detail"]["format"] == format and event["detail"]["filters"]["force"] == force
+    assert event["reason"] == "weekly return"
+    for reference in made:
+        assert reference in response.text
+
+
+def test_an_export_of_nothing_is_audited_too(client, keys):
+    response = client.get("/v1/cases/export", params={"force": unique_force()}, headers=bearer(keys.analyst))
+    assert response.status_code == 200 and response.text == ""
+    (event,) = export_audit(client, keys, actor=analyst_actor(keys), request_id=response.headers["x-request-id"])
+    assert event["detail"]["cases"] == [] and event["detail"]["total"] == 0
+
+
+def test_a_large_export_is_audited_part_by_part_before_each_part_leaves(client, keys, new_case, monkeypatch):
+    """Each part's row names its cases and is committed before its bytes are handed on: an export
+    abandoned after its first part has recorded that part's cases and no others."""
+    monkeypatch.setattr(exporting, "AUDIT_PART_CASES", 2)
+    force = unique_force()
+    made = [new_case(police_force=force)["reference"] for _ in range(5)]
+    engine, settings = client.app.state.engine, client.app.state.settings
+    marker = f"abandoned-{uuid.uuid4().hex}"
+    asked = exporting.ExportRequest(CaseFilters(force=force), "ndjson", "1", actor="test", request_id=marker)
+    parts = exporting.export_cases(engine, settings, asked)
+    assert audit_details(engine, marker) == []  # nothing read, nothing sent, nothing recorded yet
+    first = next(parts)
+    assert [json.loads(line)["reference"] for line in first.splitlines()] == made[:2]
+    assert [detail["cases"] for detail in audit_details(engine, marker)] == [made[:2]]
+    parts.close()  # the client went away
+
+    response = client.get("/v1/cases/export", params={"force": force}, headers=bearer(keys.analyst))
+    assert [json.loads(line)["reference"] for line in response.text.splitlines()] == made
+    events = export_audit(client, keys, actor=analyst_actor(keys), request_id=response.headers["x-request-id"])
+    details = [event["detail"] for event in reversed(events)]
+    assert [detail["cases"] for detail in details] == [made[:2], made[2:4], made[4:]]
+    assert [detail["part"] for detail in details] == [1, 2, 3]
+    assert [detail["last"] for detail in details] == [False, False, True] and details[-1]["total"] == 5
+
+
+def audit_details(engine, request_id: str) -> list[dict]:
+    rows = query_rows(engine, "SELECT detail FROM audit_event WHERE request_id = :r ORDER BY id", r=request_id)
+    return [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in rows]

@@ -182,3 +182,34 @@ def test_upgrade_cuts_stored_image_hashes_into_the_wider_chunks_they_are_looked_
     with database_engine(url) as engine, session_scope(engine) as session:
         (found,) = find_similar(session, near, ImageMatchPolicy())
     assert (found.evidence_id, found.distance) == ("e1", 31)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_keeps_audit_rows_and_adds_the_clients_request_id_beside_the_servers(
+    backend, request, tmp_path_factory
+):
+    url = database_at("0014", backend, request, tmp_path_factory)
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO audit_event (at, actor, action, request_id) "
+                "VALUES (CURRENT_TIMESTAMP, 'key:old', 'case.read', 'abc')"
+            )
+        )
+    upgrade_database(url)
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO audit_event (at, actor, action, request_id, client_request_id) "
+                "VALUES (CURRENT_TIMESTAMP, 'key:new', 'case.read', 'def', 'theirs')"
+            )
+        )
+    rows = query_rows(url, "SELECT actor, request_id, client_request_id FROM audit_event ORDER BY id")
+    assert [tuple(row) for row in rows] == [("key:old", "abc", None), ("key:new", "def", "theirs")]
+    with (  # still append-only after the new column
+        database_engine(url) as engine,
+        pytest.raises(sa.exc.DatabaseError, match="append-only"),
+        engine.begin() as connection,
+    ):
+        connection.execute(sa.text("UPDATE audit_event SET client_request_id = 'x'"))
+
