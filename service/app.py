@@ -11,6 +11,7 @@ from typing import Any
 import anyio.to_thread
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy.engine import Engine
 
 from service.alerts import AlertDeliverer
 from service.api import (
@@ -42,6 +43,7 @@ from service.reporting import Reporting
 from service.settings import Settings
 from service.storage.content import load_content
 from service.storage.database import AsyncDatabase, create_database_engine
+from service.storage.deployments import deployment_id
 from service.storage.keys import LiveKeys
 from service.storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore, S3Settings
 
@@ -103,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.resolved_database_url, settings.database_pool_size, settings.database_max_overflow
     )
     app.state.live_keys = LiveKeys(app.state.async_database, settings.key_cache_seconds)
-    app.state.objects = object_store(settings)
+    app.state.objects = object_store(settings, app.state.engine)
     app.state.alerts = AlertDeliverer(settings, app.state.engine) if settings.webhook_url else None
     app.state.reporting = Reporting(app.state.async_database, settings, app.state.alerts)
     app.state.evidence_intake = EvidenceIntake(settings, app.state.objects, alerts=app.state.alerts is not None)
@@ -141,9 +143,15 @@ def app_from_environment() -> FastAPI:
     return create_app(settings)
 
 
-def object_store(settings: Settings) -> ObjectStore:
+def object_store(settings: Settings, engine: Engine) -> ObjectStore:
+    """The evidence store as this deployment sees it: only under the prefix of the deployment id its
+    database keeps, read when the store is first used (not here: the database may not be up yet)."""
+
+    def this_deployment() -> str:
+        return deployment_id(engine)
+
     if settings.evidence_store == "local":
-        return LocalObjectStore(settings.resolved_evidence_dir)
+        return LocalObjectStore(settings.resolved_evidence_dir, this_deployment)
     store = S3ObjectStore(
         S3Settings(
             bucket=settings.s3_bucket,
@@ -155,7 +163,8 @@ def object_store(settings: Settings) -> ObjectStore:
             kms_key_id=settings.s3_kms_key_id,
             part_bytes=settings.s3_part_bytes,
             parts_in_flight=settings.s3_parts_in_flight,
-        )
+        ),
+        this_deployment,
     )
     if settings.s3_create_bucket:
         store.ensure_bucket()

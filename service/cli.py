@@ -229,7 +229,7 @@ def _retention(settings: Settings, args: argparse.Namespace) -> int:
         if not args.yes:
             print("nothing erased: add --yes to erase them", file=sys.stderr)
             return 1
-        store = object_store(settings)
+        store = object_store(settings, engine)
         for case in expired:
             erase_case(
                 session, store, case, actor="cli:retention", max_image_distance=settings.image_match_max_distance
@@ -254,7 +254,7 @@ def _maintenance(settings: Settings, every: str | None) -> int:
         return 2
     configure_logging(settings.log_level)
     engine = create_database_engine(settings.resolved_database_url)
-    store = object_store(settings)
+    store = object_store(settings, engine)
     while True:
         report = run_maintenance(settings, engine, store)
         if report is None:
@@ -352,8 +352,8 @@ def _evidence(settings: Settings, args: argparse.Namespace) -> int:
     from service.storage.evidence import sweep, total_evidence_bytes, verify_all
     from service.storage.models import utc_now
 
-    store = object_store(settings)
     engine = create_database_engine(settings.resolved_database_url)
+    store = object_store(settings, engine)
     with session_scope(engine) as session:
         if args.evidence_command == "sweep":
             report = sweep(session, store, now=utc_now(), grace=settings.sweep_grace, remove=not args.dry_run)

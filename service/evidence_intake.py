@@ -194,6 +194,7 @@ class EvidenceIntake:
             self._check_quota(session, case_id, 1, size, now, field="size")
             upload = request_upload(
                 session,
+                self.objects,
                 case_id,
                 filename=filename,
                 size=size,

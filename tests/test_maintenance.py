@@ -42,10 +42,10 @@ def test_one_replica_runs_a_round_while_the_others_skip_it(postgres_server, tmp_
     other_replica = create_database_engine(database_url)
     with other_replica.connect() as running:
         running.execute(sa.select(sa.func.pg_advisory_lock(MAINTENANCE_LOCK_KEY)))
-        assert run_maintenance(settings, engine, object_store(settings)) is None
+        assert run_maintenance(settings, engine, object_store(settings, engine)) is None
         assert count_rows(engine, "idempotency_record") == 1  # nothing done beside a round under way
         running.execute(sa.select(sa.func.pg_advisory_unlock(MAINTENANCE_LOCK_KEY)))
-    report = run_maintenance(settings, engine, object_store(settings))
+    report = run_maintenance(settings, engine, object_store(settings, engine))
     assert report is not None and report.idempotency_records_purged == 1
     assert count_rows(engine, "idempotency_record") == 0
     for each in (engine, other_replica):

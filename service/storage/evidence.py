@@ -27,8 +27,6 @@ from service.storage.objects import (
     ObjectStore,
     ObjectUpload,
     OpenedObject,
-    new_object_key,
-    new_upload_key,
 )
 
 # libmagic needs this much of the start of a file to tell most kinds apart.
@@ -85,7 +83,7 @@ class IncomingEvidence:
         self.filename = clean_filename(filename)
         self.max_bytes = max_bytes
         self.too_large = too_large  # why past max_bytes is refused, where it is not this file's own size limit
-        self.object_key = new_object_key()
+        self.object_key = store.new_evidence_key()
         self.hasher = hashlib.sha256()
         self.size = 0
         self.head = bytearray()
@@ -247,6 +245,7 @@ def find_evidence(session: Session, case_id: int, evidence_id: str) -> Evidence 
 
 def request_upload(
     session: Session,
+    store: ObjectStore,
     case_id: int,
     *,
     filename: str,
@@ -259,7 +258,7 @@ def request_upload(
     upload = EvidenceUpload(
         id=new_evidence_id(),
         case_id=case_id,
-        object_key=new_upload_key(),
+        object_key=store.new_upload_key(),
         filename=clean_filename(filename),
         declared_size=size,
         declared_sha256=sha256.lower(),
@@ -300,7 +299,7 @@ def verify_direct_upload(
         raise EvidenceRefused(
             422, "size", f"The upload is {stored_size} bytes, but {upload.declared_size} were declared."
         )
-    evidence_key = new_object_key()
+    evidence_key = store.new_evidence_key()
     store.copy(upload.object_key, evidence_key, stored_size)
     try:
         opened = store.open(evidence_key)
@@ -359,20 +358,22 @@ class SweepReport:
 def sweep(session: Session, store: ObjectStore, *, now: datetime, grace: timedelta, remove: bool) -> SweepReport:
     """Objects with no row (what a killed process leaves) and rows with no object.
 
-    Objects younger than `grace` are left alone: they may belong to an upload still under way.
+    Only this deployment's objects (under its prefix) are listed and removed: another deployment's
+    sharing the folder or bucket, and objects from before prefixes, are never touched. Objects younger
+    than `grace` are left alone: they may belong to an upload still under way.
     """
     known = set(session.exec(select(Evidence.object_key)))
     pending = {row.object_key: row for row in session.exec(select(EvidenceUpload))}
     expired = [row for row in pending.values() if row.expires_at < now]
     live_pending = {key for key, row in pending.items() if row.expires_at >= now}
-    objects = [item for item in store.list_objects() if not item.key.startswith(".partial/")]
+    objects = list(store.list_objects())  # this deployment's only: never another's, never unprefixed ones
     orphans = [
         item.key
         for item in objects
         if item.key not in known and item.key not in live_pending and item.modified_at < now - grace
     ]
     present = {item.key for item in objects}
-    missing = [row.id for row in session.exec(select(Evidence)) if row.object_key not in present]
+    missing = [row.id for row in session.exec(select(Evidence)) if not _object_present(store, row.object_key, present)]
     aborted = 0
     if remove:
         for key in orphans:
@@ -383,6 +384,11 @@ def sweep(session: Session, store: ObjectStore, *, now: datetime, grace: timedel
         session.commit()
         aborted = store.abort_stale_uploads(now - grace)
     return SweepReport(orphans, missing, len(expired), aborted)
+
+
+def _object_present(store: ObjectStore, key: str, listed: set[str]) -> bool:
+    # A key from before deployment prefixes is not listed: it is looked up on its own.
+    return key in listed if store.is_ours(key) else store.size_of(key) is not None
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,17 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utc_now, index=True)
 
 
+class Deployment(SQLModel, table=True):
+    """This database's deployment: one row, made by the migration that created the table. Its id is the
+    prefix of every object key the deployment writes (service.storage.objects), so deployments that
+    share a folder or a bucket never touch each other's evidence."""
+
+    __tablename__ = "deployment"
+
+    id: str = Field(primary_key=True, max_length=32)
+    created_at: datetime = _when(default_factory=utc_now)
+
+
 class AuditEvent(SQLModel, table=True):
     """Append-only: the migration adds triggers that refuse UPDATE and DELETE on both databases."""
 

@@ -10,7 +10,7 @@ import os
 import secrets
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -68,15 +68,21 @@ class OpenedObject:
     chunks: Iterator[bytes]
 
 
-def new_object_key() -> str:
-    """Opaque and random: never the filename, the case or anything else that says what it holds."""
-    return f"evidence/{secrets.token_hex(16)}"
+# Every key a deployment writes starts with `deployments/<its id>/`: deployments that share a folder or a
+# bucket (a SQLite trial beside a PostgreSQL one, staging beside production) then never list, sweep or
+# delete each other's objects. Keys written before this (`evidence/...`, `uploads/...`) stay valid where a
+# row names them; nothing lists them, since nothing can tell which deployment they belong to.
+DEPLOYMENTS_FOLDER = "deployments/"
 
 
-def new_upload_key() -> str:
-    """Where a client's direct upload lands: never the key evidence is kept under, which only the
-    service writes, so that no upload URL, however long it stays valid, can reach evidence."""
-    return f"uploads/{secrets.token_hex(16)}"
+def deployment_prefix(deployment_id: str) -> str:
+    if not deployment_id.isalnum():
+        raise ValueError("a deployment id is letters and digits")
+    return f"{DEPLOYMENTS_FOLDER}{deployment_id}/"
+
+
+class ObjectOfAnotherDeployment(Exception):
+    """A key under another deployment's prefix: this deployment never deletes it."""
 
 
 class ObjectUpload(ABC):
@@ -95,6 +101,48 @@ class ObjectUpload(ABC):
 
 
 class ObjectStore(ABC):
+    """One deployment's view of a store: it writes, lists and deletes only under its own prefix, which
+    comes from the deployment id kept in its database (read the first time it is needed)."""
+
+    def __init__(self, deployment_id: Callable[[], str]) -> None:
+        self._deployment_id = deployment_id
+        self._prefix: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        if self._prefix is None:
+            self._prefix = deployment_prefix(self._deployment_id())
+        return self._prefix
+
+    def new_evidence_key(self) -> str:
+        """Opaque and random: never the filename, the case or anything else that says what it holds."""
+        return f"{self.prefix}evidence/{secrets.token_hex(16)}"
+
+    def new_upload_key(self) -> str:
+        """Where a client's direct upload lands: never the key evidence is kept under, which only the
+        service writes, so that no upload URL, however long it stays valid, can reach evidence."""
+        return f"{self.prefix}uploads/{secrets.token_hex(16)}"
+
+    def is_ours(self, key: str) -> bool:
+        return key.startswith(self.prefix)
+
+    def delete(self, key: str) -> None:
+        """Delete one object this deployment wrote (or, before prefixes, one its rows name); never one
+        under another deployment's prefix, whatever a row or a caller says."""
+        if key.startswith(DEPLOYMENTS_FOLDER) and not self.is_ours(key):
+            raise ObjectOfAnotherDeployment(key)
+        self._delete(key)
+
+    def list_objects(self) -> Iterator[StoredObject]:
+        """This deployment's objects only: those under its prefix."""
+        return self._list_under(self.prefix)
+
+    @abstractmethod
+    def _delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def _list_under(self, prefix: str) -> Iterator[StoredObject]: ...
+
     @abstractmethod
     def start_upload(self, key: str) -> ObjectUpload: ...
 
@@ -115,12 +163,6 @@ class ObjectStore(ABC):
         """The stored size, or None if there is no such object."""
 
     @abstractmethod
-    def delete(self, key: str) -> None: ...
-
-    @abstractmethod
-    def list_objects(self) -> Iterator[StoredObject]: ...
-
-    @abstractmethod
     def is_reachable(self) -> bool: ...
 
     def presigned_put(self, key: str, size: int, expires_in: int) -> PresignedRequest | None:
@@ -128,7 +170,7 @@ class ObjectStore(ABC):
         return None
 
     def abort_stale_uploads(self, older_than: datetime) -> int:
-        """Abort uploads a killed process left unfinished; returns how many."""
+        """Abort this deployment's uploads that a killed process left unfinished; returns how many."""
         return 0
 
 
@@ -138,7 +180,8 @@ class ObjectStore(ABC):
 class LocalObjectStore(ObjectStore):
     """Objects as files under one folder; partial uploads sit apart until complete."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, deployment_id: Callable[[], str]) -> None:
+        super().__init__(deployment_id)
         self.root = root
         self.partial = root / ".partial"
         self.partial.mkdir(parents=True, exist_ok=True)
@@ -174,11 +217,11 @@ class LocalObjectStore(ObjectStore):
         except FileNotFoundError:
             return None
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def list_objects(self) -> Iterator[StoredObject]:
-        for path in sorted(self.root.rglob("*")):
+    def _list_under(self, prefix: str) -> Iterator[StoredObject]:
+        for path in sorted(self._path(prefix).rglob("*")):
             if path.is_file():
                 relative = path.relative_to(self.root).as_posix()
                 stat = path.stat()
@@ -189,7 +232,8 @@ class LocalObjectStore(ObjectStore):
 
     def abort_stale_uploads(self, older_than: datetime) -> int:
         removed = 0
-        for path in self.partial.glob("*"):
+        # Partial files are named after their key (see start_upload): this deployment's start with its prefix.
+        for path in self.partial.glob(f"{self.prefix.replace('/', '_')}*"):
             if datetime.fromtimestamp(path.stat().st_mtime, UTC) < older_than:
                 path.unlink(missing_ok=True)
                 removed += 1
@@ -266,7 +310,8 @@ class S3Settings:
 
 
 class S3ObjectStore(ObjectStore):
-    def __init__(self, settings: S3Settings) -> None:
+    def __init__(self, settings: S3Settings, deployment_id: Callable[[], str]) -> None:
+        super().__init__(deployment_id)
         self.settings = settings
         self.bucket = settings.bucket
         # Shared by all uploads: boto3 clients are thread-safe, and parts from many files interleave.
@@ -361,13 +406,13 @@ class S3ObjectStore(ObjectStore):
                 return None
             raise
 
-    def delete(self, key: str) -> None:
+    def _delete(self, key: str) -> None:
         self.call("delete_object", Key=key)
 
-    def list_objects(self) -> Iterator[StoredObject]:
+    def _list_under(self, prefix: str) -> Iterator[StoredObject]:
         token: dict[str, str] = {}
         while True:
-            page = self.call("list_objects_v2", **token)
+            page = self.call("list_objects_v2", Prefix=prefix, **token)
             for item in page.get("Contents", []):
                 yield StoredObject(item["Key"], item["Size"], item["LastModified"])
             if not page.get("IsTruncated"):
@@ -396,7 +441,7 @@ class S3ObjectStore(ObjectStore):
 
     def abort_stale_uploads(self, older_than: datetime) -> int:
         aborted = 0
-        for upload in self.call("list_multipart_uploads").get("Uploads", []):
+        for upload in self.call("list_multipart_uploads", Prefix=self.prefix).get("Uploads", []):
             if upload["Initiated"] < older_than:
                 self.call("abort_multipart_upload", Key=upload["Key"], UploadId=upload["UploadId"])
                 aborted += 1

@@ -388,7 +388,7 @@ def test_stored_cluster_totals_equal_a_count_from_scratch_after_joins_merges_cor
             )
             erase_case(
                 session,
-                object_store(settings),
+                object_store(settings, app.state.engine),
                 Expired(member, "ERASED", utc_now(), 0),
                 actor="test",
                 max_image_distance=31,

@@ -12,7 +12,6 @@ import pytest
 
 from service.storage.database import session_scope
 from service.storage.keys import key_id_of, revoke_api_key
-from service.storage.objects import new_object_key
 from tests.support.apps import app_client, evidence_settings_for
 from tests.support.cases import MINIMAL_CASE
 from tests.support.cli import environment_for, run_intake
@@ -303,7 +302,7 @@ def test_a_direct_upload_of_a_refused_kind_is_deleted(evidence_client, evidence_
 def test_sweep_removes_objects_with_no_row_and_reports_rows_with_no_object(evidence_client, evidence_app, case):
     created = case()
     kept = upload(evidence_client, created, ("a.png", png(), "image/png")).json()["evidence"][0]
-    orphan_key = new_object_key()
+    orphan_key = evidence_app.state.objects.new_evidence_key()
     leftover = evidence_app.state.objects.start_upload(orphan_key)
     leftover.write(b"what a killed process left behind")
     leftover.complete()
@@ -405,7 +404,9 @@ def test_the_upload_url_can_not_reach_evidence_after_complete(evidence_client, e
     )
     assert content.status_code == 200
     assert content.content == TEXT and content.headers["content-type"].startswith("text/plain")
-    assert evidence_object_key(evidence_app, completed.json()["id"]).startswith("evidence/")
+    assert evidence_object_key(evidence_app, completed.json()["id"]).startswith(
+        f"{evidence_app.state.objects.prefix}evidence/"
+    )
 
 
 def test_evidence_replaced_in_the_store_is_refused_not_served(evidence_client, evidence_app, case, keys):

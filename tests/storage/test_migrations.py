@@ -213,3 +213,32 @@ def test_upgrade_keeps_audit_rows_and_adds_the_clients_request_id_beside_the_ser
     ):
         connection.execute(sa.text("UPDATE audit_event SET client_request_id = 'x'"))
 
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_makes_one_deployment_id_and_keeps_the_object_keys_of_evidence_kept_before(
+    backend, request, tmp_path_factory
+):
+    url = database_at("0015", backend, request, tmp_path_factory)
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                'INSERT INTO "case" (reference, reporter_token_sha256, status, priority, flags, next_steps, '
+                "submission, created_at, updated_at, victim_was_under_18) VALUES ('OLDE-OLDE-OLDE', 'h', "
+                "'received', 'normal', '[]', '[]', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, false)"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO evidence (id, case_id, object_key, filename, content_type, size, sha256, received_at, "
+                "received_by) SELECT 'e1', id, 'evidence/0123abcd', 'a.png', 'image/png', 3, 'aa', "
+                "CURRENT_TIMESTAMP, 'key:x' FROM \"case\""
+            )
+        )
+    upgrade_database(url)
+    (deployment,) = query_rows(url, "SELECT id FROM deployment")
+    assert len(deployment.id) == 32 and deployment.id.isalnum()
+    assert [row.object_key for row in query_rows(url, "SELECT object_key FROM evidence")] == ["evidence/0123abcd"]
+    upgrade_database(url)  # again: nothing changes, the id is made once
+    assert [row.id for row in query_rows(url, "SELECT id FROM deployment")] == [deployment.id]
+    other = fresh_database_url(backend, request, tmp_path_factory)
+    assert query_rows(other, "SELECT id FROM deployment")[0].id != deployment.id  # each database its own
