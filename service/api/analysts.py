@@ -26,7 +26,14 @@ from service.domain.police_forces import UnknownPoliceForce
 from service.domain.reference import canonical_reference
 from service.domain.urgency import FlagCode
 from service.exporting import ExportRequest
-from service.storage.audit import erased_case_id, list_audit, record_audit_event
+from service.storage.audit import (
+    CaseTrail,
+    erased_case_trail,
+    list_audit,
+    live_case_trail,
+    record_audit_event,
+    references_of_events,
+)
 from service.storage.cases import find_case
 from service.storage.corrections import corrections_touching
 from service.storage.identifiers import identifiers_of
@@ -348,17 +355,12 @@ def read_audit(
 ) -> AuditPage:
     settings = request.app.state.settings
     page_size = min(limit or settings.page_size, settings.max_page_size)
-    case_id = found = canonical = None
     before_id = _audit_position(cursor)
-    if case is not None:
-        canonical = canonical_reference(case)
-        found = find_case(session, canonical) if canonical else None
-        # An erased case's rows stay in the log; its erasure row remembers the reference.
-        case_id = found.id if found else (erased_case_id(session, canonical) if canonical else None)
+    trail = _case_trail(session, case) if case is not None else None
     events = (
         []
-        if case is not None and case_id is None
-        else list_audit(session, case_id=case_id, actor=actor, since=since, before_id=before_id, limit=page_size + 1)
+        if case is not None and trail is None
+        else list_audit(session, trail=trail, actor=actor, since=since, before_id=before_id, limit=page_size + 1)
     )
     page, more = events[:page_size], len(events) > page_size
     # Reading the log is itself an access to what it says about cases: audited like any other.
@@ -371,11 +373,9 @@ def read_audit(
         detail={"filters": {k: v for k, v in filters.items() if v is not None}, "returned": len(page)},
     )
     session.commit()
-    references = _references(session, {event.case_id for event in page if event.case_id is not None})
-    if case_id is not None and found is None:
-        references[case_id] = canonical
+    references = references_of_events(session, page)
     return AuditPage(
-        events=[_audit_out(event, references) for event in page],
+        events=[_audit_out(event, references.get(event.id)) for event in page],
         next_cursor=_encode({"i": page[-1].id}) if more else None,
     )
 
@@ -405,24 +405,28 @@ def correction_out(correction, references: dict[int, str]) -> CorrectionOut:
     )
 
 
-def _audit_out(event: AuditEvent, references: dict[int, str]) -> AuditEventOut:
+def _case_trail(session, reference: str) -> CaseTrail | None:
+    """The rows about the case with this reference: a live case's, or an erased case's (its rows stay
+    in the log; its erasure row remembers the reference); None if no case ever had it."""
+    canonical = canonical_reference(reference)
+    if not canonical:
+        return None
+    found = find_case(session, canonical)
+    return live_case_trail(session, found.id) if found else erased_case_trail(session, canonical)
+
+
+def _audit_out(event: AuditEvent, reference: str | None) -> AuditEventOut:
     return AuditEventOut(
         id=event.id,
         at=event.at,
         actor=event.actor,
         action=event.action,
-        case=references.get(event.case_id) if event.case_id else None,
+        case=reference,
         reason=event.reason,
         request_id=event.request_id,
         client_request_id=event.client_request_id,
         detail=event.detail,
     )
-
-
-def _references(session, case_ids: set[int]) -> dict[int, str]:
-    if not case_ids:
-        return {}
-    return dict(session.exec(select(Case.id, Case.reference).where(Case.id.in_(case_ids))).all())
 
 
 def _encode(position: dict) -> str:

@@ -66,3 +66,34 @@ def test_closed_cases_past_retention_are_erased_with_their_evidence_and_an_audit
     ).json()["events"]
     assert {"case.create", "case.erased"} <= {event["action"] for event in by_reference}
     assert {event["case"] for event in by_reference} == {old["reference"]}
+
+
+def test_an_erased_cases_trail_is_never_mixed_with_a_later_case_given_its_id(client, keys, settings):
+    """SQLite gives the largest rowid + 1 to the next case, so the id of a case erased while it was the
+    newest comes back on the next report: the log must still tell the two cases' rows apart."""
+    old = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
+    close_case(client, keys.analyst, old["reference"])
+    with client.app.state.engine.begin() as connection:  # closed seven years ago
+        connection.execute(
+            sa.text('UPDATE "case" SET updated_at = :t WHERE reference = :r'),
+            {"t": "2019-01-01 00:00:00", "r": old["reference"]},
+        )
+    erased = run_intake("retention", "erase", "--yes", environment=environment_for(settings))
+    assert erased.returncode == 0, erased.stderr
+    new = client.post("/v1/cases", json=MINIMAL_CASE, headers=bearer(keys.submitter)).json()
+    assert client.get(f"/v1/cases/{new['reference']}", headers=bearer(keys.analyst)).status_code == 200
+
+    def trail(reference: str) -> list[dict]:
+        answer = client.get("/v1/audit", params={"case": reference}, headers=bearer(keys.admin))
+        assert answer.status_code == 200, answer.text
+        return answer.json()["events"]
+
+    old_trail, new_trail = trail(old["reference"]), trail(new["reference"])
+    assert [event["action"] for event in new_trail] == ["case.read", "case.create"]
+    assert {event["case"] for event in new_trail} == {new["reference"]}
+    assert old_trail[0]["action"] == "case.erased" and "case.create" in {e["action"] for e in old_trail}
+    assert {event["case"] for event in old_trail} == {old["reference"]}
+    assert not {event["id"] for event in old_trail} & {event["id"] for event in new_trail}
+    by_actor = client.get("/v1/audit", params={"actor": "cli:retention"}, headers=bearer(keys.admin)).json()
+    erasure = next(e for e in by_actor["events"] if e["detail"]["reference"] == old["reference"])
+    assert erasure["case"] == old["reference"]  # not the later case that now has the id
