@@ -167,6 +167,7 @@ def test_an_expired_pass_keeps_the_details_typed_and_asks_for_the_code_to_send_t
     assert messages == ["A Western Union MTCN is 10 digits; this has 5."]  # mistakes told at once, not after
     assert 'value="12345"' in expired.text and 'value="synthetic_offender"' in expired.text
     assert 'value="Instagram"' in expired.text and 'id="code"' in expired.text
+    assert "Anything you typed is still here." in expired.text and "chose files" not in expired.text
     again = hidden_fields(expired.text, "/report/status/identifiers")
     assert "pass" not in again
 
