@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
+import time
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
         intake, intake_base = start_uvicorn("service.app:create_app", environment, factory=True)
 
         def measure(name, process, url, connections, *, headers, template, numbered=None, database=True):
+            wait_until_idle(process.pid)
             app_before = process_cpu_seconds(process.pid)
             db_before = postgres_cpu_seconds(postgres.data)
             result = load(
@@ -231,6 +233,17 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 process.wait()
 
     return report(rows, args, high, low)
+
+
+def wait_until_idle(pid: int, seconds: float = 10.0) -> None:
+    """Until the server has finished what the previous load left in flight (wrk stops sending, not the
+    server working): else that work is charged to the next row, in CPU and in rate."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        before = process_cpu_seconds(pid)
+        time.sleep(0.2)
+        if process_cpu_seconds(pid) - before < 0.01:
+            return
 
 
 def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: int) -> list[Target]:
