@@ -25,6 +25,7 @@ class Question:
     section_intro: str | None = None
     select: bool = False  # a long choice as a drop-down rather than radios
     empty_choice: str = ""  # a drop-down's first option, for no answer
+    data_choices: tuple[tuple[str, str], ...] = ()  # for a field checked against data, not a type (the forces)
     input_type: str = "text"  # for text: email, tel
     autocomplete: str = "off"
     width: str = ""
@@ -47,7 +48,9 @@ class Question:
     @property
     def options(self) -> list[tuple[str, str]]:
         kind = field_type(self.name)
-        return choices(kind) if isinstance(kind, type) and issubclass(kind, StrEnum) else []
+        if isinstance(kind, type) and issubclass(kind, StrEnum):
+            return choices(kind)
+        return list(self.data_choices)
 
     @property
     def element_id(self) -> str:
@@ -98,9 +101,9 @@ def identifier_questions() -> list[Question]:
     return questions
 
 
-def report_questions(*, ask_police_force: bool) -> list[Question]:
+def report_questions(*, ask_police_force: bool, police_forces: tuple[tuple[str, str], ...] = ()) -> list[Question]:
     """Every question on the report page, in order. The force is asked only when the deployment has not
-    set one for all its reports (INTAKE_FORM_POLICE_FORCE)."""
+    set one for all its reports (INTAKE_FORM_POLICE_FORCE), from the deployment's list of forces."""
     questions = [
         Question("reporter.relationship", "Who is making this report?"),
         Question(
@@ -121,6 +124,7 @@ def report_questions(*, ask_police_force: bool) -> list[Question]:
                 "Which police force covers where they live? (optional)",
                 select=True,
                 empty_choice="I'm not sure",
+                data_choices=police_forces,
                 hint="If you are not sure, leave it. In Scotland choose Police Scotland; in Northern Ireland, "
                 "the Police Service of Northern Ireland.",
             )

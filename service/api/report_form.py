@@ -119,7 +119,11 @@ def _enabled(request: Request) -> None:
 
 
 def _questions(request: Request) -> list[Question]:
-    return report_questions(ask_police_force=request.app.state.settings.form_police_force is None)
+    forces = sorted(request.app.state.content.police_forces.forces, key=lambda force: force.name)
+    return report_questions(
+        ask_police_force=request.app.state.settings.form_police_force is None,
+        police_forces=tuple((force.slug, force.name) for force in forces),
+    )
 
 
 def field_order(request: Request) -> list[str]:
@@ -308,9 +312,6 @@ def form_page(request: Request, *, values, refusal: Refusal | None) -> Response:
         errors=errors,
         questions=_questions(request),
         contact_questions=CONTACT_QUESTIONS,
-        police_forces=[
-            (force.slug, force.name) for force in sorted(content.police_forces.forces, key=lambda f: f.name)
-        ],
         advice=[section for slug in _ADVICE if (section := content.section(slug)) is not None],
         helplines=for_audience(content.support_services, None),
         form_token=issue_form_token(request.app.state.link_secret, time.time()),

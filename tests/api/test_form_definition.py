@@ -197,3 +197,13 @@ def test_the_status_page_asks_for_offender_details_with_the_report_pages_own_que
         on_report_page[name].label,
         on_report_page[name].hint,
     )
+
+
+def test_the_pages_take_every_option_list_from_the_questions_and_none_from_a_field_name_in_a_template():
+    forces = (("north-yorkshire", "North Yorkshire Police"), ("police-scotland", "Police Scotland"))
+    by_name = {q.name: q for q in report_questions(ask_police_force=True, police_forces=forces)}
+    assert by_name["police_force"].widget == "select" and by_name["police_force"].options == list(forces)
+    assert by_name["payment.method"].options == choices(PaymentMethod)
+    templates = PROJECT_ROOT / "service" / "templates"
+    for template in templates.glob("*.html"):
+        assert "q.name ==" not in template.read_text(), template.name
