@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import itertools
-import json
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any, Literal
@@ -17,6 +15,7 @@ from sqlmodel import select
 from service import exporting
 from service.api.cases import CaseReference, visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
+from service.api.pages import Cursor, PageSize, encode_cursor, moment, page_model, page_size, read_cursor, row_id
 from service.api.problems import validation_problem
 from service.api.query import refuse_unknown_query_parameters
 from service.api.schemas import Priority, Status
@@ -44,12 +43,6 @@ from service.storage.search import CaseFilters, list_cases
 # Every search, export and audit read: a misspelt filter must not widen the answer to everything.
 router = APIRouter(tags=["analysts"], dependencies=[Depends(refuse_unknown_query_parameters)])
 
-Cursor = Annotated[str | None, Query(max_length=200, description="`next_cursor` from the previous page.")]
-PageSize = Annotated[
-    int | None,
-    Query(ge=1, description="How many to return; more than the server allows (200 unless set) gets that many."),
-]
-
 
 class CaseSummary(BaseModel):
     reference: str
@@ -73,9 +66,7 @@ class CaseSummary(BaseModel):
         )
 
 
-class CasePage(BaseModel):
-    cases: list[CaseSummary]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+CasePage = page_model("CasePage", "cases", CaseSummary)
 
 
 class SharedIdentifier(BaseModel):
@@ -145,9 +136,7 @@ class AuditEventOut(BaseModel):
     detail: dict[str, Any] | None
 
 
-class AuditPage(BaseModel):
-    events: list[AuditEventOut]
-    next_cursor: str | None
+AuditPage = page_model("AuditPage", "events", AuditEventOut)
 
 
 def case_filters(
@@ -248,10 +237,10 @@ def find_cases(
     limit: PageSize = None,
     caller: Caller = require_role(Role.analyst),
 ) -> CasePage:
-    settings = request.app.state.settings
-    page_size = min(limit or settings.page_size, settings.max_page_size)
-    cases = list_cases(session, filters, after=_case_position(cursor), limit=page_size + 1)
-    page, more = cases[:page_size], len(cases) > page_size
+    size = page_size(request.app.state.settings, limit)
+    after = read_cursor(cursor, "cases", lambda position: (moment(position["t"]), row_id(position["i"])))
+    cases = list_cases(session, filters, after=after, limit=size + 1)
+    page, more = cases[:size], len(cases) > size
     record_audit_event(
         session,
         actor=caller.actor,
@@ -262,7 +251,7 @@ def find_cases(
         detail={"filters": filters.described(), "returned": len(page), "cases": [case.reference for case in page]},
     )
     session.commit()
-    next_cursor = _encode({"t": page[-1].created_at.isoformat(), "i": page[-1].id}) if more else None
+    next_cursor = encode_cursor("cases", {"t": page[-1].created_at.isoformat(), "i": page[-1].id}) if more else None
     return CasePage(cases=[CaseSummary.of(case) for case in page], next_cursor=next_cursor)
 
 
@@ -353,16 +342,15 @@ def read_audit(
     limit: PageSize = None,
     caller: Caller = require_role(Role.admin),
 ) -> AuditPage:
-    settings = request.app.state.settings
-    page_size = min(limit or settings.page_size, settings.max_page_size)
-    before_id = _audit_position(cursor)
+    size = page_size(request.app.state.settings, limit)
+    before_id = read_cursor(cursor, "audit", lambda position: row_id(position["i"]))
     trail = _case_trail(session, case) if case is not None else None
     events = (
         []
         if case is not None and trail is None
-        else list_audit(session, trail=trail, actor=actor, since=since, before_id=before_id, limit=page_size + 1)
+        else list_audit(session, trail=trail, actor=actor, since=since, before_id=before_id, limit=size + 1)
     )
-    page, more = events[:page_size], len(events) > page_size
+    page, more = events[:size], len(events) > size
     # Reading the log is itself an access to what it says about cases: audited like any other.
     filters = {"case": case, "actor": actor, "since": since.isoformat() if since else None}
     record_audit_event(
@@ -376,7 +364,7 @@ def read_audit(
     references = references_of_events(session, page)
     return AuditPage(
         events=[_audit_out(event, references.get(event.id)) for event in page],
-        next_cursor=_encode({"i": page[-1].id}) if more else None,
+        next_cursor=encode_cursor("audit", {"i": page[-1].id}) if more else None,
     )
 
 
@@ -427,54 +415,3 @@ def _audit_out(event: AuditEvent, reference: str | None) -> AuditEventOut:
         client_request_id=event.client_request_id,
         detail=event.detail,
     )
-
-
-def _encode(position: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _foreign_cursor():
-    return validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}])
-
-
-def _decode(cursor: str) -> dict:
-    try:
-        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(decoded, dict):
-            raise ValueError
-        return decoded
-    except ValueError:
-        raise _foreign_cursor() from None
-
-
-# Positions we hand out are row ids (positive, and case and audit ids are 32-bit INTEGER columns) and
-# aware timestamps: anything else was not made by us, and is refused before a database compares with it.
-_LARGEST_ID = 2**31 - 1
-
-
-def _row_id(value: Any) -> int:
-    if type(value) is not int or not 0 < value <= _LARGEST_ID:
-        raise ValueError
-    return value
-
-
-def _case_position(cursor: str | None) -> tuple[datetime, int] | None:
-    if cursor is None:
-        return None
-    position = _decode(cursor)
-    try:
-        moment = datetime.fromisoformat(position["t"])
-        if moment.tzinfo is None:
-            raise ValueError
-        return moment.astimezone(UTC), _row_id(position["i"])
-    except (KeyError, TypeError, ValueError, OverflowError):
-        raise _foreign_cursor() from None
-
-
-def _audit_position(cursor: str | None) -> int | None:
-    if cursor is None:
-        return None
-    try:
-        return _row_id(_decode(cursor)["i"])
-    except (KeyError, TypeError, ValueError):
-        raise _foreign_cursor() from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -12,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from service.api.cases import CaseReference, visible_case
 from service.api.deps import AccessReason, Caller, DatabaseSession, RequestId, Role, require_role
-from service.api.problems import validation_problem
+from service.api.pages import Cursor, PageSize, encode_cursor, offset, page_model, page_size, read_cursor
 from service.api.schemas import Priority, Status
 from service.storage.audit import record_audit_event
 from service.storage.clusters import ClusterView, cluster_of_case, links_between, list_clusters, member_cases
@@ -70,9 +68,7 @@ class ClusterSummary(BaseModel):
         )
 
 
-class ClusterPage(BaseModel):
-    clusters: list[ClusterSummary]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last.")
+ClusterPage = page_model("ClusterPage", "clusters", ClusterSummary)
 
 
 class ClusterCase(BaseModel):
@@ -117,25 +113,24 @@ def get_clusters(
     sort: Annotated[
         Sort, Query(description="harm, victims, last_seen or first_seen; largest or newest first.")
     ] = "harm",
-    cursor: Annotated[str | None, Query(max_length=200, description="`next_cursor` from the previous page.")] = None,
-    limit: Annotated[int | None, Query(ge=1, description="How many; capped at the server's page size limit.")] = None,
+    cursor: Cursor = None,
+    limit: PageSize = None,
     caller: Caller = require_role(Role.analyst),
 ) -> ClusterPage:
-    settings = request.app.state.settings
-    page_size = min(limit or settings.page_size, settings.max_page_size)
-    offset = _offset(cursor, sort)
-    views = list_clusters(session, forces=caller.forces, sort=sort, offset=offset, limit=page_size + 1)
-    page, more = views[:page_size], len(views) > page_size
+    size = page_size(request.app.state.settings, limit)
+    start = read_cursor(cursor, "clusters", lambda position: _position_in(position, sort)) or 0
+    views = list_clusters(session, forces=caller.forces, sort=sort, offset=start, limit=size + 1)
+    page, more = views[:size], len(views) > size
     record_audit_event(
         session,
         actor=caller.actor,
         action="clusters.list",
         reason=reason,
         request_id=request_id,
-        detail={"sort": sort, "offset": offset, "returned": len(page)},
+        detail={"sort": sort, "offset": start, "returned": len(page)},
     )
     session.commit()
-    next_cursor = _encode({"o": offset + page_size, "s": sort}) if more else None
+    next_cursor = encode_cursor("clusters", {"o": start + size, "s": sort}) if more else None
     return ClusterPage(clusters=[ClusterSummary.of(view) for view in page], next_cursor=next_cursor)
 
 
@@ -192,18 +187,8 @@ def get_case_cluster(
     )
 
 
-def _encode(position: dict) -> str:
-    return base64.urlsafe_b64encode(json.dumps(position, separators=(",", ":")).encode()).decode().rstrip("=")
-
-
-def _offset(cursor: str | None, sort: str) -> int:
-    if cursor is None:
-        return 0
-    try:
-        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        offset = int(position["o"])
-        if position["s"] != sort or not 0 <= offset < 2**31:
-            raise ValueError
-        return offset
-    except (ValueError, KeyError, TypeError):
-        raise validation_problem([{"field": "cursor", "message": "This cursor is not one we gave out."}]) from None
+def _position_in(position: dict, sort: str) -> int:
+    """How far into the list a cursor is; it was given out for this order or it is not ours."""
+    if position["s"] != sort:
+        raise ValueError
+    return offset(position["o"])

@@ -436,3 +436,26 @@ def test_when_a_correction_splits_a_cluster_the_larger_part_keeps_its_id(client,
     alone = case_cluster(client, keys.analyst, smaller["reference"])["cluster"]
     assert (kept["id"], kept["cases"]) == (before["id"], 3)
     assert alone["id"] != before["id"] and alone["cases"] == 1
+
+
+def test_a_cursor_one_list_gave_out_is_refused_by_the_others(client, keys, new_case):
+    for mtcn in (unique_mtcn(), unique_mtcn()):  # two clusters: a second page of one
+        for _ in range(2):
+            new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
+    lists = {"/v1/clusters": keys.analyst, "/v1/cases": keys.analyst, "/v1/audit": keys.admin}
+    cursors = {}
+    for path, key in lists.items():
+        page = client.get(path, params={"limit": 1}, headers=bearer(key))
+        assert page.status_code == 200, page.text
+        cursors[path] = page.json()["next_cursor"]
+        assert cursors[path] is not None
+    for path, key in lists.items():
+        for other, cursor in cursors.items():
+            answer = client.get(path, params={"limit": 1, "cursor": cursor}, headers=bearer(key))
+            if other == path:
+                assert answer.status_code == 200, answer.text
+            else:
+                assert answer.status_code == 422, (path, other, answer.text)
+                assert answer.json()["errors"][0]["field"] == "cursor"
+    other_order = {"sort": "victims", "cursor": cursors["/v1/clusters"]}
+    assert client.get("/v1/clusters", params=other_order, headers=bearer(keys.analyst)).status_code == 422
