@@ -15,7 +15,7 @@ AXE := .cache/browser-tests/node_modules/axe-core/axe.min.js
 # uv resolves, downloads and installs in parallel, and builds pdqhash (no wheel on PyPI) while the rest
 # downloads: a cold install takes a third of pip's CPU. It comes from PyPI into .cache/, out of the venv.
 $(UV):
-	$(PYTHON) -m pip install --quiet --disable-pip-version-check --target .cache/uv uv==$(UV_VERSION)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target .cache/uv uv==$(UV_VERSION)
 
 # The service alone, for `make run`; the test suite's tools come on top, for everything else.
 # The venv is seeded with pip, for whoever adds a tool by hand.
