@@ -6,6 +6,10 @@ import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+from Crypto.Cipher import AES
+
+from service.storage.idempotency import IdempotencyRecordUnreadable, open_sealed, seal, sealing_key
 from tests.support.apps import app_client
 from tests.support.cases import MINIMAL_CASE
 from tests.support.database import query_rows
@@ -84,3 +88,20 @@ def test_concurrent_retries_with_one_key_make_exactly_one_case(app, keys, settin
     assert {response.status_code for response in responses} == {201}
     assert len({response.json()["reference"] for response in responses}) == 1
     assert cases_with_account(settings, body["account"]) == 1
+
+
+def test_answers_sealed_before_the_change_of_cipher_library_still_open_and_new_ones_keep_the_format():
+    # Kept answers outlive a deploy: nonce + tag + ciphertext, AES-256-GCM, whichever library wrote them.
+    key = sealing_key("isk_synthetic_secret", "retry-1")
+    answer = {"body": {"reference": "7KQM-X4TR-9PZC", "note": "é"}, "headers": {"Location": "/v1/cases/x"}}
+    nonce = bytes(range(12))
+    ciphertext, tag = AES.new(key, AES.MODE_GCM, nonce=nonce).encrypt_and_digest(
+        json.dumps(answer, separators=(",", ":")).encode()
+    )
+    assert open_sealed(key, nonce + tag + ciphertext) == answer
+
+    sealed = seal(key, answer)
+    nonce, tag, ciphertext = sealed[:12], sealed[12:28], sealed[28:]
+    assert json.loads(AES.new(key, AES.MODE_GCM, nonce=nonce).decrypt_and_verify(ciphertext, tag)) == answer
+    with pytest.raises(IdempotencyRecordUnreadable):
+        open_sealed(sealing_key("isk_other_secret", "retry-1"), sealed)
