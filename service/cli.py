@@ -358,6 +358,7 @@ def _evidence(settings: Settings, args: argparse.Namespace) -> int:
         if args.evidence_command == "sweep":
             report = sweep(session, store, now=utc_now(), grace=settings.sweep_grace, remove=not args.dry_run)
             verb = "would remove" if args.dry_run else "removed"
+            print(f"this deployment's objects only: under {store.prefix}")
             print(f"{verb} {len(report.orphan_objects)} object(s) with no evidence row")
             print(f"{verb} {report.expired_uploads} expired direct upload(s)")
             print(f"aborted {report.aborted_multipart} unfinished upload(s)")

@@ -100,6 +100,7 @@ def test_a_sweep_in_one_deployment_never_lists_or_deletes_anothers_objects(deplo
     dry_run = run_intake("evidence", "sweep", "--dry-run", environment=mine_environment)
     assert dry_run.returncode == 0, dry_run.stderr
     assert "would remove 1 object(s) with no evidence row" in dry_run.stdout
+    assert f"under {my_store.prefix}" in dry_run.stdout  # the operator is told which objects were looked at
 
     swept = run_intake("evidence", "sweep", environment=mine_environment)
     assert swept.returncode == 0, swept.stderr
