@@ -180,7 +180,8 @@ async def post_report_form(request: Request) -> Response:
     refusal = refusal or _token_refusal(request, values.get("form_token"))
     if refusal is None and file_refusals:
         message = " ".join(dict.fromkeys(item.message for item in file_refusals))
-        refusal = Refusal(file_refusals[0].status, {"evidence": message})
+        status = file_refusals[0].status
+        refusal = Refusal(status, {"evidence": message}, {"Retry-After": "30"} if status == 503 else None)
     fields = [(name, value) for name, value in received.fields if name != "form_token"]
     if refusal is None:
         fixed_force = request.app.state.settings.form_police_force

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from anyio import to_thread
 from fastapi import Request
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from service.api.bodies import FilePart, FileSink, parse_multipart
 from service.api.problems import ProblemError, validation_problem
 from service.evidence_intake import Allowance
 from service.settings import Settings
+from service.storage.database import DatabaseUnreachable
 from service.storage.evidence import EvidenceRefused, IncomingEvidence, ReceivedFile
 from service.storage.objects import ObjectStoreUnavailable
 
@@ -117,6 +121,21 @@ class DiscardingSink(FileSink):
         return None
 
 
+def _opened(
+    open_incoming: Callable[[], IncomingEvidence], refusals: list[EvidenceRefused] | None, file_field: str
+) -> IncomingEvidence | None:
+    """A new file's place in the store, or None with a 503 refusal noted when the store, or the database its
+    key prefix is read from the first time, is down and the caller keeps refusals (the forms, which still
+    read what else was typed)."""
+    try:
+        return open_incoming()
+    except (ObjectStoreUnavailable, OperationalError, PoolTimeoutError, DatabaseUnreachable):
+        if refusals is None:
+            raise
+        refusals.append(EvidenceRefused(503, file_field, STORE_DOWN_MESSAGE))
+        return None
+
+
 async def receive_multipart(
     request: Request,
     *,
@@ -157,14 +176,20 @@ async def receive_multipart(
         bytes_left = allowance.max_total_bytes - sum(item.size for item in received.incoming if item.received)
         if bytes_left <= 0:
             return refuse(allowance.too_many_bytes, 413)
-        incoming = IncomingEvidence(
-            request.app.state.objects,
-            field=file_field,
-            filename=part.filename,
-            max_bytes=min(allowance.max_file_bytes, bytes_left),
-            image_hash_max_bytes=settings.image_hash_max_bytes,
-            too_large=allowance.too_many_bytes if bytes_left < allowance.max_file_bytes else None,
+        incoming = _opened(
+            lambda: IncomingEvidence(
+                request.app.state.objects,
+                field=file_field,
+                filename=part.filename,
+                max_bytes=min(allowance.max_file_bytes, bytes_left),
+                image_hash_max_bytes=settings.image_hash_max_bytes,
+                too_large=allowance.too_many_bytes if bytes_left < allowance.max_file_bytes else None,
+            ),
+            refusals,
+            file_field,
         )
+        if incoming is None:
+            return DiscardingSink(allowance.max_file_bytes)
         received.incoming.append(incoming)
         sink = EvidenceSink(incoming)
         return RefusalKeptSink(sink, refusals) if refusals is not None else sink

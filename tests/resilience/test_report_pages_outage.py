@@ -57,6 +57,17 @@ def test_with_the_database_stopped_the_report_and_status_pages_keep_what_was_typ
         assert_plain_page(report)
         assert "Synthetic account kept.</textarea>" in report.text and 'value="1234567890"' in report.text
 
+        with_file = send(
+            client,
+            form_token(client.get("/report").text),
+            {**MINIMAL, "reporter.email": "synthetic@example.org"},  # after the file input on the page
+            files=[("evidence", ("screenshot.png", png(), "image/png"))],
+        )
+        assert_plain_page(with_file)
+        assert (
+            "Synthetic account kept.</textarea>" in with_file.text and 'value="synthetic@example.org"' in with_file.text
+        )
+
         assert_plain_page(client.get(receipt_page))
         lookup = client.post("/report/status", data={"reference": reference, "code": code}, headers=SAME_SITE)
         assert_plain_page(lookup)
