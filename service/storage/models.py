@@ -287,7 +287,11 @@ class ClusterForce(SQLModel, table=True):
     not see, without reading the cases."""
 
     __tablename__ = "cluster_force"
-    __table_args__ = (sa.Index("ix_cluster_force_police_force", "police_force", "cluster_id"),)
+    __table_args__ = (
+        sa.Index("ix_cluster_force_police_force", "police_force", "cluster_id"),
+        # A key of one force (the usual analyst) lists by harm straight from this index, a page at a time.
+        sa.Index("ix_cluster_force_by_harm", "police_force", "child_victims", "victims", "last_seen", "cluster_id"),
+    )
 
     cluster_id: int = Field(primary_key=True, foreign_key="cluster.id", ondelete="CASCADE")
     police_force: str = Field(primary_key=True, max_length=80)

@@ -242,3 +242,34 @@ def test_upgrade_makes_one_deployment_id_and_keeps_the_object_keys_of_evidence_k
     assert [row.id for row in query_rows(url, "SELECT id FROM deployment")] == [deployment.id]
     other = fresh_database_url(backend, request, tmp_path_factory)
     assert query_rows(other, "SELECT id FROM deployment")[0].id != deployment.id  # each database its own
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_indexes_force_totals_in_harm_order_keeping_them(backend, request, tmp_path_factory):
+    url = database_at("0016", backend, request, tmp_path_factory)
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO cluster (id, size, victims, child_victims, money, created_at, updated_at) "
+                "VALUES (7, 2, 2, 1, '{}', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+            )
+        )
+        connection.execute(
+            sa.text(
+                "INSERT INTO cluster_force (cluster_id, police_force, cases, victims, child_victims, money, "
+                "first_seen, last_seen) VALUES (7, 'cleveland', 2, 2, 1, '{\"GBP\": \"5\"}', "
+                "'2026-01-01 00:00:00+00:00', '2026-01-02 00:00:00+00:00')"
+            )
+        )
+    upgrade_database(url)
+    with database_engine(url) as engine:
+        indexes = {index["name"]: index["column_names"] for index in sa.inspect(engine).get_indexes("cluster_force")}
+    assert indexes["ix_cluster_force_by_harm"] == [
+        "police_force",
+        "child_victims",
+        "victims",
+        "last_seen",
+        "cluster_id",
+    ]
+    rows = query_rows(url, "SELECT cluster_id, police_force, cases, child_victims FROM cluster_force")
+    assert [tuple(row) for row in rows] == [(7, "cleveland", 2, 1)]
