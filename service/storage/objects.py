@@ -250,13 +250,17 @@ def _file_chunks(handle) -> Iterator[bytes]:
             yield chunk
 
 
+LOCAL_WRITE_BUFFER_BYTES = 1024 * 1024
+
+
 class _LocalUpload(ObjectUpload):
     def __init__(self, final: Path, partial: Path) -> None:
         self.final = final
         self.partial = partial
         # Owner-only: evidence may be images of children.
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        self.handle = os.fdopen(descriptor, "wb")
+        # Network-sized chunks gathered into MiB writes: one system call per MiB, not per packet.
+        self.handle = os.fdopen(descriptor, "wb", buffering=LOCAL_WRITE_BUFFER_BYTES)
 
     def write(self, chunk: bytes) -> None:
         self.handle.write(chunk)
