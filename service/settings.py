@@ -44,9 +44,10 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(
         default=5,
         ge=1,
-        description="Database connections each worker process keeps open, in each of its two pools (one for the "
-        "event loop's hot path, one for the routes in worker threads). Every worker of every replica has its own: "
-        "replicas × workers × 2 × (pool size + overflow) must stay under PostgreSQL's max_connections.",
+        description="Database connections each worker process keeps open, in each of its pools: one for the "
+        "event loop's hot path, one for the routes in worker threads, and on PostgreSQL a third, the driver's own, "
+        "for the one statement that keeps a new case. Every worker of every replica has its own: "
+        "replicas × workers × 3 × (pool size + overflow) must stay under PostgreSQL's max_connections.",
     )
     database_max_overflow: int = Field(
         default=5, ge=0, description="Connections a worker may open beyond its pool under a burst, then close."
