@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
         help="analyst keys only: may view evidence of cases where the victim is under 18",
     )
     create.add_argument(
+        "--share-without-consent",
+        action="store_true",
+        help="analyst keys only: STIX exports include cases whose victims did not agree to sharing",
+    )
+    create.add_argument(
         "--publishable",
         action="store_true",
         help="submitter keys only: a key for a force website's pages, usable by browsers only from --origin",
@@ -121,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
     export.add_argument("--force", help="police force slug")
     export.add_argument("--status", choices=["received", "triaged", "assigned", "closed"])
     export.add_argument("--identifier", help="a normalized identifier")
+    export.add_argument(
+        "--share-without-consent",
+        action="store_true",
+        help="stix only: include cases whose victims did not agree to sharing (audited as such)",
+    )
 
     clusters = commands.add_parser("clusters", help="offender networks").add_subparsers(
         dest="clusters_command", required=True
@@ -184,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
                     args.role,
                     args.name,
                     can_view_child_evidence=args.child_evidence,
+                    can_share_without_consent=args.share_without_consent,
                     forces=args.forces,
                     origins=(args.origins or []) if args.publishable else None,
                 )
@@ -191,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
                 print(f"intake: {error}", file=sys.stderr)
                 return 2
             extra = " It may view evidence of under-18 cases." if key.can_view_child_evidence else ""
+            if key.can_share_without_consent:
+                extra += " Its STIX exports include cases whose victims did not agree to sharing."
             if key.forces:
                 extra += f" It sees only cases of: {', '.join(key.forces)}."
             if key.publishable:
@@ -209,7 +222,16 @@ def main(argv: list[str] | None = None) -> int:  # noqa: C901 - a flat dispatch,
         for key in list_api_keys(session):
             state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
             kind = "publishable " + ",".join(key.origins or []) if key.publishable else "secret"
-            print(f"{key.id}\t{key.role}\t{kind}\t{state}\t{key.name}")
+            allowed = [
+                name
+                for name, granted in (
+                    ("child-evidence", key.can_view_child_evidence),
+                    ("share-without-consent", key.can_share_without_consent),
+                )
+                if granted
+            ]
+            permissions = ",".join(allowed) or "-"
+            print(f"{key.id}\t{key.role}\t{kind}\t{state}\t{permissions}\t{key.name}")
         return 0
 
 
@@ -297,8 +319,16 @@ def _export(settings: Settings, args: argparse.Namespace) -> int:
     engine = create_database_engine(settings.resolved_database_url)
     with session_scope(engine) as session:
         total = count_cases(session, filters)
+    if args.share_without_consent and args.format != "stix":
+        print("intake: --share-without-consent is for --format stix", file=sys.stderr)
+        return 2
     asked = ExportRequest(
-        filters, args.format, args.version, actor="cli:export", noted={"output": os.path.basename(args.output)}
+        filters,
+        args.format,
+        args.version,
+        actor="cli:export",
+        share_without_consent=args.share_without_consent,
+        noted={"output": os.path.basename(args.output)},
     )
     # Owner-only: an export holds victims' personal data.
     descriptor = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -21,7 +21,7 @@ from service.storage.database import session_scope
 from service.storage.export import ExportedPiece, export_pieces
 from service.storage.models import utc_now
 from service.storage.search import CaseFilters
-from service.storage.sharing import consented_cases
+from service.storage.sharing import shareable_cases
 
 # A part's audit row names at most this many cases, and a part holds at most this many bytes in memory.
 AUDIT_PART_CASES = 1000
@@ -36,6 +36,9 @@ class ExportRequest:
     actor: str
     reason: str | None = None
     request_id: str | None = None
+    # STIX only: include cases whose victims did not agree to sharing (the analyst's export permission,
+    # or the operator's explicit CLI flag); the audit rows say so.
+    share_without_consent: bool = False
     noted: dict = field(default_factory=dict)  # more for the audit row, e.g. the CLI's output file name
 
 
@@ -46,19 +49,22 @@ def export_cases(
     handed on. Nothing is read or audited until the first part is asked for."""
     detail = {"format": asked.format, "filters": asked.filters.described(), **asked.noted}
     if asked.format == "stix":
-        pieces = _stix_pieces(engine, settings, asked.filters)
+        pieces = _stix_pieces(engine, settings, asked.filters, asked.share_without_consent)
         detail["tlp"] = settings.stix_tlp
+        detail["without_consent"] = asked.share_without_consent
     else:
         pieces = export_pieces(engine, asked.filters, asked.format, asked.version)
         detail["version"] = asked.version
     return _audited_parts(engine, asked, detail, pieces, on_cases or (lambda _: None))
 
 
-def _stix_pieces(engine: Engine, settings: Settings, filters: CaseFilters) -> Iterator[ExportedPiece]:
+def _stix_pieces(
+    engine: Engine, settings: Settings, filters: CaseFilters, without_consent: bool
+) -> Iterator[ExportedPiece]:
     """One bundle (a STIX document is one JSON object), with the cases whose identifiers it shares: a
-    consenting case with no identifier adds nothing to it, so it is not named either."""
+    shared case with no identifier adds nothing to it, so it is not named either."""
     with session_scope(engine) as session:
-        cases = consented_cases(session, filters)
+        cases = shareable_cases(session, filters, without_consent=without_consent)
     bundle = stix_bundle(cases, tlp=settings.stix_tlp, producer=settings.stix_producer, now=utc_now())
     yield tuple(case.reference for case in cases if case.identifiers), bundle.serialize().encode()
 

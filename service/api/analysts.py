@@ -180,7 +180,10 @@ Filters = Annotated[CaseFilters, Depends(case_filters)]
     f"{EXPORT_V1_SUNSET} (its answers carry a `Sunset` header), then version 2 will be. `format=stix` is a STIX "
     "2.1 bundle for partner agencies: the offender identifiers of the matching cases whose victims agreed to "
     "sharing (`consent_to_share`) as observables, one grouping per offender network, all marked with the "
-    "deployment's TLP 2.0 level (default TLP:AMBER); no victim data. Every export is audited with the "
+    "deployment's TLP 2.0 level (default TLP:AMBER); no victim data. An analyst key made with the permission "
+    "to share without consent (`intake keys create --role analyst --share-without-consent`) gets the matching "
+    "cases whose victims did not agree too, still within its forces and TLP-marked; its audit rows say "
+    "`without_consent: true`. Every export is audited with the "
     "references of the cases it returned, part by part as they are sent (`cases.export` rows).",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/x-ndjson": {}, "text/csv": {}, "application/stix+json": {}}}},
@@ -196,7 +199,15 @@ def export_cases(
 ) -> StreamingResponse:
     if version == "2" and format != "ndjson":
         raise validation_problem([{"field": "version", "message": "Version 2 is for NDJSON; CSV stays flat."}])
-    asked = ExportRequest(filters, format, version, actor=caller.actor, reason=reason, request_id=request_id)
+    asked = ExportRequest(
+        filters,
+        format,
+        version,
+        actor=caller.actor,
+        reason=reason,
+        request_id=request_id,
+        share_without_consent=format == "stix" and caller.can_share_without_consent,
+    )
     parts = exporting.export_cases(request.app.state.engine, request.app.state.settings, asked)
     # The first part is read (and audited) here, before the 200 is sent: a database that is down or a
     # query that fails is then a problem+json answer, not a response cut off half-way.

@@ -34,6 +34,7 @@ class Caller:
     role: Role | None = None
     reporter_case_id: int | None = None
     can_view_child_evidence: bool = False
+    can_share_without_consent: bool = False  # a STIX export may include cases without consent_to_share
     forces: tuple[str, ...] | None = None  # None: every force
     publishable: bool = False  # a browser key, bound to a force website's origins
 
@@ -121,6 +122,7 @@ async def get_caller(request: Request) -> Caller:
                 key_id=key.id,
                 role=Role(key.role),
                 can_view_child_evidence=key.can_view_child_evidence,
+                can_share_without_consent=key.can_share_without_consent,
                 forces=key.forces,
                 publishable=publishable,
             )

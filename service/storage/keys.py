@@ -37,6 +37,7 @@ def create_api_key(
     name: str,
     *,
     can_view_child_evidence: bool = False,
+    can_share_without_consent: bool = False,
     forces: list[str] | None = None,
     origins: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
@@ -48,6 +49,8 @@ def create_api_key(
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     if can_view_child_evidence and role != "analyst":
         raise ValueError("only analyst keys can be allowed to view evidence of under-18 cases")
+    if can_share_without_consent and role != "analyst":
+        raise ValueError("only analyst keys can be allowed to share cases whose victims did not agree to sharing")
     if forces and role != "analyst":
         raise ValueError("only analyst keys can be limited to police forces")
     if origins is not None and role != "submitter":
@@ -63,6 +66,7 @@ def create_api_key(
         role=role,
         secret_sha256=sha256_hex(secret),
         can_view_child_evidence=can_view_child_evidence,
+        can_share_without_consent=can_share_without_consent,
         forces=sorted(set(forces)) if forces else None,
         publishable=cleaned_origins is not None,
         origins=cleaned_origins,
@@ -88,6 +92,7 @@ class ActiveKey:
     id: str
     role: str
     can_view_child_evidence: bool
+    can_share_without_consent: bool
     forces: tuple[str, ...] | None
     origins: tuple[str, ...] | None  # set only for a publishable key
 
@@ -108,6 +113,7 @@ _LIVE_KEY = sa.select(
     _KEYS.c.role,
     _KEYS.c.secret_sha256,
     _KEYS.c.can_view_child_evidence,
+    _KEYS.c.can_share_without_consent,
     _KEYS.c.forces,
     _KEYS.c.publishable,
     _KEYS.c.origins,
@@ -180,6 +186,7 @@ async def _read_live_key(connection: AsyncConnection, key_id: str) -> _KeyRow | 
         id=row.id,
         role=row.role,
         can_view_child_evidence=bool(row.can_view_child_evidence),
+        can_share_without_consent=bool(row.can_share_without_consent),
         forces=tuple(row.forces) if row.forces else None,
         origins=tuple(row.origins or ()) if row.publishable else None,
     )

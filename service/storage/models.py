@@ -49,6 +49,8 @@ class ApiKey(SQLModel, table=True):
     secret_sha256: str = Field(max_length=64)
     # Evidence of under-18 cases may be images of children: seeing it is a separate permission.
     can_view_child_evidence: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # A partner-agency export shares only cases whose victims agreed, unless the key holds this permission.
+    can_share_without_consent: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     # An analyst key may be limited to some police forces: it then never sees another force's cases.
     forces: list[str] | None = Field(default=None, sa_type=JSONDocument)
     # A publishable key is written into a force website's pages: it only reports cases and adds to

@@ -1,4 +1,5 @@
-"""What may be shared with partner agencies: the offender identifiers of the cases whose victims agreed."""
+"""What may be shared with partner agencies: the offender identifiers of the cases whose victims agreed
+(or of every matching case, for a caller the domain allows to share without consent)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ from service.storage.search import CaseFilters
 _BATCH = 500
 
 
-def consented_cases(session: Session, filters: CaseFilters) -> list[SharedCase]:
-    """Matching cases with consent_to_share, oldest first, with their identifiers and cluster."""
+def shareable_cases(session: Session, filters: CaseFilters, *, without_consent: bool = False) -> list[SharedCase]:
+    """Matching cases with consent_to_share (every matching case given `without_consent`), oldest first,
+    with their identifiers and cluster."""
     references = [
-        case["reference"] for case in stream_cases(session, filters) if case["submission"].get("consent_to_share")
+        case["reference"]
+        for case in stream_cases(session, filters)
+        if without_consent or case["submission"].get("consent_to_share")
     ]
     shared: list[SharedCase] = []
     for start in range(0, len(references), _BATCH):

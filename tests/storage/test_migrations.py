@@ -273,3 +273,20 @@ def test_upgrade_indexes_force_totals_in_harm_order_keeping_them(backend, reques
     ]
     rows = query_rows(url, "SELECT cluster_id, police_force, cases, child_victims FROM cluster_force")
     assert [tuple(row) for row in rows] == [(7, "cleveland", 2, 1)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_gives_keys_kept_before_no_permission_to_share_without_consent(backend, request, tmp_path_factory):
+    url = database_at("0017", backend, request, tmp_path_factory)
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO api_key (id, name, role, secret_sha256, can_view_child_evidence, publishable, "
+                "created_at) VALUES ('k1', 'old analyst', 'analyst', 'h', true, false, CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade_database(url)
+    rows = query_rows(url, "SELECT id, can_view_child_evidence, can_share_without_consent FROM api_key")
+    assert [(row.id, bool(row.can_view_child_evidence), bool(row.can_share_without_consent)) for row in rows] == [
+        ("k1", True, False)
+    ]
