@@ -14,6 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -91,6 +93,14 @@ def load_options(argv: list[str] | None) -> argparse.Namespace:
 def wrk_settings(options: argparse.Namespace) -> dict[str, int]:
     """The parsed wrk options as `load`'s keyword arguments."""
     return {"connections": options.connections, "seconds": options.seconds}
+
+
+def analyze(database_url: str) -> None:
+    """Bring the planner's statistics up to the rows the warm-up wrote, as autovacuum does within a minute
+    on a running service. A database created for the bench looks empty to the planner until then, and
+    statements prepared on pooled connections would keep scanning whole tables for the rest of the run."""
+    with psycopg.connect(database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as connection:
+        connection.execute("ANALYZE")
 
 
 def submitter_authorization(environment: dict[str, str]) -> dict[str, str]:

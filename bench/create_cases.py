@@ -26,6 +26,7 @@ from _harness import (
     Numbering,
     Result,
     Target,
+    analyze,
     load,
     load_parser,
     postgres_cpu_seconds,
@@ -167,6 +168,8 @@ def main(argv: list[str] | None = None) -> list[Target]:
                     expected_status=201,
                     numbering=numbering(),
                 )
+            analyze(environment["INTAKE_DATABASE_URL"])
+            analyze(floor_url)
             rows: dict[str, Measured] = {}
             levels = (high,) if args.quick else (low, high)
             rows["echo"] = measure(
