@@ -13,9 +13,10 @@ import statistics
 import time
 
 import sqlalchemy as sa
-from _harness import Target, postgres_cpu_seconds, print_rows
+from _harness import Target, print_rows
 
 from devsupport.postgres import PostgresServer
+from devsupport.processes import postgres_cpu_seconds
 from service.cli import upgrade_database
 from service.storage.clusters import join_clusters, list_clusters
 from service.storage.database import create_database_engine, session_scope

@@ -29,14 +29,13 @@ from _harness import (
     analyze,
     load,
     load_parser,
-    postgres_cpu_seconds,
     print_rows,
-    process_cpu_seconds,
     require_wrk,
     submitter_authorization,
 )
 
 from devsupport.postgres import PostgresServer
+from devsupport.processes import postgres_cpu_seconds, process_cpu_seconds
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_uvicorn
 
 ACCOUNT = "Synthetic benchmark account: a video call was recorded and money demanded."

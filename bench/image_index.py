@@ -14,9 +14,10 @@ import statistics
 import time
 
 import sqlalchemy as sa
-from _harness import Target, postgres_cpu_seconds, print_rows
+from _harness import Target, print_rows
 
 from devsupport.postgres import PostgresServer
+from devsupport.processes import postgres_cpu_seconds
 from service.cli import upgrade_database
 from service.domain.perceptual import CHUNK_COUNT, ImageMatchPolicy, PdqHash
 from service.storage.database import create_database_engine, session_scope

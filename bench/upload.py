@@ -18,8 +18,9 @@ from pathlib import Path
 
 import boto3
 import httpx
-from _harness import ROOT, Target, group_cpu_seconds
+from _harness import ROOT, Target
 
+from devsupport.processes import group_cpu_seconds
 from devsupport.s3 import CREDENTIALS, S3Server
 from devsupport.servers import UNLIMITED_ENVIRONMENT, multipart_file, start_service
 from service.cli import upgrade_database

@@ -19,10 +19,8 @@ from _harness import (
     Result,
     Target,
     analyze,
-    group_cpu_seconds,
     load,
     load_options,
-    machine_busy_jiffies,
     print_table,
     require_wrk,
     submitter_authorization,
@@ -31,6 +29,7 @@ from _harness import (
 from create_cases import CASE_TEMPLATE, JSON_HEADERS, NUMBERS_PER_ROUND
 
 from devsupport.postgres import PostgresServer
+from devsupport.processes import group_cpu_seconds, machine_busy_jiffies
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_service
 
 # Every load (warm-ups included) reports identifiers no earlier load used: one database serves both rows,

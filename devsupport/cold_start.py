@@ -20,30 +20,9 @@ from pathlib import Path
 import httpx
 
 from devsupport.postgres import free_port
+from devsupport.processes import group_cpu_seconds, load_average
 
 ROOT = Path(__file__).resolve().parent.parent
-_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-
-
-def group_cpu_seconds(group: int) -> float:
-    """CPU of the live processes of a process group, plus what its leader's finished children used."""
-    ticks = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == group:
-            ticks += int(fields[11]) + int(fields[12])
-            if int(entry.name) == group:
-                ticks += int(fields[13]) + int(fields[14])  # make's children that are done: the installs
-    return ticks / _TICKS_PER_SECOND
-
-
-def load_average() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
@@ -80,7 +59,7 @@ def main() -> None:
                     time.sleep(0.2)
             else:
                 raise SystemExit(f"make run exited with {make.returncode}:\n{log.read_text()[-3000:]}")
-            wall, cpu = time.monotonic() - started, group_cpu_seconds(make.pid)
+            wall, cpu = time.monotonic() - started, group_cpu_seconds(make.pid, with_reaped_children=True)
         finally:
             os.killpg(make.pid, signal.SIGTERM)
             make.wait()
