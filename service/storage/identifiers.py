@@ -96,13 +96,9 @@ def group_by_case(rows) -> list[EarlierCase]:
 
 
 @dataclass(frozen=True)
-class HoldingCase:
+class HoldingCase(EarlierCase):
     """A case holding an identifier: what deciding its urgency again reads, and the urgency it has now."""
 
-    id: int
-    submission: dict
-    victim_was_under_18: bool
-    normalized: list[str]  # every identifier it holds, normalized
     urgency: dict  # priority, flags, next_steps as stored
 
 
