@@ -308,7 +308,9 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
                 if field.name == kind
                 else (f"The {field.field} of each `{kind}`, in the same order.")
             )
-            node = {"type": "array", "items": node, "description": described}
+            node = _repeated_form_value({"type": "array", "items": node, "description": described})
+        elif field.repeated:
+            node = _repeated_form_value(node)
         properties[field.name] = node
         if needed:
             required.append(field.name)
@@ -320,7 +322,7 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
             "description": "Evidence files, typed by their bytes: " + EVIDENCE_CONTENT_TYPES + ".",
         }
     for name, schema in properties.items():
-        if name not in required and schema.get("type") != "array" and not _takes_empty_text(schema):
+        if name not in required and "anyOf" not in schema and not _takes_empty_text(schema):
             # A browser sends every field of a form, filled in or not: empty means not given.
             properties[name] = {"anyOf": [schema, {"type": "string", "maxLength": 0}]}
     return {
@@ -332,6 +334,16 @@ def case_form_schema(max_files: int | None = None) -> dict[str, Any]:
         "required": required,
         "additionalProperties": False,
     }
+
+
+def _repeated_form_value(array: dict[str, Any]) -> dict[str, Any]:
+    """A field a form repeats once per value. Sent once, it is one value on the wire, the same bytes as
+    a list of one, so the schema takes either; an empty field is the same as one left out."""
+    item = {key: value for key, value in array["items"].items() if key != "description"}
+    many = {key: value for key, value in array.items() if key != "description"}
+    options = [item, many] if _takes_empty_text(item) else [item, many, {"type": "string", "maxLength": 0}]
+    description = array.get("description", array["items"].get("description"))
+    return {"anyOf": options, "description": description} if description else {"anyOf": options}
 
 
 def _takes_empty_text(schema: dict[str, Any]) -> bool:
