@@ -130,6 +130,28 @@ def test_completing_a_ticket_within_the_quota_keeps_it_counted_once(deployment, 
         assert evidence_rows(client.app, created["reference"]) == 1
 
 
+def test_a_complete_the_quota_no_longer_has_room_for_is_refused_and_leaves_nothing(deployment, keys):
+    # A ticket holds its room only under the quota it was given under: a deployment that lowers the quota
+    # meanwhile refuses the complete, and the upload's row and the client's object go with the refusal.
+    with deployment(evidence_case_max_files=2) as client:
+        created = new_case(client, keys)
+        ticket = ask_upload(client, created, TEXT).json()
+        send_upload(client, ticket, TEXT)
+        assert upload(client, created, ("a.png", png(), "image/png")).status_code == 201
+        kept_before = stored_keys(client.app)
+        same_store = {"s3_bucket": client.app.state.settings.s3_bucket} if client.app.state.settings.s3_bucket else {}
+    with deployment(evidence_case_max_files=1, **same_store) as client:
+        body = assert_problem(complete(client, created, ticket), 413)
+        assert "already holds 1 file" in body["detail"] and body["errors"][0]["field"] == "file"
+        assert evidence_rows(client.app, created["reference"]) == 1
+        in_case = 'case_id = (SELECT id FROM "case" WHERE reference = :r)'
+        assert count_rows(client.app.state.engine, "evidence_upload", in_case, r=created["reference"]) == 0
+        assert stored_keys(client.app) < kept_before  # the client's copy is gone, and no verified copy was kept
+        refused = "action = 'evidence.upload_refused' AND " + in_case
+        assert count_rows(client.app.state.engine, "audit_event", refused, r=created["reference"]) == 1
+        assert_problem(complete(client, created, ticket), 404)  # refused once is refused for good
+
+
 # --- completing once -------------------------------------------------------------------------------
 
 
