@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        settle_garbage_collector()
         serving = app.state.async_database.serve_from_this_loop()
         delivery = asyncio.create_task(app.state.alerts.run()) if app.state.alerts else None
         yield
@@ -134,6 +136,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+# Requests in flight hold a few hundred objects each, none of them in reference cycles (the collector
+# finds nothing to free under load). At Python's default of 700 new objects, every few requests started
+# a collection that found them all alive and moved them on to the older generations, whose collections
+# then walked the whole heap (about 200,000 objects of modules, models and routes): about 0.3 ms of
+# CPU per case at 32 connections.
+YOUNG_GENERATION_THRESHOLD = 10_000
+_garbage_collector_settled = False
+
+
+def settle_garbage_collector() -> None:
+    """Once per process, when the app starts serving: what was built so far is kept for the process's
+    life, so the collector stops walking it (gc.freeze); young collections start at a higher count."""
+    global _garbage_collector_settled
+    if _garbage_collector_settled:
+        return
+    _garbage_collector_settled = True
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
 
 
 def app_from_environment() -> FastAPI:
