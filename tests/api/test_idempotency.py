@@ -13,7 +13,7 @@ from service.storage.idempotency import IdempotencyRecordUnreadable, open_sealed
 from tests.support.apps import app_client
 from tests.support.cases import MINIMAL_CASE
 from tests.support.database import query_rows
-from tests.support.http import bearer
+from tests.support.http import assert_problem, bearer
 
 
 def cases_with_account(settings, account: str) -> int:
@@ -33,6 +33,27 @@ def test_second_post_with_same_idempotency_key_returns_first_case(client, keys, 
     assert first.headers["location"] == second.headers["location"]
     assert second.headers["idempotent-replayed"] == "true"
     assert cases_with_account(settings, body["account"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("", "This can't be empty."),
+        ("two words", "Use printable ASCII characters without spaces, like a UUID."),
+        ("k" * 256, "This is too long: at most 255 characters."),
+    ],
+)
+def test_an_idempotency_key_not_fit_to_be_one_is_a_422_naming_it_and_nothing_is_kept(
+    client, keys, settings, given, message
+):
+    account = f"synthetic {uuid.uuid4()}"
+    response = client.post(
+        "/v1/cases",
+        json={**MINIMAL_CASE, "account": account},
+        headers={**bearer(keys.submitter), "Idempotency-Key": given},
+    )
+    assert assert_problem(response, 422)["errors"] == [{"field": "Idempotency-Key", "message": message}]
+    assert cases_with_account(settings, account) == 0
 
 
 def test_same_key_with_a_different_body_is_422(client, keys):
