@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Session
 
-from service.clustering import refresh_cluster
+from service.clustering import refresh_cluster_on
 from service.domain.cases import CaseSubmission
 from service.domain.clusters import money_paid
 from service.domain.reference import RANDOM_LENGTH, reference_from_random
@@ -204,7 +204,7 @@ class Reporting:
                 await connection.run_sync(self._index_images, case_id, decided.case.evidence_rows, files, now)
             if shared:
                 await self._flag_earlier_repeat_cases(connection, shared, case_id, now)
-            await connection.run_sync(self._join_clusters, case_id, now)
+            await refresh_cluster_on(connection, case_id, self.settings, alerts=self.alerts is not None, now=now)
             if claim is not None:
                 await intake.seal_idempotent_answer(connection, claim, CREATED)
         return Answer(CREATED, body, headers, replayed=False if claim else None)
@@ -219,11 +219,6 @@ class Reporting:
         ]
         with Session(bind=connection) as session:  # joins the transaction; never ends it
             index_and_match(session, case_id, fingerprinted, policy=self.image_matching, now=now)
-            session.flush()
-
-    def _join_clusters(self, connection, case_id: int, now: datetime) -> None:
-        with Session(bind=connection) as session:  # joins the transaction; never ends it
-            refresh_cluster(session, case_id, self.settings, alerts=self.alerts is not None, now=now)
             session.flush()
 
     async def _flag_earlier_repeat_cases(
