@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from service.domain.clusters import ClusterAlertPolicy, ClusterTotals, connected_components, money_paid, money_sum
@@ -92,6 +93,40 @@ def neighbours_of(session: Session, case_ids: list[int], max_image_distance: int
             found |= {(a, b)} if a in wanted else set()
             found |= {(b, a)} if b in wanted else set()
     return found
+
+
+def _neighbours_of_one_statement():
+    """The cases one case (`:case_id`) links to, as `neighbours_of` finds them, in SQL: the
+    statements of a join take the one case id, never a list whose length changes with the cluster's
+    size (each length would be another statement to prepare, on every pooled connection)."""
+    case_id = sa.bindparam("case_id", type_=sa.Integer)
+    close = _MATCHES.c.distance <= sa.bindparam("max_distance", type_=sa.Integer)
+    mine, other = _IDENTIFIERS.alias("mine"), _IDENTIFIERS.alias("other")
+    links = sa.union(
+        sa.select(other.c.case_id.label("id"))
+        .select_from(
+            mine.join(other, sa.and_(other.c.normalized == mine.c.normalized, other.c.case_id != mine.c.case_id))
+        )
+        .where(mine.c.case_id == case_id, mine.c.normalized.not_in(not_linking_identifiers())),
+        sa.select(_MATCHES.c.matched_case_id).where(_MATCHES.c.case_id == case_id, close),
+        sa.select(_MATCHES.c.case_id).where(_MATCHES.c.matched_case_id == case_id, close),
+    ).subquery("links")
+
+    def corrected(*kinds: str):
+        # kind = a OR kind = b, not IN: an IN of literals is expanded afresh on every execution
+        active = sa.and_(_CORRECTIONS.c.revoked_at.is_(None), sa.or_(*(_CORRECTIONS.c.kind == kind for kind in kinds)))
+        return sa.union(
+            sa.select(_CORRECTIONS.c.other_case_id).where(active, _CORRECTIONS.c.case_id == case_id),
+            sa.select(_CORRECTIONS.c.case_id).where(active, _CORRECTIONS.c.other_case_id == case_id),
+        ).subquery()
+
+    false_links = corrected(FALSE_LINK)
+    added = corrected(MANUAL_LINK, DUPLICATE)
+    kept = sa.select(links.c.id).where(links.c.id.not_in(sa.select(false_links.c[0])))
+    return [kept, sa.select(added.c[0])]  # a union's parts: SQLite takes no union nested in another
+
+
+_NEIGHBOURS_OF_ONE = _neighbours_of_one_statement()
 
 
 def _case_facts_statement():
@@ -216,6 +251,95 @@ def _lock_clusters(session: Session, involved: list[int]) -> tuple[dict[int, dic
     }
 
 
+_CASE_ID = sa.bindparam("case_id", type_=sa.Integer)
+_INVOLVED = sa.union(*_NEIGHBOURS_OF_ONE, sa.select(_CASE_ID.label("id"))).subquery("involved")
+# The clusters of a case and of every case it links to, locked lowest id first.
+_LOCK_CLUSTERS_OF_CASE = (
+    sa.select(_CLUSTERS)
+    .where(
+        _CLUSTERS.c.id.in_(sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(sa.select(_INVOLVED.c.id))))
+    )
+    .order_by(_CLUSTERS.c.id)
+    .with_for_update()
+)
+
+
+def _involved_statement():
+    """A case and every case it links to, each with its member row if it has one, else the facts its
+    member row is made of (what it paid is read only then: a member row has it added up already)."""
+    member, case = _MEMBERS, _CASES
+    unclustered = member.c.case_id.is_(None)
+    is_duplicate = (
+        sa.select(_CORRECTIONS.c.id)
+        .where(
+            _CORRECTIONS.c.kind == DUPLICATE, _CORRECTIONS.c.revoked_at.is_(None), _CORRECTIONS.c.case_id == case.c.id
+        )
+        .exists()
+    )
+    return (
+        sa.select(
+            _INVOLVED.c.id.label("case_id"),
+            case.c.reference,
+            member.c.cluster_id,
+            sa.func.coalesce(member.c.police_force, case.c.police_force).label("police_force"),
+            sa.func.coalesce(member.c.child_victim, case.c.victim_was_under_18).label("child_victim"),
+            member.c.money,
+            sa.func.coalesce(member.c.reported_at, case.c.created_at).label("reported_at"),
+            sa.case((unclustered, is_duplicate), else_=member.c.duplicate).label("duplicate"),
+            sa.case((unclustered, case.c.submission)).label("submission"),
+        )
+        .select_from(
+            _INVOLVED.join(case, case.c.id == _INVOLVED.c.id).outerjoin(member, member.c.case_id == _INVOLVED.c.id)
+        )
+        .order_by(_INVOLVED.c.id)
+    )
+
+
+_INVOLVED_CASES = _involved_statement()
+
+
+@dataclass(frozen=True)
+class _Involved:
+    """A case, the cases it links to and the clusters they are in, as read with those clusters locked."""
+
+    references: dict[int, str]  # case -> reference
+    members: dict[int, dict]  # case -> its member row, for those in a cluster
+    unclustered: list[dict]  # member rows to make, for those in none (the joining case, usually)
+    clusters: dict[int, object]  # cluster -> its locked row
+
+
+def _lock_clusters_of_case(session: Session, case_id: int, max_image_distance: int) -> _Involved:
+    """As _lock_clusters, for one case and the cases it links to, found in the same statements (two
+    round trips when no merge moved anything meanwhile)."""
+    connection = session.connection()
+    parameters = {"case_id": case_id, "max_distance": max_image_distance}
+    locked = {row.id: row for row in connection.execute(_LOCK_CLUSTERS_OF_CASE, parameters)}
+    for _ in range(4):
+        rows = connection.execute(_INVOLVED_CASES, parameters).mappings().all()
+        unlocked = {row["cluster_id"] for row in rows if row["cluster_id"] is not None} - locked.keys()
+        if not unlocked:
+            break
+        locked |= {row.id: row for row in connection.execute(_LOCK_CLUSTERS, {"clusters": sorted(unlocked)})}
+    members, unclustered = {}, []
+    for row in rows:
+        if row["cluster_id"] is not None:
+            members[row["case_id"]] = {name: row[name] for name in _MEMBER_COLUMNS}
+        else:
+            unclustered.append(
+                {
+                    **{name: row[name] for name in _MEMBER_COLUMNS},
+                    "child_victim": bool(row["child_victim"]),
+                    "duplicate": bool(row["duplicate"]),
+                    "money": money_paid((row["submission"] or {}).get("payments") or []),
+                }
+            )
+    clusters = {row["cluster_id"]: locked[row["cluster_id"]] for row in members.values() if row["cluster_id"] in locked}
+    return _Involved({row["case_id"]: row["reference"] for row in rows}, members, unclustered, clusters)
+
+
+_MEMBER_COLUMNS = tuple(column.name for column in _MEMBER_FACTS)
+
+
 @dataclass(frozen=True)
 class ClusterJoin:
     cluster_id: int
@@ -231,14 +355,14 @@ def join_clusters(
     alert_policy: ClusterAlertPolicy | None = None,
 ) -> ClusterJoin:
     """Put a case in the cluster of every case it links to, merging their clusters if it bridges
-    several (the caller commits). About eight statements whatever the clusters' sizes: its links, the
-    clusters locked, the stored totals read and written; a merge moves the members of the smaller
-    clusters into the largest and adds up their stored totals."""
+    several (the caller commits). Five round trips when a case joins one cluster, whatever its size:
+    the clusters locked, the cases read, their force totals read, the member row and the totals
+    written; a merge moves the members of the smaller clusters into the largest and adds up their
+    stored totals. Every statement takes the one case id, so each is prepared once per connection."""
     connection = session.connection()
-    others = {other for _, other in neighbours_of(session, [case_id], max_image_distance)}
-    involved = [case_id, *others]
-    members, clusters = _lock_clusters(session, involved)
-    current = {case: row["cluster_id"] for case, row in members.items()}
+    involved = _lock_clusters_of_case(session, case_id, max_image_distance)
+    members, clusters = involved.members, involved.clusters
+    others = involved.references.keys() - {case_id}
     if clusters:
         survivor = min(clusters, key=lambda cluster: (-clusters[cluster].size, cluster))
     else:
@@ -246,11 +370,11 @@ def join_clusters(
             sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 0, "created_at": now, "updated_at": now}
         ).scalar_one()
     absorbed = [cluster for cluster in clusters if cluster != survivor]
-    missing = [case for case in involved if case not in current]
+    missing = [{**row, "cluster_id": survivor} for row in involved.unclustered]
     joined = (
         bool(absorbed)
-        or (case_id not in current and bool(others))
-        or (case_id in current and any(case not in current for case in others))
+        or (case_id not in members and bool(others))
+        or (case_id in members and any(case not in members for case in others))
     )
     if not absorbed and not missing:
         return ClusterJoin(survivor, joined=False)
@@ -264,9 +388,8 @@ def join_clusters(
         connection.execute(sa.update(_MEMBERS).where(_MEMBERS.c.cluster_id.in_(absorbed)).values(cluster_id=survivor))
         connection.execute(sa.delete(_CLUSTERS).where(_CLUSTERS.c.id.in_(absorbed)))
     if missing:
-        rows = _member_rows(session, missing, survivor)
-        connection.execute(sa.insert(_MEMBERS), rows)
-        for row in rows:
+        connection.execute(sa.insert(_MEMBERS), missing)
+        for row in missing:
             force, totals = _member_totals(row)
             by_force.setdefault(force, ClusterTotals()).add(totals)
             gained.add(totals)
@@ -275,14 +398,33 @@ def join_clusters(
     if survivor in clusters and clusters[survivor].size >= 2:
         base = _stored_totals(clusters[survivor], clusters[survivor].size)
     base.add(gained)
+    forces: set[str] = set()
     if base.cases >= 2:
         survivor_rows = {row.police_force: row for row in stored_by_force if row.cluster_id == survivor}
         _add_force_totals(session, survivor, survivor_rows, by_force)
+        forces = (survivor_rows.keys() | by_force.keys()) - {NO_FORCE}
     connection.execute(
         _SET_CLUSTER_TOTALS, {"target": survivor, "size": base.cases, "updated_at": now, **_columns(base)}
     )
-    if joined and alert_policy is not None:
-        _alert_if_due(session, survivor, case_id, base, alert_policy, now)
+    if (
+        joined
+        and alert_policy is not None
+        and alert_policy.is_due(victims=base.victims, child_victims=base.child_victims)
+    ):
+        # Counts and references only: whoever receives it reads the cases through the API, audited.
+        queue_alert(
+            session,
+            event=CLUSTER_EVENT,
+            now=now,
+            payload={
+                "cluster_id": survivor,
+                "joined_by": involved.references[case_id],
+                "victims": base.victims,
+                "child_victims": base.child_victims,
+                "forces": len(forces),
+                "created_at": now.isoformat(),
+            },
+        )
     return ClusterJoin(survivor, joined=joined)
 
 
@@ -312,22 +454,33 @@ def _columns(totals: ClusterTotals) -> dict:
     return {name: getattr(totals, name) for name in _TOTAL_COLUMNS}
 
 
+def _force_totals_upsert(insert):
+    statement = insert(_FORCES)
+    written = {name: statement.excluded[name] for name in ("cases", *_TOTAL_COLUMNS)}
+    return statement.on_conflict_do_update(index_elements=[_FORCES.c.cluster_id, _FORCES.c.police_force], set_=written)
+
+
+# Built once: a statement built per call is compiled per call.
+_UPSERT_FORCE_TOTALS = {
+    "postgresql": _force_totals_upsert(postgresql.insert),
+    "sqlite": _force_totals_upsert(sqlite.insert),
+}
+
+
 def _add_force_totals(
     session: Session, cluster_id: int, stored: dict[str, object], by_force: dict[str, ClusterTotals]
 ) -> None:
-    connection = session.connection()
-    added = []
+    """The cluster's totals per force, each what was stored plus what it gained, in one statement."""
+    rows = []
     for force, totals in by_force.items():
         if force in stored:
             merged = _stored_totals(stored[force], stored[force].cases)
             merged.add(totals)
-            connection.execute(
-                _SET_FORCE_TOTALS, {"target": cluster_id, "force": force, "cases": merged.cases, **_columns(merged)}
-            )
-        else:
-            added.append({"cluster_id": cluster_id, "police_force": force, "cases": totals.cases, **_columns(totals)})
-    if added:
-        connection.execute(sa.insert(_FORCES), added)
+            totals = merged
+        rows.append({"cluster_id": cluster_id, "police_force": force, "cases": totals.cases, **_columns(totals)})
+    if rows:
+        connection = session.connection()
+        connection.execute(_UPSERT_FORCE_TOTALS[connection.dialect.name], rows[0] if len(rows) == 1 else rows)
 
 
 def count_again(session: Session, cluster_ids: list[int], *, now: datetime) -> None:
@@ -358,31 +511,6 @@ def _write_totals(session: Session, per_cluster: dict[int, dict[str, ClusterTota
         session.execute(sa.insert(_FORCES), force_rows)
     if cluster_rows:
         session.connection().execute(_SET_CLUSTER_TOTALS, cluster_rows)
-
-
-def _alert_if_due(
-    session: Session, cluster_id: int, case_id: int, totals: ClusterTotals, policy: ClusterAlertPolicy, now: datetime
-) -> None:
-    if not policy.is_due(victims=totals.victims, child_victims=totals.child_victims):
-        return
-    forces = session.execute(
-        sa.select(sa.func.count()).where(_FORCES.c.cluster_id == cluster_id, _FORCES.c.police_force != NO_FORCE)
-    ).scalar_one()
-    reference = session.execute(sa.select(_CASES.c.reference).where(_CASES.c.id == case_id)).scalar_one()
-    # Counts and references only: whoever receives it reads the cases through the API, audited.
-    queue_alert(
-        session,
-        event=CLUSTER_EVENT,
-        now=now,
-        payload={
-            "cluster_id": cluster_id,
-            "joined_by": reference,
-            "victims": totals.victims,
-            "child_victims": totals.child_victims,
-            "forces": forces,
-            "created_at": now.isoformat(),
-        },
-    )
 
 
 def ids_kept_after_split(components: list[set[int]], cluster_of: dict[int, int]) -> list[int | None]:
