@@ -25,8 +25,10 @@ $(RUNTIME): pyproject.toml | $(UV)
 	$(UV) pip install --quiet --python $(BIN)/python -e .
 	touch $(RUNTIME)
 
+# The tests also cover video matching, so they take the optional `video` extra (vpdq, built against FFmpeg).
 $(STAMP): $(RUNTIME)
-	$(UV) pip install --quiet --python $(BIN)/python -e '.[test]'
+	./scripts/ensure-system-packages.sh --video
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[test,video]'
 	touch $(STAMP)
 
 ## run: set up and serve on 127.0.0.1:$(PORT) with the embedded defaults (SQLite and files under var/);

@@ -17,10 +17,11 @@ import guidance
 import image_index
 import images
 import upload
+import videos
 import workers
 from _harness import print_rows
 
-BENCHES = (create_cases, workers, guidance, upload, export, images, image_index, clusters)
+BENCHES = (create_cases, workers, guidance, upload, export, images, videos, image_index, clusters)
 
 
 def run(benches: list[tuple[ModuleType, list[str]]]) -> None:

@@ -3,7 +3,10 @@
 # with --postgres, PostgreSQL's server binaries too (the tests and benchmarks start their own server);
 # with --wrk, the wrk load generator (benchmarks); with --browser, Chromium (the report form's browser tests);
 # with --build, a C++ compiler and Python's headers (pdqhash, the perceptual hash, builds from source).
-# with --redis, Redis's server (the tests start their own, for limits shared between processes).
+# with --redis, Redis's server (the tests start their own, for limits shared between processes);
+# with --video, FFmpeg and its development libraries, CMake and pkg-config (the optional `video` extra:
+# vpdq, perceptual hashes of video frames, builds from source against FFmpeg; the tests make their
+# synthetic videos with the ffmpeg command).
 set -euo pipefail
 want=()
 ldconfig -p 2>/dev/null | grep -q 'libmagic\.so\.1' || want+=(libmagic1)
@@ -19,6 +22,15 @@ for option in "$@"; do
         || want+=(python3-dev) ;;
     --redis)
       command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || want+=(redis-server) ;;
+    --video)
+      command -v ffmpeg >/dev/null 2>&1 || want+=(ffmpeg)
+      command -v cmake >/dev/null 2>&1 || want+=(cmake)
+      command -v pkg-config >/dev/null 2>&1 || want+=(pkg-config)
+      command -v g++ >/dev/null 2>&1 || want+=(g++)
+      # vpdq's CMake asks pkg-config for each of these libraries (its apt-requirements.txt).
+      for library in libavcodec libavformat libavdevice libavutil libswscale libswresample libavfilter; do
+        pkg-config --exists "$library" 2>/dev/null || want+=("$library-dev")
+      done ;;
     --browser)
       command -v chromium >/dev/null 2>&1 || want+=(chromium fonts-liberation) ;;
     *) echo "unknown option $option" >&2; exit 2 ;;

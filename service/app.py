@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,6 +48,9 @@ from service.storage.database import AsyncDatabase, create_database_engine
 from service.storage.deployments import deployment_id
 from service.storage.keys import LiveKeys
 from service.storage.objects import LocalObjectStore, ObjectStore, S3ObjectStore, S3Settings
+from service.storage.video_hashes import video_matching_state
+
+log = logging.getLogger("intake")
 
 API_VERSION = "1.0.0"
 DESCRIPTION = """\
@@ -65,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.worker_threads
+        log.info(json.dumps({"event": "video_matching", "state": video_matching_state(settings)}))
         settle_garbage_collector()
         serving = app.state.async_database.serve_from_this_loop()
         delivery = asyncio.create_task(app.state.alerts.run()) if app.state.alerts else None

@@ -32,6 +32,7 @@ from service.storage.evidence import (
 )
 from service.storage.models import Evidence, EvidenceUpload, utc_now
 from service.storage.objects import ObjectStore
+from service.storage.video_hashes import VideoFrameHasher
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class EvidenceIntake:
         self.settings = settings
         self.objects = objects
         self.alerts = alerts  # whether a cluster join may queue the urgent webhook
+        self.video_hasher = VideoFrameHasher.from_settings(settings)  # None: videos kept, not matched
 
     # --- allowances: checked while the bytes stream in, before anything is kept ----------------
 
@@ -145,7 +147,7 @@ class EvidenceIntake:
         rows = record_evidence(
             session, case_id, files, received_by=contributor.actor, now=now, image_matching=self.settings.image_matching
         )
-        if any(row.pdq_hash for row in rows):  # an image may link the case to others
+        if any(row.pdq_hash for row in rows) or any(item.video for item in files):  # may link the case to others
             refresh_cluster(session, case_id, self.settings, alerts=self.alerts, now=now)
         record_audit_event(
             session,
@@ -228,7 +230,7 @@ class EvidenceIntake:
             return self._completed_before(session, case_id, upload_id, contributor)
         upload_key = upload.object_key  # kept as plain values: a rollback below expires the row
         try:
-            received = verify_direct_upload(self.objects, upload, self.settings.image_hash_max_bytes)
+            received = verify_direct_upload(self.objects, upload, self.settings.image_hash_max_bytes, self.video_hasher)
         except EvidenceRefused as refusal:
             if refusal.status == 409:  # nothing there: not yet sent, or completed meanwhile by another call
                 session.rollback()

@@ -200,7 +200,7 @@ class Reporting:
             case_id = await intake.keep_case(connection, decided.case)
             for remembered in also_remember:
                 await intake.remember_answer(connection, remembered, now)
-            if any(item.image is not None for item in files):
+            if any(item.image is not None or item.video is not None for item in files):
                 await connection.run_sync(self._index_images, case_id, decided.case.evidence_rows, files, now)
             if shared:
                 await self._flag_earlier_repeat_cases(connection, shared, case_id, now)
@@ -212,13 +212,13 @@ class Reporting:
     def _index_images(
         self, connection, case_id: int, evidence_rows: list[dict], files: list[ReceivedFile], now: datetime
     ) -> None:
-        """The images' perceptual hashes indexed and matched against other cases', in this transaction
-        (run_sync: SQLAlchemy drives the blocking code on the event loop, no thread)."""
-        fingerprinted = [
-            (row["id"], item.image) for row, item in zip(evidence_rows, files, strict=True) if item.image is not None
-        ]
+        """The images' and video frames' perceptual hashes indexed and matched against other cases', in
+        this transaction (run_sync: SQLAlchemy drives the blocking code on the event loop, no thread)."""
+        pairs = list(zip(evidence_rows, files, strict=True))
+        fingerprinted = [(row["id"], item.image) for row, item in pairs if item.image is not None]
+        videos = [(row["id"], item.video) for row, item in pairs if item.video is not None]
         with Session(bind=connection) as session:  # joins the transaction; never ends it
-            index_and_match(session, case_id, fingerprinted, policy=self.image_matching, now=now)
+            index_and_match(session, case_id, fingerprinted, policy=self.image_matching, now=now, videos=videos)
             session.flush()
 
     async def _flag_earlier_repeat_cases(

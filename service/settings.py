@@ -238,6 +238,24 @@ class Settings(BaseSettings):
     image_match_min_quality: int = Field(
         default=50, ge=0, le=100, description="PDQ hashes of lower quality (flat, near-blank images) never match."
     )
+    video_matching: bool = Field(
+        default=True,
+        description="Hash still frames of video evidence (vPDQ) to match them against images and other videos, "
+        "where the optional `video` extra (vpdq) is installed; without it, videos are kept but not matched.",
+    )
+    video_hash_max_frames: int = Field(
+        default=120,
+        ge=1,
+        le=3600,
+        description="Most frames hashed per video (one a second from the start): a longer video is matched on "
+        "its first part.",
+    )
+    video_hash_cpu_seconds: float = Field(
+        default=20.0,
+        gt=0,
+        description="CPU time one video's frame hashing may take (in a child process, at low priority): a video "
+        "that needs more is kept, matched on the frames hashed within it.",
+    )
 
     s3_bucket: str = Field(default="intake-evidence", description="The evidence bucket.")
     s3_endpoint_url: str | None = Field(default=None, description="e.g. http://minio:9000; AWS when unset.")

@@ -65,6 +65,9 @@ def test_make_run_in_a_clean_clone_serves_with_the_runtime_alone(tmp_path):
         subprocess.run([venv_python, "-c", "import service.app, pdqhash, magic"], check=True)
         test_tools = subprocess.run([venv_python, "-c", "import pytest"], capture_output=True)
         assert test_tools.returncode != 0, "make run installed the test suite's tools too"
+        video_extra = subprocess.run([venv_python, "-c", "import vpdq"], capture_output=True)
+        assert video_extra.returncode != 0, "make run built the optional video extra (vpdq and FFmpeg)"
+        assert '"event": "video_matching", "state": "off: vpdq is not installed' in log.read_text()
     finally:
         os.killpg(make.pid, signal.SIGTERM)
         make.wait(timeout=60)

@@ -187,6 +187,7 @@ async def receive_multipart(
                 filename=part.filename,
                 max_bytes=min(allowance.max_file_bytes, bytes_left),
                 image_hash_max_bytes=settings.image_hash_max_bytes,
+                video_hasher=request.app.state.evidence_intake.video_hasher,
                 too_large=allowance.too_many_bytes if bytes_left < allowance.max_file_bytes else None,
             ),
             refusals,

@@ -28,6 +28,7 @@ from service.storage.objects import (
     ObjectUpload,
     OpenedObject,
 )
+from service.storage.video_hashes import VideoFingerprint, VideoFrameHasher, is_hashable_video
 
 # libmagic needs this much of the start of a file to tell most kinds apart.
 SNIFF_BYTES = 8192
@@ -60,6 +61,7 @@ class ReceivedFile:
     image: ImageFingerprint | None = None
     etag: str | None = None  # the stored version that was verified; reads must find that version
     evidence_id: str | None = None  # a direct upload's evidence takes its upload's id (a retried complete finds it)
+    video: VideoFingerprint | None = None  # a video's frames' hashes, where video matching is on
 
 
 class IncomingEvidence:
@@ -75,8 +77,10 @@ class IncomingEvidence:
         max_bytes: int,
         image_hash_max_bytes: int = DEFAULT_IMAGE_HASH_MAX_BYTES,
         too_large: str | None = None,
+        video_hasher: VideoFrameHasher | None = None,
     ) -> None:
         self.store = store
+        self.video_hasher = video_hasher
         self.image_hash_max_bytes = image_hash_max_bytes
         self.image_bytes: bytearray | None = None  # an image's bytes, in memory only, until hashed
         self.field = field
@@ -128,6 +132,7 @@ class IncomingEvidence:
             self.hasher.hexdigest(),
             image,
             stored.etag,
+            video=fingerprint_video(self.video_hasher, self.store, self.object_key, self.content_type or ""),
         )
         return self.received
 
@@ -187,7 +192,10 @@ def record_evidence(
     session.add_all(rows)
     session.flush()
     fingerprinted = [(row.id, item.image) for row, item in zip(rows, files, strict=True) if item.image is not None]
-    index_and_match(session, case_id, fingerprinted, policy=image_matching or ImageMatchPolicy(), now=now)
+    videos = [(row.id, item.video) for row, item in zip(rows, files, strict=True) if item.video is not None]
+    index_and_match(
+        session, case_id, fingerprinted, policy=image_matching or ImageMatchPolicy(), now=now, videos=videos
+    )
     return rows
 
 
@@ -286,7 +294,10 @@ def claim_upload(session: Session, upload_id: str) -> bool:
 
 
 def verify_direct_upload(
-    store: ObjectStore, upload: EvidenceUpload, image_hash_max_bytes: int = DEFAULT_IMAGE_HASH_MAX_BYTES
+    store: ObjectStore,
+    upload: EvidenceUpload,
+    image_hash_max_bytes: int = DEFAULT_IMAGE_HASH_MAX_BYTES,
+    video_hasher: VideoFrameHasher | None = None,
 ) -> ReceivedFile:
     """Copy the client's upload to a key only the service writes, then read that copy back: its size,
     type and SHA-256 must be what was declared, and an image of a size that can be held is hashed
@@ -320,9 +331,30 @@ def verify_direct_upload(
         store.delete(evidence_key)
         raise
     image = fingerprint_image(bytes(image_bytes)) if image_bytes and is_hashable_image(content_type) else None
+    try:
+        video = fingerprint_video(video_hasher, store, evidence_key, content_type)
+    except BaseException:
+        store.delete(evidence_key)
+        raise
     return ReceivedFile(
-        evidence_key, upload.filename, content_type, opened.size, upload.declared_sha256, image, opened.etag
+        evidence_key,
+        upload.filename,
+        content_type,
+        opened.size,
+        upload.declared_sha256,
+        image,
+        opened.etag,
+        video=video,
     )
+
+
+def fingerprint_video(
+    hasher: VideoFrameHasher | None, store: ObjectStore, key: str, content_type: str
+) -> VideoFingerprint | None:
+    """A stored video's frame hashes, where video matching is on; None for anything else."""
+    if hasher is None or not is_hashable_video(content_type):
+        return None
+    return hasher.fingerprint(store, key)
 
 
 def _read_copy(opened: OpenedObject, image_hash_max_bytes: int) -> tuple[str, str, bytearray | None]:

@@ -1,5 +1,6 @@
 """Perceptual hashes of image evidence: taken from the received bytes in memory, kept with the
-evidence row, indexed for Hamming search, and matched against other cases' images at intake.
+evidence row, indexed for Hamming search (beside video frames' hashes, service.storage.video_hashes),
+and matched against other cases' images and video frames at intake.
 
 No image is ever written anywhere by this module: the bytes are decoded in memory, reduced in
 memory to the size PDQ works from, hashed, and let go. Only the 256-bit hash and its quality stay.
@@ -22,7 +23,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, BIT
 from sqlmodel import Session
 
 from service.domain.perceptual import CHUNK_COUNT, ImageMatchPolicy, PdqHash, candidate_chunks
-from service.storage.models import Evidence, ImageHash, ImageMatch
+from service.storage.models import Evidence, ImageHash, ImageMatch, VideoFrameHash
+from service.storage.video_hashes import VideoFingerprint
 
 log = logging.getLogger("intake.images")
 
@@ -71,37 +73,100 @@ def fingerprint_image(data: bytes) -> ImageFingerprint | None:
 # --- the index ---------------------------------------------------------------------------------
 
 _HASHES = ImageHash.__table__
+_FRAMES = VideoFrameHash.__table__
 _MATCHES = ImageMatch.__table__
 _EVIDENCE = Evidence.__table__
-_CHUNK_COLUMNS = [_HASHES.c[f"chunk_{position:02d}"] for position in range(CHUNK_COUNT)]
+
+
+def _chunk_columns(table: sa.Table) -> list[sa.Column]:
+    return [table.c[f"chunk_{position:02d}"] for position in range(CHUNK_COUNT)]
+
+
+_CHUNK_COLUMNS = _chunk_columns(_HASHES)
 
 
 @dataclass(frozen=True)
 class HashMatch:
     evidence_id: str
     case_id: int
-    pdq_hash: str
+    pdq_hash: str  # of the matching image, or of a video's nearest frame
     quality: int
     distance: int
 
 
 def index_row(evidence_id: str, case_id: int, fingerprint: ImageFingerprint) -> dict:
-    chunks = PdqHash.from_hex(fingerprint.pdq_hash).chunks()
-    return {
-        "evidence_id": evidence_id,
-        "case_id": case_id,
-        "pdq_hash": fingerprint.pdq_hash,
-        "quality": fingerprint.quality,
-        **{column.name: chunk for column, chunk in zip(_CHUNK_COLUMNS, chunks, strict=True)},
-    }
+    return {"evidence_id": evidence_id, "case_id": case_id, **hash_columns(fingerprint.pdq_hash, fingerprint.quality)}
+
+
+def frame_rows(evidence_id: str, case_id: int, video: VideoFingerprint) -> list[dict]:
+    return [
+        {
+            "evidence_id": evidence_id,
+            "case_id": case_id,
+            "seconds": frame.seconds,
+            **hash_columns(frame.pdq_hash, frame.quality),
+        }
+        for frame in video.frames
+    ]
+
+
+def hash_columns(pdq_hash: str, quality: int) -> dict:
+    chunks = PdqHash.from_hex(pdq_hash).chunks()
+    return {"pdq_hash": pdq_hash, "quality": quality, **{f"chunk_{n:02d}": chunk for n, chunk in enumerate(chunks)}}
+
+
+class _HashTable:
+    """One table of PDQ hashes cut into chunks, each chunk with its own B-tree: image hashes (one per
+    image) and video frames' hashes (several per video). A lookup searches both."""
+
+    def __init__(self, table: sa.Table) -> None:
+        self.table = table
+        self.chunks = _chunk_columns(table)
+        self.found = (table.c.evidence_id, table.c.case_id, table.c.pdq_hash, table.c.quality)
+        distance = sa.func.bit_count(
+            sa.cast(sa.literal_column("'x'", sa.String) + table.c.pdq_hash, BIT(256)).op("#")(
+                sa.cast(sa.bindparam("query_bits", type_=sa.String), BIT(256))
+            )
+        )
+        # The candidates' Hamming distance is checked by PostgreSQL itself, so only matches come back.
+        self.similar_in_postgres = sa.select(*self.found).where(
+            sa.or_(
+                *(
+                    column
+                    == sa.any_(sa.cast(sa.bindparam(f"chunk_values_{position}", type_=sa.String), ARRAY(sa.Integer)))
+                    for position, column in enumerate(self.chunks)
+                )
+            ),
+            table.c.quality >= sa.bindparam("min_quality"),
+            table.c.case_id != sa.bindparam("exclude_case_id"),  # -1: none
+            distance <= sa.bindparam("max_distance"),
+        )
+
+    def candidates(self, candidates, min_quality: int, exclude_case_id: int | None) -> sa.Select:
+        conditions = [self.chunks[position].in_(values) for position, values in candidates]
+        statement = sa.select(*self.found).where(sa.or_(*conditions), self.table.c.quality >= min_quality)
+        if exclude_case_id is not None:
+            statement = statement.where(self.table.c.case_id != exclude_case_id)
+        return statement
+
+    def every(self, min_quality: int, exclude_case_id: int | None) -> sa.Select:
+        statement = sa.select(*self.found).where(self.table.c.quality >= min_quality)
+        if exclude_case_id is not None:
+            statement = statement.where(self.table.c.case_id != exclude_case_id)
+        return statement
+
+
+_TABLES = (_HashTable(_HASHES), _HashTable(_FRAMES))
 
 
 def find_similar(
     session: Session, query: PdqHash, policy: ImageMatchPolicy, *, exclude_case_id: int | None = None
 ) -> list[HashMatch]:
-    """Stored hashes within policy.max_distance of the query, nearest first, through the chunk
-    indexes: one B-tree lookup per chunk neighbour, never a pass over every hash."""
+    """Evidence whose image (or one of whose video frames) is within policy.max_distance of the query,
+    nearest first, one match per evidence file, through the chunk indexes: one B-tree lookup per chunk
+    neighbour, never a pass over every hash."""
     candidates = candidate_chunks(query, policy.max_distance)
+    connection = session.connection()
     if session.get_bind().dialect.name == "postgresql":  # an array per chunk: eleven parameters, not thousands
         parameters = {
             "query_bits": f"{query.value:0256b}",
@@ -111,34 +176,11 @@ def find_similar(
             # As array literals: psycopg would otherwise look at each of some 3,000 values on its own.
             **{f"chunk_values_{position}": "{" + ",".join(map(str, values)) + "}" for position, values in candidates},
         }
-        return _within(session.connection().execute(_SIMILAR_IN_POSTGRES, parameters), query, policy.max_distance)
-    conditions = [_CHUNK_COLUMNS[position].in_(values) for position, values in candidates]
-    statement = sa.select(*_FOUND).where(sa.or_(*conditions), _HASHES.c.quality >= policy.min_quality)
-    if exclude_case_id is not None:
-        statement = statement.where(_HASHES.c.case_id != exclude_case_id)
-    return _within(session.connection().execute(statement), query, policy.max_distance)
-
-
-_FOUND = (_HASHES.c.evidence_id, _HASHES.c.case_id, _HASHES.c.pdq_hash, _HASHES.c.quality)
-_distance_in_postgres = sa.func.bit_count(
-    sa.cast(sa.literal_column("'x'", sa.String) + _HASHES.c.pdq_hash, BIT(256)).op("#")(
-        sa.cast(sa.bindparam("query_bits", type_=sa.String), BIT(256))
-    )
-)
-
-
-# The candidates' Hamming distance is checked by PostgreSQL itself, so only matches come back.
-_SIMILAR_IN_POSTGRES = sa.select(*_FOUND).where(
-    sa.or_(
-        *(
-            column == sa.any_(sa.cast(sa.bindparam(f"chunk_values_{position}", type_=sa.String), ARRAY(sa.Integer)))
-            for position, column in enumerate(_CHUNK_COLUMNS)
-        )
-    ),
-    _HASHES.c.quality >= sa.bindparam("min_quality"),
-    _HASHES.c.case_id != sa.bindparam("exclude_case_id"),  # -1: none
-    _distance_in_postgres <= sa.bindparam("max_distance"),
-)
+        rows = [row for table in _TABLES for row in connection.execute(table.similar_in_postgres, parameters)]
+    else:
+        statements = [table.candidates(candidates, policy.min_quality, exclude_case_id) for table in _TABLES]
+        rows = [row for statement in statements for row in connection.execute(statement)]
+    return _within(rows, query, policy.max_distance)
 
 
 def find_similar_by_full_scan(
@@ -146,21 +188,20 @@ def find_similar_by_full_scan(
 ) -> list[HashMatch]:
     """The same answer as find_similar, by comparing with every stored hash: the reference the
     index is tested against, and nothing else."""
-    statement = sa.select(_HASHES.c.evidence_id, _HASHES.c.case_id, _HASHES.c.pdq_hash, _HASHES.c.quality).where(
-        _HASHES.c.quality >= policy.min_quality
-    )
-    if exclude_case_id is not None:
-        statement = statement.where(_HASHES.c.case_id != exclude_case_id)
-    return _within(session.execute(statement), query, policy.max_distance)
+    rows = [row for table in _TABLES for row in session.execute(table.every(policy.min_quality, exclude_case_id))]
+    return _within(rows, query, policy.max_distance)
 
 
 def _within(rows: Iterable, query: PdqHash, max_distance: int) -> list[HashMatch]:
-    found = []
+    nearest: dict[str, HashMatch] = {}
     for evidence_id, case_id, pdq_hash, quality in rows:
         distance = query.distance(PdqHash.from_hex(pdq_hash))
         if distance <= max_distance:
-            found.append(HashMatch(evidence_id, case_id, pdq_hash, quality, distance))
-    return sorted(found, key=lambda match: (match.distance, match.evidence_id))
+            found = HashMatch(evidence_id, case_id, pdq_hash, quality, distance)
+            kept = nearest.get(evidence_id)
+            if kept is None or (distance, pdq_hash) < (kept.distance, kept.pdq_hash):
+                nearest[evidence_id] = found
+    return sorted(nearest.values(), key=lambda match: (match.distance, match.evidence_id))
 
 
 def index_and_match(
@@ -170,18 +211,29 @@ def index_and_match(
     *,
     policy: ImageMatchPolicy,
     now: datetime,
+    videos: list[tuple[str, VideoFingerprint]] = (),
 ) -> list[HashMatch]:
-    """Index new evidence hashes and record which other cases' images they match (the caller
-    commits). Hashes too poor to match on are indexed all the same, so a later, laxer setting can use them."""
-    if not fingerprinted:
+    """Index new evidence hashes (images' and video frames') and record which other cases' images and
+    videos they match, once per pair of evidence files at the nearest distance (the caller commits).
+    Hashes too poor to match on are indexed all the same, so a later, laxer setting can use them."""
+    hashes = [(evidence_id, fp.pdq_hash, fp.quality) for evidence_id, fp in fingerprinted]
+    hashes += [(evidence_id, frame.pdq_hash, frame.quality) for evidence_id, video in videos for frame in video.frames]
+    if not hashes:
         return []
-    matches: list[tuple[str, HashMatch]] = []
-    for evidence_id, fingerprint in fingerprinted:
-        if fingerprint.quality >= policy.min_quality:
-            query = PdqHash.from_hex(fingerprint.pdq_hash)
-            matches += [(evidence_id, match) for match in find_similar(session, query, policy, exclude_case_id=case_id)]
-    session.execute(sa.insert(_HASHES), [index_row(evidence_id, case_id, fp) for evidence_id, fp in fingerprinted])
-    if matches:
+    nearest: dict[tuple[str, str], HashMatch] = {}
+    for evidence_id, pdq_hash, quality in hashes:
+        if quality < policy.min_quality:
+            continue
+        for match in find_similar(session, PdqHash.from_hex(pdq_hash), policy, exclude_case_id=case_id):
+            pair = (evidence_id, match.evidence_id)
+            if pair not in nearest or match.distance < nearest[pair].distance:
+                nearest[pair] = match
+    if fingerprinted:
+        session.execute(sa.insert(_HASHES), [index_row(evidence_id, case_id, fp) for evidence_id, fp in fingerprinted])
+    frames = [row for evidence_id, video in videos for row in frame_rows(evidence_id, case_id, video)]
+    if frames:
+        session.execute(sa.insert(_FRAMES), frames)
+    if nearest:
         session.execute(
             sa.insert(_MATCHES),
             [
@@ -193,10 +245,10 @@ def index_and_match(
                     "distance": match.distance,
                     "created_at": now,
                 }
-                for evidence_id, match in matches
+                for (evidence_id, _), match in nearest.items()
             ],
         )
-    return [match for _, match in matches]
+    return list(nearest.values())
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,37 @@ class ImageHash(SQLModel, table=True):
     chunk_10: int
 
 
+class VideoFrameHash(SQLModel, table=True):
+    """PDQ hashes of a video's still frames (vPDQ: about one a second, at most a setting's number per
+    video, repeats of the frame before left out), in the same multi-index form as ImageHash, so a frame
+    is found from an image and an image from a frame. A match is kept as an ImageMatch of the two
+    evidence files, with the nearest frame's distance."""
+
+    __tablename__ = "video_frame_hash"
+    __table_args__ = (
+        sa.UniqueConstraint("evidence_id", "seconds", name="uq_video_frame_hash_frame"),
+        *(sa.Index(f"ix_video_frame_hash_chunk_{n:02d}", f"chunk_{n:02d}") for n in range(11)),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    evidence_id: str = Field(foreign_key="evidence.id", max_length=32, ondelete="CASCADE")
+    case_id: int = Field(foreign_key="case.id", index=True, ondelete="CASCADE")
+    seconds: float  # where the frame is in the video
+    pdq_hash: str = Field(max_length=64)
+    quality: int = Field(sa_type=sa.SmallInteger)
+    chunk_00: int
+    chunk_01: int
+    chunk_02: int
+    chunk_03: int
+    chunk_04: int
+    chunk_05: int
+    chunk_06: int
+    chunk_07: int
+    chunk_08: int
+    chunk_09: int
+    chunk_10: int
+
+
 class ImageMatch(SQLModel, table=True):
     """An image of one case within the match distance of an image of an earlier case, found when the
     later one arrived. Kept once per pair; read either way round."""

@@ -154,6 +154,11 @@ class ObjectStore(ABC):
     def read(self, key: str, etag: str | None = None) -> Iterator[bytes]:
         return self.open(key, etag).chunks
 
+    def local_path(self, key: str) -> Path | None:
+        """Where the object is on this machine's disk, for a reader that wants a path (the video frame
+        hasher); None where the store is elsewhere."""
+        return None
+
     @abstractmethod
     def copy(self, source_key: str, target_key: str, size: int) -> None:
         """A copy the client who wrote `source_key` can't reach; made inside the store."""
@@ -202,6 +207,9 @@ class LocalObjectStore(ObjectStore):
             handle.close()
             raise ObjectChanged(key)
         return OpenedObject(version, status.st_size, _file_chunks(handle))
+
+    def local_path(self, key: str) -> Path | None:
+        return self._path(key)
 
     def copy(self, source_key: str, target_key: str, size: int) -> None:
         # A second name for the same file: nothing is written into an existing file here (uploads

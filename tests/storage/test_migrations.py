@@ -15,7 +15,8 @@ import service.storage.models  # noqa: F401
 from service.cli import upgrade_database
 from service.domain.perceptual import ImageMatchPolicy, PdqHash
 from service.storage.database import session_scope
-from service.storage.image_hashes import find_similar
+from service.storage.image_hashes import find_similar, hash_columns
+from service.storage.models import VideoFrameHash
 from tests.support.apps import BACKENDS, database_at, fresh_database_url
 from tests.support.database import database_engine, query_rows
 
@@ -290,3 +291,47 @@ def test_upgrade_gives_keys_kept_before_no_permission_to_share_without_consent(b
     assert [(row.id, bool(row.can_view_child_evidence), bool(row.can_share_without_consent)) for row in rows] == [
         ("k1", True, False)
     ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_adds_video_frame_hashes_beside_the_image_hashes_kept_before(backend, request, tmp_path_factory):
+    url = database_at("0018", backend, request, tmp_path_factory)
+    stored = PdqHash(random.Random(19).getrandbits(256))
+    chunk_columns = ", ".join(f"chunk_{position:02d}" for position in range(11))
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                'INSERT INTO "case" (id, reference, reporter_token_sha256, status, priority, flags, next_steps, '
+                "submission, created_at, updated_at) VALUES (1, 'VIDEO', 'VIDEO', 'received', 'normal', '[]', '[]', "
+                "'{}', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+            )
+        )
+        for evidence_id, content_type in [("image", "image/png"), ("video", "video/mp4")]:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO evidence (id, case_id, object_key, filename, content_type, size, sha256, "
+                    "received_at, received_by) VALUES (:id, 1, :id, 'f', :type, 1, :sha, "
+                    "'2026-01-01 00:00:00+00:00', 'test')"
+                ),
+                {"id": evidence_id, "type": content_type, "sha": "0" * 64},
+            )
+        connection.execute(
+            sa.text(
+                f"INSERT INTO image_hash (evidence_id, case_id, pdq_hash, quality, {chunk_columns}) "  # noqa: S608
+                f"VALUES ('image', 1, :hash, 90, {', '.join(map(str, stored.chunks()))})"
+            ),
+            {"hash": stored.hex},
+        )
+    upgrade_database(url)
+    with database_engine(url) as engine, session_scope(engine) as session:
+        frame = PdqHash(stored.value ^ 0b111)  # a video frame three bits from the image
+        session.execute(
+            sa.insert(VideoFrameHash.__table__),
+            [{"evidence_id": "video", "case_id": 1, "seconds": 2.0, **hash_columns(frame.hex, 80)}],
+        )
+        session.commit()
+        found = find_similar(session, stored, ImageMatchPolicy())
+    assert [(match.evidence_id, match.distance) for match in found] == [("image", 0), ("video", 3)]
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM evidence WHERE id = 'video'"))
+    assert query_rows(url, "SELECT evidence_id FROM video_frame_hash") == []  # goes with its evidence
