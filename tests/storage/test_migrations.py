@@ -335,3 +335,56 @@ def test_upgrade_adds_video_frame_hashes_beside_the_image_hashes_kept_before(bac
     with database_engine(url) as engine, engine.begin() as connection:
         connection.execute(sa.text("DELETE FROM evidence WHERE id = 'video'"))
     assert query_rows(url, "SELECT evidence_id FROM video_frame_hash") == []  # goes with its evidence
+
+
+def _plan(connection, backend: str, query: str) -> str:
+    """How the database would run `query`: PostgreSQL's plan with sequential scans ruled out (a tiny table
+    is otherwise read whole), SQLite's query plan."""
+    if backend == "postgres":
+        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
+        return "\n".join(connection.execute(sa.text(f"EXPLAIN {query}")).scalars())
+    return "\n".join(str(row[-1]) for row in connection.execute(sa.text(f"EXPLAIN QUERY PLAN {query}")))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_leaves_cases_without_a_force_and_identifiers_without_a_handle_out_of_their_indexes(
+    backend, request, tmp_path_factory
+):
+    url = database_at("0019", backend, request, tmp_path_factory)
+    with database_engine(url) as engine, engine.begin() as connection:
+        for case_id, force in ((1, "cleveland"), (2, None)):
+            connection.execute(
+                sa.text(
+                    'INSERT INTO "case" (id, reference, reporter_token_sha256, status, priority, police_force, flags, '
+                    "next_steps, submission, created_at, updated_at) VALUES (:id, :reference, :token, 'received', "
+                    "'standard', :force, '[]', '[]', '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": case_id, "reference": f"AAAA-AAAA-AAA{case_id}", "token": f"t{case_id}", "force": force},
+            )
+        for case_id, kind, normalized, handle in ((1, "username", "instagram:sam", "sam"), (2, "mtcn", "123", None)):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO identifier (case_id, type, value, normalized, handle, created_at) "
+                    "VALUES (:case_id, :kind, :normalized, :normalized, :handle, CURRENT_TIMESTAMP)"
+                ),
+                {"case_id": case_id, "kind": kind, "normalized": normalized, "handle": handle},
+            )
+    upgrade_database(url)
+    with database_engine(url) as engine, engine.begin() as connection:
+        if backend == "postgres":
+            definitions = dict(connection.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes")).all())
+        else:
+            listed = connection.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL"))
+            definitions = dict(listed.all())
+        assert "police_force IS NOT NULL" in definitions["ix_case_police_force_created_at"]
+        assert "handle IS NOT NULL" in definitions["ix_identifier_handle"]
+        # Queries by force (one, or those of a key's scope) and by handle still read them.
+        for query, index in (
+            ("SELECT id FROM \"case\" WHERE police_force = 'cleveland'", "ix_case_police_force_created_at"),
+            ("SELECT id FROM \"case\" WHERE police_force IN ('cleveland', 'kent')", "ix_case_police_force_created_at"),
+            ("SELECT id FROM identifier WHERE handle = 'sam'", "ix_identifier_handle"),
+        ):
+            assert index in _plan(connection, backend, query), query
+    assert [row.id for row in query_rows(url, "SELECT id FROM \"case\" WHERE police_force = 'cleveland'")] == [1]
+    assert [row.id for row in query_rows(url, 'SELECT id FROM "case" WHERE police_force IS NULL')] == [2]
+    assert [row.case_id for row in query_rows(url, "SELECT case_id FROM identifier WHERE handle = 'sam'")] == [1]
