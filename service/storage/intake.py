@@ -8,6 +8,8 @@ audit row, alert, idempotency record, a cluster of its own): tests/api run every
 
 from __future__ import annotations
 
+import functools
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -85,24 +87,19 @@ class OneStatementOutcome:
 # One statement, its own transaction. Nothing is written if an identifier is already known (the rare
 # repeat case goes through keep_case, which also flags the earlier cases), if the Idempotency-Key is
 # taken (the caller replays the answer kept with it), or if the key was revoked since it was cached.
+# The parts in braces are there only when used (`_shape`): a prepared plan starts every part it holds
+# on every execution, the unused ones too (bench/new_case_statement.py measures it).
 _KEEP_NEW_CASE = """
 WITH shared AS (
     SELECT 1 FROM identifier WHERE normalized = ANY($1::text[]) LIMIT 1
 ), live AS (
     SELECT 1 WHERE $2::text IS NULL OR EXISTS (SELECT 1 FROM api_key WHERE id = $2::text AND revoked_at IS NULL)
-), claim AS (
-    INSERT INTO idempotency_record (scope, key_sha256, request_sha256, status_code, response_sealed, created_at)
-    SELECT $3::text, $4::text, $5::text, 201, $6::bytea, $7::timestamptz
-    WHERE $4::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM shared) AND EXISTS (SELECT 1 FROM live)
-    ON CONFLICT (scope, key_sha256) DO NOTHING
-    RETURNING id
-), new_case AS (
+){claim}, new_case AS (
     INSERT INTO "case" (reference, reporter_token_sha256, submitted_by_key_id, status, priority, police_force,
                         flags, next_steps, submission, created_at, updated_at, victim_was_under_18)
     SELECT $8::text, $9::text, $2::text, 'received', $10::text, $11::text, $12::jsonb, $13::jsonb, $14::jsonb,
            $7::timestamptz, $7::timestamptz, $25::boolean
-    WHERE NOT EXISTS (SELECT 1 FROM shared) AND EXISTS (SELECT 1 FROM live)
-      AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM claim))
+    WHERE NOT EXISTS (SELECT 1 FROM shared) AND EXISTS (SELECT 1 FROM live){claimed}
     RETURNING id
 ), flags AS (
     INSERT INTO case_flag (case_id, code) SELECT new_case.id, code FROM new_case, unnest($15::text[]) AS code
@@ -114,10 +111,7 @@ WITH shared AS (
 ), audit AS (
     INSERT INTO audit_event (at, actor, action, case_id, request_id, client_request_id)
     SELECT $7::timestamptz, $20::text, $21::text, new_case.id, $22::text, $27::text FROM new_case
-), alert AS (
-    INSERT INTO webhook_delivery (event, payload, created_at, attempts, next_attempt_at)
-    SELECT $23::text, $24::jsonb, $7::timestamptz, 0, $7::timestamptz FROM new_case WHERE $24::jsonb IS NOT NULL
-), cluster AS (
+){alert}, cluster AS (
     -- linked to no other case, it is a cluster of its own (service.storage.clusters.join_clusters)
     INSERT INTO cluster (size, created_at, updated_at) SELECT 1, $7::timestamptz, $7::timestamptz FROM new_case
     RETURNING id
@@ -129,6 +123,32 @@ SELECT (SELECT id FROM new_case) AS case_id,
        EXISTS (SELECT 1 FROM shared) AS repeats_identifiers,
        EXISTS (SELECT 1 FROM live) AS key_live
 """
+_CLAIM = """, claim AS (
+    INSERT INTO idempotency_record (scope, key_sha256, request_sha256, status_code, response_sealed, created_at)
+    SELECT $3::text, $4::text, $5::text, 201, $6::bytea, $7::timestamptz
+    WHERE NOT EXISTS (SELECT 1 FROM shared) AND EXISTS (SELECT 1 FROM live)
+    ON CONFLICT (scope, key_sha256) DO NOTHING
+    RETURNING id
+)"""
+_CLAIMED = " AND EXISTS (SELECT 1 FROM claim)"
+_ALERT = """, alert AS (
+    INSERT INTO webhook_delivery (event, payload, created_at, attempts, next_attempt_at)
+    SELECT $23::text, $24::jsonb, $7::timestamptz, 0, $7::timestamptz FROM new_case
+)"""
+_PARAMETER = re.compile(r"\$(\d+)\b")
+
+
+@functools.cache
+def _shape(template: str, claiming: bool, alerting: bool) -> tuple[str, tuple[int, ...]]:
+    """The statement with the parts this case uses, its parameters numbered anew: (text, the index in
+    the full argument list of each parameter it takes). Four shapes, each prepared once per connection."""
+    text = template.format(
+        claim=_CLAIM if claiming else "", claimed=_CLAIMED if claiming else "", alert=_ALERT if alerting else ""
+    )
+    used = sorted({int(number) for number in _PARAMETER.findall(text)})
+    renumbered = {number: position for position, number in enumerate(used, start=1)}
+    text = _PARAMETER.sub(lambda found: f"${renumbered[int(found[1])]}", text)
+    return text, tuple(number - 1 for number in used)
 
 
 def _json(value: object) -> str:
@@ -149,8 +169,8 @@ async def keep_new_case(
     row = case.case_row
     items = case.identifiers
     audit = case.audit_row
-    found = await driver.fetchrow(
-        _KEEP_NEW_CASE,
+    statement, taken = _shape(_KEEP_NEW_CASE, claim is not None, case.alert_payload is not None)
+    arguments = (
         [item.normalized for item in items],
         case.submitted_by_live_key,
         claim.scope if claim else None,
@@ -179,6 +199,7 @@ async def keep_new_case(
         _json(case.money_paid),
         audit["client_request_id"],
     )
+    found = await driver.fetchrow(statement, *(arguments[index] for index in taken))
     if not found["key_live"]:
         return OneStatementOutcome(None, None, key_live=False)
     if found["case_id"] is not None or found["repeats_identifiers"]:
