@@ -35,7 +35,7 @@ from _harness import (
 )
 
 from devsupport.postgres import PostgresServer
-from devsupport.processes import postgres_cpu_seconds, process_cpu_seconds
+from devsupport.processes import postgres_cpu_by_kind, process_cpu_seconds
 from devsupport.servers import UNLIMITED_ENVIRONMENT, start_uvicorn
 
 ACCOUNT = "Synthetic benchmark account: a video call was recorded and money demanded."
@@ -83,7 +83,8 @@ class Measured:
     result: Result
     connections: int
     app_cpu_ms: float | None  # per request
-    db_cpu_ms: float | None
+    db_cpu_ms: float | None  # every PostgreSQL process
+    db_split_ms: dict[str, float] | None = None  # backends (the statements), autovacuum, background
 
 
 def options(argv: list[str] | None) -> argparse.Namespace:
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
         def measure(name, process, url, connections, *, headers, template, numbered=None, database=True):
             wait_until_idle(process.pid)
             app_before = process_cpu_seconds(process.pid)
-            db_before = postgres_cpu_seconds(postgres.data)
+            db_before = postgres_cpu_by_kind(postgres.data)
             result = load(
                 name,
                 url,
@@ -140,8 +141,11 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 numbering=numbered or numbering(),
             )
             app_ms = (process_cpu_seconds(process.pid) - app_before) * 1000 / max(result.requests, 1)
-            db_ms = (postgres_cpu_seconds(postgres.data) - db_before) * 1000 / max(result.requests, 1)
-            return Measured(result, connections, app_ms, db_ms if database else None)
+            db_after = postgres_cpu_by_kind(postgres.data)
+            db_split = {kind: (db_after[kind] - db_before[kind]) * 1000 / max(result.requests, 1) for kind in db_after}
+            if not database:
+                return Measured(result, connections, app_ms, None)
+            return Measured(result, connections, app_ms, sum(db_split.values()), db_split)
 
         high, low = args.connections, 4
         cases_url = intake_base + "/v1/cases"
@@ -253,7 +257,21 @@ def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: 
         floor = rows[f"floor c{rows[key].connections}"].result.per_second
         return rows[key].result.per_second / floor
 
-    table = [("what", "conns", "cases/s", "÷ floor", "p50 ms", "p99 ms", "app CPU ms", "PG CPU ms", "n", "errors")]
+    table = [
+        (
+            "what",
+            "conns",
+            "cases/s",
+            "÷ floor",
+            "p50 ms",
+            "p99 ms",
+            "app CPU ms",
+            "PG CPU ms",
+            "backends/av/bg",
+            "n",
+            "errors",
+        )
+    ]
     for key, measured in rows.items():
         result = measured.result
         table.append(
@@ -266,11 +284,16 @@ def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: 
                 f"{result.p99_ms:.1f}",
                 f"{measured.app_cpu_ms:.2f}",
                 f"{measured.db_cpu_ms:.2f}" if measured.db_cpu_ms is not None else "-",
+                "/".join(f"{value:.2f}" for value in measured.db_split_ms.values()) if measured.db_split_ms else "-",
                 str(result.requests),
                 str(result.errors),
             )
         )
     print(f"wrk, {args.seconds}s each, one uvicorn worker per server, PostgreSQL fsync on; CPU per request from /proc")
+    print(
+        "PG CPU ms = backends (the connections' statements) + av (autovacuum workers: far more often on a"
+        " bench's young database than on a deployment's) + bg (WAL writer, checkpointer, ended processes)"
+    )
     print_rows(table)
     json_high = rows[f"json c{high}"]
     targets = [

@@ -39,6 +39,34 @@ def postgres_cpu_seconds(data_dir: Path) -> float:
     return total
 
 
+def postgres_cpu_by_kind(data_dir: Path) -> dict[str, float]:
+    """As postgres_cpu_seconds, split: "backends" (live client connections: the statements' own work),
+    "autovacuum" (live autovacuum workers) and "background" (WAL writer, checkpointer, postmaster, and
+    every child already reaped: autovacuum workers and connections that ended). Autovacuum runs far more
+    often on a database a bench just made than on one holding a deployment's years of cases."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    kinds = {
+        "backends": 0.0,
+        "autovacuum": 0.0,
+        "background": process_cpu_seconds(postmaster, with_reaped_children=True),
+    }
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int(_stat_fields(entry / "stat")[1]) != postmaster:
+                continue
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cpu = process_cpu_seconds(int(entry.name))
+        except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+            continue  # ended meanwhile: its time is in the postmaster's reaped children
+        # A client backend's title names its client: "postgres: user db 127.0.0.1(41234) idle" or "[local]".
+        client = "(" in title or "[local]" in title
+        kind = "autovacuum" if "autovacuum worker" in title else "backends" if client else "background"
+        kinds[kind] += cpu
+    return kinds
+
+
 def group_cpu_seconds(group: int, *, with_reaped_children: bool = False) -> float:
     """User + system CPU of every live process in a process group (a server and its workers); with
     `with_reaped_children`, also what the group leader's finished children used (make's installs)."""
