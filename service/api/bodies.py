@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -25,8 +26,20 @@ FORM_MEDIA_TYPES = (JSON, URLENCODED, MULTIPART)
 
 
 def media_type_of(request: Request) -> str:
-    content_type, _ = parse_options_header(request.headers.get("content-type", ""))
-    return content_type.decode("latin-1").lower()
+    content_type = request.headers.get("content-type", "")
+    return (_known_media_type if len(content_type) <= _CACHED_LENGTH else _media_type)(content_type)
+
+
+def _media_type(content_type: str) -> str:
+    media_type, _ = parse_options_header(content_type)
+    return media_type.decode("latin-1").lower()
+
+
+# Clients send the same few Content-Type and Content-Disposition values again and again: each is
+# parsed once (python-multipart's parser is pure Python), not once per request or per form field.
+# Only short values are kept, so what the caches hold stays small whatever is sent.
+_CACHED_LENGTH = 200
+_known_media_type = lru_cache(maxsize=256)(_media_type)
 
 
 def unsupported_media_type(accepted: tuple[str, ...], given: str | None = None) -> ProblemError:
@@ -266,12 +279,20 @@ async def _body_chunks(request: Request) -> AsyncIterator[bytes]:
 
 
 def _disposition(headers: dict[str, str]) -> tuple[str, str | None]:
-    disposition, options = parse_options_header(headers.get("content-disposition", ""))
+    value = headers.get("content-disposition", "")
+    return (_known_name_and_filename if len(value) <= _CACHED_LENGTH else _name_and_filename)(value)
+
+
+def _name_and_filename(content_disposition: str) -> tuple[str, str | None]:
+    disposition, options = parse_options_header(content_disposition)
     if disposition != b"form-data" or b"name" not in options:
         raise validation_problem([{"field": "body", "message": "A multipart part has no form-data name."}])
     name = options[b"name"].decode("utf-8", "replace")
     filename = options.get(b"filename")
     return name, (filename.decode("utf-8", "replace") if filename is not None else None)
+
+
+_known_name_and_filename = lru_cache(maxsize=256)(_name_and_filename)
 
 
 def _utf8(name: str, raw: bytes) -> str:
