@@ -6,9 +6,11 @@ Helpers that are not fixtures live in tests/support/.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import pytest
+import time_machine
 from fastapi.testclient import TestClient
 
 from devsupport.postgres import PostgresServer
@@ -130,3 +132,12 @@ def child_analyst_key(evidence_app) -> str:
         "test child-evidence analyst",
         can_view_child_evidence=True,
     )
+
+
+@pytest.fixture
+def one_rate_window() -> Iterator[None]:
+    """The test starts a second into a fresh minute, the clock running. Limits are sliding window counters:
+    the last window's count is weighed by how much of it is still in view, so a limit filled just before a
+    minute turns lets the next request through, and a test expecting it refused fails on a busy machine."""
+    with time_machine.travel((time.time() // 60 + 1) * 60 + 1, tick=True):
+        yield

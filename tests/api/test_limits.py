@@ -14,6 +14,9 @@ from tests.support.cases import MINIMAL_CASE, unique_force
 from tests.support.database import count_rows, create_key, make_keys
 from tests.support.http import assert_problem, bearer
 
+# A limit filled here must stay filled until the test expects it refused.
+pytestmark = pytest.mark.usefixtures("one_rate_window")
+
 
 def limited_settings(data_dir, **overrides) -> Settings:
     return Settings(

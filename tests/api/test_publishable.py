@@ -14,6 +14,10 @@ from tests.support.database import create_key, make_keys, query_scalar
 from tests.support.http import assert_problem, bearer
 from tests.support.synthetic import png
 
+# A limit filled here must stay filled until the test expects it refused.
+pytestmark = pytest.mark.usefixtures("one_rate_window")
+
+
 SITE = "https://www.example-force.police.uk"
 OTHER_SITE = "https://attacker.example"
 
