@@ -156,9 +156,22 @@ class Reporting:
                 return Answer(CREATED, body, headers, replayed=False if claim else None)
             # Nothing kept: it repeats an earlier identifier, and is kept and linked in a transaction.
 
+        # A repeat case the one statement declared is kept after it found the key live: not asked again.
+        key_found_live = self.one_statement and not files and not also_remember
+
         async def keep(connection: AsyncConnection) -> Answer | StoredAnswer:
             return await self._keep_in_transaction(
-                connection, submission, files, reporter, now, decided, shape, claim, sealing, also_remember
+                connection,
+                submission,
+                files,
+                reporter,
+                now,
+                decided,
+                shape,
+                claim,
+                sealing,
+                also_remember,
+                key_found_live=key_found_live,
             )
 
         kept = await retrying_once_on_disconnect(self.database, keep)
@@ -182,9 +195,15 @@ class Reporting:
         claim: IdempotencyClaim | None,
         sealing: bytes | None,
         also_remember: Sequence[RememberedAnswer],
+        *,
+        key_found_live: bool = False,
     ) -> Answer | StoredAnswer:
         async with write_transaction(connection):
-            if reporter.key_id is not None and not await intake.key_is_live(connection, reporter.key_id):
+            if (
+                reporter.key_id is not None
+                and not key_found_live
+                and not await intake.key_is_live(connection, reporter.key_id)
+            ):
                 raise KeyNoLongerLive()
             if claim is not None and not await intake.claim_idempotency_key(connection, claim, now):
                 return await intake.earlier_answer(connection, claim)
