@@ -49,10 +49,23 @@ class AnalystEvidence(EvidenceSummary):
         description="PDQ perceptual hash of an image (64 hex digits), taken at intake; null if not an image."
     )
     pdq_quality: int | None = Field(description="PDQ's quality, 0-100: below the setting (50) it never matches.")
+    video_frames: int | None = Field(
+        description="Distinct frames of a video hashed at intake (about one a second) to match it against images and "
+        "other videos; null if not a video, or where video matching is off or the video could not be decoded."
+    )
+    video_hashed_in_part: bool | None = Field(
+        description="True if the time limit stopped the hashing before the video ended: later frames are not matched."
+    )
 
     @classmethod
     def of(cls, row: Evidence) -> AnalystEvidence:
-        return cls(**EvidenceSummary.of(row).model_dump(), pdq_hash=row.pdq_hash, pdq_quality=row.pdq_quality)
+        return cls(
+            **EvidenceSummary.of(row).model_dump(),
+            pdq_hash=row.pdq_hash,
+            pdq_quality=row.pdq_quality,
+            video_frames=row.video_frames,
+            video_hashed_in_part=row.video_hashed_in_part,
+        )
 
 
 class AnalystEvidenceList(BaseModel):

@@ -212,6 +212,8 @@ def evidence_row(item: ReceivedFile, *, received_by: str, now: datetime) -> dict
         "received_by": received_by,
         "pdq_hash": item.image.pdq_hash if item.image else None,
         "pdq_quality": item.image.quality if item.image else None,
+        "video_frames": len(item.video.frames) if item.video else None,
+        "video_hashed_in_part": item.video.cut_short if item.video else None,
         "object_etag": item.etag,
     }
 

@@ -208,6 +208,10 @@ class Evidence(SQLModel, table=True):
     # bytes in memory at intake; null for what is not an image or could not be decoded.
     pdq_hash: str | None = Field(default=None, max_length=64)
     pdq_quality: int | None = Field(default=None, sa_type=sa.SmallInteger)
+    # A video's frames hashed for matching (video_frame_hash), and whether the CPU limit stopped hashing
+    # before the video or the frame limit ended; null for what is not a video or was not hashed.
+    video_frames: int | None = Field(default=None, sa_type=sa.SmallInteger)
+    video_hashed_in_part: bool | None = Field(default=None)
     # The stored version that was verified (S3 ETag, or a local file's identity): a read that finds
     # another version refuses to serve it. Null for evidence kept before this was recorded.
     object_etag: str | None = Field(default=None, max_length=200)

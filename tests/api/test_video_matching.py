@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import random
 import tempfile
-from pathlib import Path
 
 import httpx
 import pytest
@@ -60,7 +59,15 @@ def frames_of(app, evidence_id: str) -> list:
     )
 
 
-def test_a_video_gets_its_frames_hashed_once_a_second_with_their_quality(evidence_client, evidence_app, case):
+def analyst_evidence(client, keys, reference: str) -> list[dict]:
+    response = client.get(f"/v1/cases/{reference}/evidence", headers=bearer(keys.analyst))
+    assert response.status_code == 200, response.text
+    return response.json()["evidence"]
+
+
+def test_a_video_gets_its_frames_hashed_once_a_second_with_their_quality(
+    evidence_client, evidence_app, evidence_keys, case
+):
     created = case()
     (video,) = upload(evidence_client, created, ("clip.mp4", synthetic_video(fresh_seed()), "video/mp4"))
     assert video["content_type"] == "video/mp4"
@@ -68,6 +75,9 @@ def test_a_video_gets_its_frames_hashed_once_a_second_with_their_quality(evidenc
     assert [frame.seconds for frame in frames] == [0.0, 1.0, 2.0, 3.0]
     assert all(len(frame.pdq_hash) == 64 and 0 <= frame.quality <= 100 for frame in frames)
     assert max(frame.quality for frame in frames) >= 50
+    (listed,) = analyst_evidence(evidence_client, evidence_keys, created["reference"])
+    assert (listed["video_frames"], listed["video_hashed_in_part"]) == (4, False)
+    assert listed["pdq_hash"] is None
 
 
 def test_a_re_encoded_rescaled_copy_of_a_video_links_the_cases_and_an_unrelated_one_does_not(
@@ -142,18 +152,22 @@ def test_a_direct_upload_of_a_video_is_hashed_when_completed(evidence_client, ev
     assert [frame.seconds for frame in frames_of(evidence_app, completed.json()["id"])] == [0.0, 1.0]
 
 
-def test_a_video_that_can_not_be_decoded_is_kept_with_no_frames(evidence_client, evidence_app, case):
+def test_a_video_that_can_not_be_decoded_is_kept_with_no_frames(evidence_client, evidence_app, evidence_keys, case):
     created = case()
     broken = synthetic_video(fresh_seed())[:4000]  # the start of an MP4: typed as video, not playable
     (kept,) = upload(evidence_client, created, ("cut.mp4", broken, "video/mp4"))
     assert kept["size"] == 4000
     assert frames_of(evidence_app, kept["id"]) == []
+    (listed,) = analyst_evidence(evidence_client, evidence_keys, created["reference"])
+    assert (listed["video_frames"], listed["video_hashed_in_part"]) == (None, None)
 
 
-def test_hashing_a_video_leaves_no_copy_and_no_decoded_frame_behind(evidence_client, evidence_app, case):
-    before = set(Path(tempfile.gettempdir()).glob("intake-video-*"))
+def test_hashing_a_video_leaves_no_copy_and_no_decoded_frame_behind(
+    evidence_client, evidence_app, case, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the private folder for the video goes
     upload(evidence_client, case(), ("clip.mp4", synthetic_video(fresh_seed(), seconds=2), "video/mp4"))
-    assert set(Path(tempfile.gettempdir()).glob("intake-video-*")) == before
+    assert list(tmp_path.iterdir()) == []
     if evidence_app.state.settings.evidence_store == "local":
         objects = [path for path in evidence_app.state.settings.resolved_evidence_dir.rglob("*") if path.is_file()]
         assert all(path.suffix == "" for path in objects)  # evidence objects only: no frames, no previews

@@ -388,3 +388,34 @@ def test_upgrade_leaves_cases_without_a_force_and_identifiers_without_a_handle_o
     assert [row.id for row in query_rows(url, "SELECT id FROM \"case\" WHERE police_force = 'cleveland'")] == [1]
     assert [row.id for row in query_rows(url, 'SELECT id FROM "case" WHERE police_force IS NULL')] == [2]
     assert [row.case_id for row in query_rows(url, "SELECT case_id FROM identifier WHERE handle = 'sam'")] == [1]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_upgrade_counts_the_frames_of_videos_hashed_before(backend, request, tmp_path_factory):
+    url = database_at("0020", backend, request, tmp_path_factory)
+    with database_engine(url) as engine, engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                'INSERT INTO "case" (id, reference, reporter_token_sha256, status, priority, flags, next_steps, '
+                "submission, created_at, updated_at) VALUES (1, 'VIDEO', 'VIDEO', 'received', 'normal', '[]', '[]', "
+                "'{}', '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"
+            )
+        )
+        for evidence_id, content_type in [("video", "video/mp4"), ("text", "text/plain")]:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO evidence (id, case_id, object_key, filename, content_type, size, sha256, "
+                    "received_at, received_by) VALUES (:id, 1, :id, 'f', :type, 1, :sha, "
+                    "'2026-01-01 00:00:00+00:00', 'test')"
+                ),
+                {"id": evidence_id, "type": content_type, "sha": "0" * 64},
+            )
+        for seconds in (0.0, 1.0, 2.0):
+            frame = PdqHash(random.Random(seconds).getrandbits(256))
+            connection.execute(
+                sa.insert(VideoFrameHash.__table__),
+                [{"evidence_id": "video", "case_id": 1, "seconds": seconds, **hash_columns(frame.hex, 90)}],
+            )
+    upgrade_database(url)
+    rows = query_rows(url, "SELECT id, video_frames, video_hashed_in_part FROM evidence ORDER BY id")
+    assert [tuple(row) for row in rows] == [("text", None, None), ("video", 3, None)]
