@@ -28,6 +28,7 @@ USED_BY_NAME = {
     "do_POST": "http.server calls it",
     "log_message": "http.server calls it",
     "app_from_environment": "uvicorn imports it by name for each worker (service/cli.py, _serve)",
+    "get_tracer": "OpenTelemetry's TracerProvider API, called by FastAPI (tests/api/test_errors_and_ops.py)",
     "test_*": "pytest collects them",
 }
 # Routes, handlers, fixtures and validators are called by the framework that registers them.

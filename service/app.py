@@ -83,6 +83,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry off: its spans would carry raw paths and queries (case references,
+        # signed evidence links), and with no provider set it still asked for one on every request (~4%
+        # of a report's CPU). The service's metrics are /metrics; its access log names route templates.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         # /docs is served from a pinned package by service/api/docs.py, never from a CDN.
         docs_url=None,
         redoc_url=None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 
 import pytest
+from opentelemetry import trace
 
 from service.app import YOUNG_GENERATION_THRESHOLD
 from service.settings import Settings
@@ -146,3 +147,22 @@ def test_a_serving_app_spares_the_collector_what_it_built_and_what_is_in_flight(
     # under load the collector otherwise walked ~200,000 long-lived objects about once per second.
     assert gc.get_freeze_count() > 0
     assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
+
+
+def test_no_request_goes_to_an_opentelemetry_tracer_even_one_set_for_the_process(client, keys, monkeypatch):
+    # FastAPI's own spans would carry the raw path and query: case references, signed evidence links.
+    started = []
+
+    class RecordingTracer(trace.NoOpTracer):
+        def start_span(self, name, *args, attributes=None, **kwargs):
+            started.append((name, dict(attributes or {})))
+            return super().start_span(name, *args, attributes=attributes, **kwargs)
+
+    class RecordingProvider(trace.TracerProvider):
+        def get_tracer(self, *args, **kwargs):
+            return RecordingTracer()
+
+    monkeypatch.setattr(trace, "get_tracer_provider", RecordingProvider)
+    response = client.get("/v1/cases/7KQM-X4TR-9PZC?reason=synthetic", headers=bearer(keys.analyst))
+    assert response.status_code == 404
+    assert started == []
