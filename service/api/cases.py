@@ -271,7 +271,7 @@ async def report(request: Request, body: ReportBody, reporter: Reporter, **idemp
                 URLENCODED: {"schema": {"$ref": "#/components/schemas/CaseForm"}},
                 MULTIPART: {"schema": {"$ref": "#/components/schemas/CaseFormWithFiles"}},
             },
-        }
+        },
     },
 )
 async def post_case(request: Request) -> JSONResponse:

@@ -153,7 +153,6 @@ class LiveKeys:
             return None
         return row.key
 
-
     async def _read_once(self, key_id: str, now: float) -> _KeyRow | None:
         """The key read from the database, by one read however many requests ask for it at once (every
         request in flight when its cache entry ages would otherwise read it, each on its own connection)."""
