@@ -36,7 +36,7 @@ from service.storage.audit import CLIENT_REQUEST_ID
 from service.storage.database import (
     AsyncDatabase,
     on_driver_retrying_once_on_disconnect,
-    retrying_once_on_disconnect,
+    retrying_on_conflict,
     write_transaction,
 )
 from service.storage.evidence import ReceivedFile, evidence_row
@@ -174,7 +174,7 @@ class Reporting:
                 key_found_live=key_found_live,
             )
 
-        kept = await retrying_once_on_disconnect(self.database, keep)
+        kept = await retrying_on_conflict(self.database, keep)
         if isinstance(kept, StoredAnswer):
             assert claim is not None and sealing is not None
             return _replay(kept, claim, sealing)

@@ -304,6 +304,35 @@ async def on_driver_retrying_once_on_disconnect(
     raise AssertionError("unreachable")
 
 
+# PostgreSQL ends one of two transactions that wait on each other (a deadlock, 40P01) or that could not
+# both be run one after the other (40001), and says to run it again: nothing it did was kept.
+_TRANSACTION_CONFLICT_ATTEMPTS = 3
+
+
+def _is_transaction_conflict(error: BaseException | None) -> bool:
+    seen = 0
+    while error is not None and seen < 5:
+        if isinstance(error, asyncpg.exceptions.TransactionRollbackError):
+            return True
+        error = getattr(error, "orig", None) or error.__cause__
+        seen += 1
+    return False
+
+
+async def retrying_on_conflict(database: AsyncDatabase, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+    """As `retrying_once_on_disconnect`, and `work` runs again (up to three times in all) when PostgreSQL
+    ended its transaction to settle a conflict with another: concurrent reports that link the same cases
+    and merge the same clusters take row locks in an order no one statement can fix, and the loser of a
+    deadlock would otherwise be a 500 for a report that is perfectly good."""
+    for attempt in range(1, _TRANSACTION_CONFLICT_ATTEMPTS + 1):
+        try:
+            return await retrying_once_on_disconnect(database, work)
+        except Exception as error:  # noqa: BLE001 - sorted below: only a transaction conflict is retried
+            if attempt == _TRANSACTION_CONFLICT_ATTEMPTS or not _is_transaction_conflict(error):
+                raise
+    raise AssertionError("unreachable")
+
+
 @asynccontextmanager
 async def write_transaction(connection: AsyncConnection) -> AsyncIterator[AsyncConnection]:
     """One transaction that writes: committed when the block ends, rolled back if it raises."""
