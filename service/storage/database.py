@@ -236,20 +236,25 @@ class DatabaseUnreachable(Exception):
 
 # What the asyncio drivers raise when a connection is dead or cannot be had (the server restarted, is
 # starting up or shutting down, the network dropped), raw or wrapped by SQLAlchemy.
-def _is_disconnect(error: BaseException | None) -> bool:
-    seen = 0
-    while error is not None and seen < 5:
-        if isinstance(error, sa.exc.DBAPIError) and (
-            error.connection_invalidated or isinstance(error, sa.exc.OperationalError | sa.exc.InterfaceError)
-        ):
-            return True
-        if isinstance(error, OSError | ConnectionError):
-            return True
-        if type(error).__module__.startswith("asyncpg") and type(error).__name__ in _ASYNCPG_DISCONNECTS:
-            return True
+def _causes(error: BaseException | None) -> Iterator[BaseException]:
+    """The error and what it wraps (SQLAlchemy's `orig`, else `__cause__`), at most five deep."""
+    for _ in range(5):
+        if error is None:
+            return
+        yield error
         error = getattr(error, "orig", None) or error.__cause__
-        seen += 1
-    return False
+
+
+def _is_disconnect(error: BaseException | None) -> bool:
+    return any(
+        (
+            isinstance(cause, sa.exc.DBAPIError)
+            and (cause.connection_invalidated or isinstance(cause, sa.exc.OperationalError | sa.exc.InterfaceError))
+        )
+        or isinstance(cause, OSError | ConnectionError)
+        or (type(cause).__module__.startswith("asyncpg") and type(cause).__name__ in _ASYNCPG_DISCONNECTS)
+        for cause in _causes(error)
+    )
 
 
 _ASYNCPG_DISCONNECTS = {
@@ -310,13 +315,7 @@ _TRANSACTION_CONFLICT_ATTEMPTS = 3
 
 
 def _is_transaction_conflict(error: BaseException | None) -> bool:
-    seen = 0
-    while error is not None and seen < 5:
-        if isinstance(error, asyncpg.exceptions.TransactionRollbackError):
-            return True
-        error = getattr(error, "orig", None) or error.__cause__
-        seen += 1
-    return False
+    return any(isinstance(cause, asyncpg.exceptions.TransactionRollbackError) for cause in _causes(error))
 
 
 async def retrying_on_conflict(database: AsyncDatabase, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
