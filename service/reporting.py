@@ -207,8 +207,8 @@ class Reporting:
                 raise KeyNoLongerLive()
             if claim is not None and not await intake.claim_idempotency_key(connection, claim, now):
                 return await intake.earlier_answer(connection, claim)
-            values = [item.normalized for item in decided.case.identifiers]
-            shared = await intake.shared_identifier_values(connection, values)
+            facts = await intake.repeat_facts(connection, [item.normalized for item in decided.case.identifiers])
+            shared = facts.shared
             if shared:  # a repeat case: its urgency, and so perhaps its answer, differ
                 decided = self._decide(submission, files, reporter, now, shared=shared, like=decided)
                 body, headers = shape(decided.reported)
@@ -221,8 +221,15 @@ class Reporting:
                 await intake.remember_answer(connection, remembered, now)
             if any(item.image is not None or item.video is not None for item in files):
                 await connection.run_sync(self._index_images, case_id, decided.case.evidence_rows, files, now)
-            if shared:
-                await self._flag_earlier_repeat_cases(connection, shared, case_id, now)
+            if facts.earlier:  # repeat cases now too: their urgency decided again
+                policy = self.policy
+                await intake.update_urgencies(
+                    connection,
+                    [
+                        (other.id, decided_again(other.submission, shared_now, now, policy, other.victim_was_under_18))
+                        for other, shared_now in facts.earlier
+                    ],
+                )
             await refresh_cluster_on(connection, case_id, self.settings, alerts=self.alerts is not None, now=now)
             if claim is not None:
                 await intake.seal_idempotent_answer(connection, claim, CREATED)
@@ -239,15 +246,6 @@ class Reporting:
         with Session(bind=connection) as session:  # joins the transaction; never ends it
             index_and_match(session, case_id, fingerprinted, policy=self.image_matching, now=now, videos=videos)
             session.flush()
-
-    async def _flag_earlier_repeat_cases(
-        self, connection: AsyncConnection, shared: list[str], case_id: int, now: datetime
-    ) -> None:
-        """As service.linking.flag_earlier_repeat_cases, on this connection."""
-        for other in await intake.cases_awaiting_repeat_flag(connection, shared, exclude_case_id=case_id):
-            their_shared = await intake.shared_identifier_values(connection, other.normalized, exclude_case_id=other.id)
-            columns = decided_again(other.submission, their_shared, now, self.policy, other.victim_was_under_18)
-            await intake.update_urgency(connection, other.id, columns)
 
     def _decide(
         self,

@@ -45,6 +45,79 @@ CASES_AWAITING_REPEAT_FLAG = (
     .order_by(_CASES.c.id, _IDENTIFIERS.c.id)
 )
 
+# Everything keeping a case that repeats identifiers reads, in one round trip, before the case is kept:
+# which of its identifiers other cases hold (rows without a case id), and the earlier cases holding one of
+# those that await the repeat flag, each identifier of theirs with whether a case other than theirs holds
+# it (with the new case's shared identifiers, what deciding their urgency again reads once it is kept).
+_OTHER = _IDENTIFIERS.alias("other")
+_REPEATED_VALUES = sa.bindparam("values", expanding=True)
+_HELD_BY_ANOTHER_CASE = sa.exists().where(
+    _OTHER.c.normalized == _IDENTIFIERS.c.normalized,
+    _OTHER.c.case_id != _CASES.c.id,
+    _OTHER.c.normalized.not_in(not_linking_identifiers()),
+)
+REPEAT_FACTS = sa.union_all(
+    sa.select(
+        _CASES.c.id,
+        _CASES.c.submission,
+        _CASES.c.victim_was_under_18,
+        _IDENTIFIERS.c.normalized,
+        _HELD_BY_ANOTHER_CASE.label("held_elsewhere"),
+    )
+    .join(_IDENTIFIERS, _IDENTIFIERS.c.case_id == _CASES.c.id)
+    .where(
+        _CASES.c.id.in_(
+            sa.select(_SHARING.c.case_id).where(
+                _SHARING.c.normalized.in_(_REPEATED_VALUES),
+                _SHARING.c.normalized.not_in(not_linking_identifiers()),
+            )
+        ),
+        ~sa.exists().where(_FLAGS.c.case_id == _CASES.c.id, _FLAGS.c.code == FlagCode.repeat_identifier.value),
+    ),
+    sa.select(
+        sa.cast(sa.null(), _CASES.c.id.type),
+        sa.cast(sa.null(), _CASES.c.submission.type),
+        sa.cast(sa.null(), _CASES.c.victim_was_under_18.type),
+        _IDENTIFIERS.c.normalized,
+        sa.true(),
+    )
+    .where(
+        _IDENTIFIERS.c.normalized.in_(_REPEATED_VALUES),
+        _IDENTIFIERS.c.normalized.not_in(not_linking_identifiers()),
+    )
+    .distinct(),
+)
+
+
+@dataclass(frozen=True)
+class RepeatFacts:
+    """What a new case's identifiers make of it and of earlier cases, as read before it is kept."""
+
+    shared: list[str]  # its normalized identifiers other cases hold, sorted
+    earlier: list[tuple[EarlierCase, list[str]]]  # awaiting the repeat flag, lowest id first: each with the
+    # identifiers it shares once the new case is kept, sorted
+
+
+def repeat_facts_from(rows) -> RepeatFacts:
+    shared: set[str] = set()
+    earlier: dict[int, EarlierCase] = {}
+    held_elsewhere: dict[int, set[str]] = {}
+    for case_id, submission, was_child, normalized, elsewhere in rows:
+        if case_id is None:
+            shared.add(normalized)
+            continue
+        case = earlier.setdefault(case_id, EarlierCase(case_id, submission, bool(was_child), []))
+        case.normalized.append(normalized)
+        if elsewhere:
+            held_elsewhere.setdefault(case_id, set()).add(normalized)
+    return RepeatFacts(
+        shared=sorted(shared),
+        earlier=[
+            (case, sorted(held_elsewhere.get(case_id, set()) | (set(case.normalized) & shared)))
+            for case_id, case in sorted(earlier.items())
+        ],
+    )
+
 
 def identifier_row(case_id: int, item: NormalizedIdentifier, now: datetime) -> dict:
     return {

@@ -23,14 +23,7 @@ from service.domain.identifiers import NormalizedIdentifier
 from service.storage.alerts import URGENT_EVENT
 from service.storage.cases import DELETE_FLAGS, INSERT_CASE, INSERT_FLAGS, UPDATE_URGENCY, flag_rows
 from service.storage.idempotency import RememberedAnswer
-from service.storage.identifiers import (
-    CASES_AWAITING_REPEAT_FLAG,
-    SHARED_ANYWHERE,
-    SHARED_ELSEWHERE,
-    EarlierCase,
-    group_by_case,
-    identifier_row,
-)
+from service.storage.identifiers import REPEAT_FACTS, RepeatFacts, identifier_row, repeat_facts_from
 from service.storage.models import (
     ApiKey,
     AuditEvent,
@@ -271,16 +264,12 @@ async def key_is_live(connection: AsyncConnection, key_id: str) -> bool:
     return found.first() is not None
 
 
-async def shared_identifier_values(
-    connection: AsyncConnection, normalized_values: list[str], exclude_case_id: int | None = None
-) -> list[str]:
+async def repeat_facts(connection: AsyncConnection, normalized_values: list[str]) -> RepeatFacts:
+    """Which of a new case's identifiers other cases hold, and the earlier cases awaiting the repeat flag
+    because of them: one statement, before the case is kept."""
     if not normalized_values:
-        return []
-    if exclude_case_id is None:
-        found = await connection.execute(SHARED_ANYWHERE, {"values": normalized_values})
-    else:
-        found = await connection.execute(SHARED_ELSEWHERE, {"values": normalized_values, "case_id": exclude_case_id})
-    return sorted(found.scalars())
+        return RepeatFacts(shared=[], earlier=[])
+    return repeat_facts_from(await connection.execute(REPEAT_FACTS, {"values": normalized_values}))
 
 
 # PostgreSQL: what keep_case writes, in one statement of the caller's transaction (one round trip, not
@@ -403,17 +392,61 @@ async def _keep_case_row_by_row(connection: AsyncConnection, case: CaseToKeep) -
     return case_id
 
 
-async def cases_awaiting_repeat_flag(
-    connection: AsyncConnection, normalized_values: list[str], *, exclude_case_id: int
-) -> list[EarlierCase]:
-    rows = await connection.execute(
-        CASES_AWAITING_REPEAT_FLAG, {"values": normalized_values, "case_id": exclude_case_id}
+# PostgreSQL: earlier cases' urgency decided again, in two statements however many there are. The flag
+# rows are matched to the new flags only once every case row is locked by the update: a statement that
+# starts after that sees the flag rows of any transaction that held a lock before, as one that deletes
+# and inserts after its own update does.
+_UPDATE_URGENCIES_ON_POSTGRESQL = sa.text("""
+UPDATE "case" SET version = "case".version + 1, priority = decided.priority,
+                  flags = CAST(decided.flags AS jsonb), next_steps = CAST(decided.next_steps AS jsonb)
+FROM unnest(:ids, :priorities, :flags, :next_steps) AS decided(id, priority, flags, next_steps)
+WHERE "case".id = decided.id
+""").bindparams(
+    sa.bindparam("ids", type_=postgresql.ARRAY(sa.Integer)),
+    *(sa.bindparam(name, type_=_TEXTS) for name in ("priorities", "flags", "next_steps")),
+)
+_MATCH_FLAG_ROWS_ON_POSTGRESQL = sa.text("""
+WITH decided AS (
+    SELECT * FROM unnest(:flagged_case_ids, :codes) AS flag(case_id, code)
+), dropped AS (
+    DELETE FROM case_flag
+    WHERE case_id = ANY(:ids)
+      AND NOT EXISTS (SELECT 1 FROM decided WHERE decided.case_id = case_flag.case_id AND decided.code = case_flag.code)
+)
+INSERT INTO case_flag (case_id, code) SELECT case_id, code FROM decided ON CONFLICT DO NOTHING
+""").bindparams(
+    *(sa.bindparam(name, type_=postgresql.ARRAY(sa.Integer)) for name in ("ids", "flagged_case_ids")),
+    sa.bindparam("codes", type_=_TEXTS),
+)
+
+
+async def update_urgencies(connection: AsyncConnection, decided: list[tuple[int, dict]]) -> None:
+    """Earlier cases' urgency columns as decided again, each (case id, columns), lowest id first, and their
+    flag rows to match: as service.storage.cases.update_urgency (the version moves, updated_at does not)."""
+    if not decided:
+        return
+    if connection.dialect.name != "postgresql":
+        for case_id, columns in decided:
+            await update_urgency(connection, case_id, columns)
+        return
+    ids = [case_id for case_id, _ in decided]
+    await connection.execute(
+        _UPDATE_URGENCIES_ON_POSTGRESQL,
+        {
+            "ids": ids,
+            "priorities": [columns["priority"] for _, columns in decided],
+            "flags": [_json(columns["flags"]) for _, columns in decided],
+            "next_steps": [_json(columns["next_steps"]) for _, columns in decided],
+        },
     )
-    return group_by_case(rows)
+    flagged = [(case_id, flag["code"]) for case_id, columns in decided for flag in columns["flags"]]
+    await connection.execute(
+        _MATCH_FLAG_ROWS_ON_POSTGRESQL,
+        {"ids": ids, "flagged_case_ids": [case_id for case_id, _ in flagged], "codes": [code for _, code in flagged]},
+    )
 
 
 async def update_urgency(connection: AsyncConnection, case_id: int, urgency_columns: dict) -> None:
-    """As service.storage.cases.update_urgency (the version moves, updated_at does not)."""
     await connection.execute(UPDATE_URGENCY, {"changed_case_id": case_id, **urgency_columns})
     await connection.execute(DELETE_FLAGS, {"flagged_case_id": case_id})
     if urgency_columns["flags"]:

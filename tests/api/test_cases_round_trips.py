@@ -69,3 +69,34 @@ def test_a_case_that_repeats_nothing_is_kept_by_one_statement_in_one_round_trip(
         assert sent[0].startswith("WITH shared AS"), sent
         assert 'INSERT INTO "case"' in sent[0]
         assert not any(word in sent[0].upper() for word in ("BEGIN", "COMMIT", "DEALLOCATE"))
+
+
+@pytest.mark.postgres
+def test_a_repeat_case_reads_what_it_repeats_at_once_and_decides_earlier_cases_again_in_two_statements(
+    logged_database, tmp_path
+):
+    """Which identifiers other cases hold and which earlier cases await the repeat flag: one read before
+    the case is kept. However many earlier cases it flags: one update of their rows, one of their flag rows."""
+    url, server = logged_database
+    keys = make_keys(url)
+    settings = Settings(data_dir=tmp_path, database_url=url, key_cache_seconds=5)
+    with app_client(settings) as client:
+        headers = bearer(keys.submitter)
+
+        def report(*numbers: str) -> None:
+            case = {**MINIMAL_CASE, "identifiers": [{"type": "mtcn", "value": number} for number in numbers]}
+            response = client.post("/v1/cases", json=case, headers=headers)
+            assert response.status_code == 201, response.text
+
+        report("2000000001")
+        report("2000000002")
+        report("2000000003", "2000000004")
+        report("2000000003")  # a repeat case: the transaction's statements are prepared on a connection
+        sent = statements_sent(server, lambda: report("2000000001", "2000000002"))
+
+    begun = next(position for position, statement in enumerate(sent) if statement.startswith("BEGIN"))
+    read, kept = sent[begun + 1], sent[begun + 2]
+    assert "FROM identifier" in read and "case_flag" in read and read.count("UNION ALL") == 1, sent
+    assert kept.startswith("WITH new_case AS"), sent
+    assert len([statement for statement in sent if statement.startswith('UPDATE "case"')]) == 1, sent
+    assert len([statement for statement in sent[begun + 3 :] if "case_flag" in statement]) == 1, sent

@@ -196,3 +196,31 @@ def test_an_earlier_case_kept_under_older_rules_is_flagged_as_a_repeat_not_refus
     seen = client.get(f"/v1/cases/{earlier['reference']}", headers=bearer(keys.analyst)).json()
     codes = [flag["code"] for flag in seen["flags"]]
     assert codes == ["under_18", "payment_recallable", "already_paid", "repeat_identifier"]
+
+
+def test_a_case_repeating_two_earlier_cases_flags_both_and_keeps_the_flags_they_had(client, keys, new_case):
+    """Both are decided again in the new case's transaction: the repeat flag beside the flags they had, in
+    their case rows and in the flag rows analysts filter by, and each one's version moves."""
+    first_mtcn, second_mtcn = unique_mtcn(), unique_mtcn()
+    unpaid = [{"amount": "100", "currency": "GBP", "method": "western_union", "collected": "no"}]
+    first = new_case(payments=unpaid, identifiers=[{"type": "mtcn", "value": first_mtcn}])
+    second = new_case(identifiers=[{"type": "mtcn", "value": second_mtcn}])
+
+    def seen(case: dict) -> dict:
+        return client.get(f"/v1/cases/{case['reference']}", headers=bearer(keys.analyst)).json()
+
+    def found(flag: str, mtcn: str) -> set[str]:
+        response = client.get("/v1/cases", params={"flag": flag, "identifier": mtcn}, headers=bearer(keys.analyst))
+        assert response.status_code == 200, response.text
+        return {case["reference"] for case in response.json()["cases"]}
+
+    first_flags = [flag["code"] for flag in seen(first)["flags"]]
+    assert "payment_recallable" in first_flags and "repeat_identifier" not in first_flags
+    later = new_case(identifiers=[{"type": "mtcn", "value": first_mtcn}, {"type": "mtcn", "value": second_mtcn}])
+
+    assert [flag["code"] for flag in seen(first)["flags"]] == [*first_flags, "repeat_identifier"]
+    assert [flag["code"] for flag in seen(second)["flags"]] == ["repeat_identifier"]
+    assert seen(first)["version"] == seen(second)["version"] == 2
+    assert found("repeat_identifier", first_mtcn) == {first["reference"], later["reference"]}
+    assert found("repeat_identifier", second_mtcn) == {second["reference"], later["reference"]}
+    assert found("payment_recallable", first_mtcn) == {first["reference"]}
