@@ -18,7 +18,7 @@ import argparse
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
 import httpx
@@ -91,6 +91,17 @@ def options(argv: list[str] | None) -> argparse.Namespace:
     parser = load_parser()  # --connections is the high concurrency; the low one is 4
     parser.add_argument("--seed", type=int, default=1, help="seeds wrk's Lua random (which requests repeat)")
     parser.add_argument("--quick", action="store_true", help="only JSON at the high concurrency, and the floor")
+    parser.add_argument(
+        "--repeat-pool",
+        type=int,
+        default=REPEAT_POOL,
+        help="how many earlier cases the repeat mix's repeat cases share identifiers with",
+    )
+    parser.add_argument(
+        "--only",
+        choices=("repeats",),
+        help="repeats: only the floor, JSON and the 10%% repeat mix at the high concurrency (the repeat path)",
+    )
     return parser.parse_args(argv)
 
 
@@ -107,7 +118,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
             seed=args.seed,
             repeat_fraction=repeat_fraction,
             repeat_first=run_base,
-            repeat_pool=REPEAT_POOL,
+            repeat_pool=args.repeat_pool,
             idempotency_prefix=f"bench-{run_base}-{round_number}-" if idempotent else "",
         )
 
@@ -150,31 +161,12 @@ def main(argv: list[str] | None = None) -> list[Target]:
         high, low = args.connections, 4
         cases_url = intake_base + "/v1/cases"
         try:
-            for number in range(run_base, run_base + REPEAT_POOL):  # the cases the repeat mix repeats
-                body = CASE_TEMPLATE.replace("{N}", f"{number % 10**10:010d}")
-                httpx.post(cases_url, content=body, headers={**JSON_HEADERS, **auth}).raise_for_status()
             json_auth = {**JSON_HEADERS, **auth}
-            # Steady state, as a running service is: every pooled connection open, its statements prepared
-            # and its types read (asyncpg does that once per connection), the key cache warm.
-            for process_base, path, headers in (
-                (floor_base, "/floor", JSON_HEADERS),
-                (intake_base, "/v1/cases", json_auth),
-            ):
-                load(
-                    "warm-up",
-                    process_base + path,
-                    method="POST",
-                    body_template=CASE_TEMPLATE,
-                    headers=headers,
-                    connections=high,
-                    seconds=2,
-                    expected_status=201,
-                    numbering=numbering(),
-                )
+            warm_up(args, run_base, numbering, floor_base + "/floor", cases_url, json_auth)
             analyze(environment["INTAKE_DATABASE_URL"])
             analyze(floor_url)
             rows: dict[str, Measured] = {}
-            levels = (high,) if args.quick else (low, high)
+            levels = (high,) if args.quick or args.only else (low, high)
             rows["echo"] = measure(
                 "bare FastAPI POST echo",
                 echo,
@@ -196,7 +188,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 rows[f"json c{connections}"] = measure(
                     "POST /v1/cases JSON", intake, cases_url, connections, headers=json_auth, template=CASE_TEMPLATE
                 )
-                if args.quick:
+                if args.quick or args.only:
                     continue
                 rows[f"idempotent c{connections}"] = measure(
                     "POST /v1/cases JSON, Idempotency-Key",
@@ -217,6 +209,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
                     template=CASE_TEMPLATE,
                     numbered=numbering(repeat_fraction=0.10),
                 )
+            if not args.quick and not args.only:
                 rows[f"form c{high}"] = measure(
                     "POST /v1/cases urlencoded form",
                     intake,
@@ -239,6 +232,34 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 process.wait()
 
     return report(rows, args, high, low)
+
+
+def warm_up(args: argparse.Namespace, run_base: int, numbering, floor_url: str, cases_url: str, auth: dict) -> None:
+    """The earlier cases the repeat mix repeats, then steady state, as a running service is: every pooled
+    connection open, its statements prepared and its types read (asyncpg does that once per connection),
+    the key cache warm. A repeat case is kept in a transaction, on connections of their own (SQLAlchemy's
+    pool), which a warm-up of new cases alone leaves unopened: it repeats earlier cases of its own."""
+    warm_up_pool = run_base + args.repeat_pool
+    for number in range(run_base, warm_up_pool + args.repeat_pool):
+        body = CASE_TEMPLATE.replace("{N}", f"{number % 10**10:010d}")
+        httpx.post(cases_url, content=body, headers=auth).raise_for_status()
+    repeating = replace(numbering(), repeat_fraction=0.10, repeat_first=warm_up_pool)
+    for url, headers, numbered in (
+        (floor_url, JSON_HEADERS, numbering()),
+        (cases_url, auth, numbering()),
+        (cases_url, auth, repeating),
+    ):
+        load(
+            "warm-up",
+            url,
+            method="POST",
+            body_template=CASE_TEMPLATE,
+            headers=headers,
+            connections=args.connections,
+            seconds=2,
+            expected_status=201,
+            numbering=numbered,
+        )
 
 
 def wait_until_idle(pid: int, seconds: float = 10.0) -> None:
@@ -306,7 +327,9 @@ def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: 
             "create_cases", f"p99 of JSON, c{high}", json_high.result.p99_ms, 100, higher_is_better=False, unit=" ms"
         ),
     ]
-    if not args.quick:
+    if args.only == "repeats":
+        targets.append(Target("create_cases", f"10% repeat cases ÷ floor, c{high}", ratio(f"repeats c{high}"), 0.30))
+    elif not args.quick:
         json_rate = json_high.result.per_second
         targets += [
             Target("create_cases", f"with Idempotency-Key ÷ floor, c{high}", ratio(f"idempotent c{high}"), 0.30),
