@@ -123,7 +123,6 @@ def repeat_case(number: int, mtcn: str, now) -> CaseToKeep:
         evidence_rows=[],
         audit_row={"at": now, "actor": "bench", "action": "case.create", "request_id": f"bench-{number}"},
         alert_payload=None,
-        money_paid={},
         submitted_by_live_key=None,
     )
 

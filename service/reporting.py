@@ -19,7 +19,6 @@ from sqlmodel import Session
 
 from service.clustering import refresh_cluster_on
 from service.domain.cases import CaseSubmission
-from service.domain.clusters import money_paid
 from service.domain.reference import RANDOM_LENGTH, reference_from_random
 from service.domain.urgency import (
     CaseFacts,
@@ -308,7 +307,6 @@ class Reporting:
             if urgent and self.alerts is not None
             else None,
             submitted_by_live_key=reporter.key_id,
-            money_paid=money_paid(case_row["submission"].get("payments") or []),
         )
         reported = ReportedCase(
             reference=reference,

@@ -14,6 +14,7 @@ from service.api.pages import Cursor, PageSize, encode_cursor, offset, page_mode
 from service.api.schemas import Priority, Status
 from service.storage.audit import record_audit_event
 from service.storage.clusters import ClusterView, cluster_of_case, links_between, list_clusters, member_cases
+from service.storage.models import utc_now
 
 router = APIRouter(tags=["clusters"])
 
@@ -150,8 +151,8 @@ def get_case_cluster(
     caller: Caller = require_role(Role.analyst),
 ) -> CaseCluster:
     case = visible_case(session, reference, caller)
-    view = cluster_of_case(session, case.id, caller.forces)
-    members = member_cases(session, view.cluster_id, caller.forces) if view else [case]
+    view = cluster_of_case(session, case.id, caller.forces, now=utc_now())
+    members = member_cases(session, view.cluster_id, caller.forces)
     by_id = {member.id: member for member in members}
     links = links_between(session, list(by_id), request.app.state.settings.image_match_max_distance)
     record_audit_event(
@@ -161,11 +162,9 @@ def get_case_cluster(
         case_id=case.id,
         reason=reason,
         request_id=request_id,
-        detail={"cluster": view.cluster_id if view else None, "cases": len(members)},
+        detail={"cluster": view.cluster_id, "cases": len(members)},
     )
     session.commit()
-    if view is None:  # a case from before clusters were kept, not linked since
-        view = ClusterView(0, 1, 0, 1, int(case.victim_was_under_18), case.created_at, case.created_at)
     return CaseCluster(
         reference=case.reference,
         cluster=ClusterSummary.of(view),

@@ -174,8 +174,15 @@ def _member_rows(session: Session, case_ids: list[int], cluster_id: int) -> list
 # A cluster of two or more cases keeps its totals (cluster row) and its totals per police force
 # (cluster_force rows), changed here in the transaction that changes its cases: a join adds what
 # joined, a merge adds the absorbed cluster's rows (never its cases' rows), and only a correction,
-# which can split a cluster, counts a cluster's members again. A cluster of one keeps no totals: its
-# one member row is them, and the one-statement intake (service.storage.intake) writes nothing more.
+# which can split a cluster, counts a cluster's members again. A case linked to no other case is in no
+# cluster and has no rows here: intake writes none for it (nine new cases in ten), and a join creates
+# them when it gains a link. A cluster of one may still be stored (written before, asked for by
+# cluster_of_case, or left by a split): it keeps no totals, its one member row is them.
+#
+# Locks: a case in no cluster has no cluster row to lock, and two joins linking it at once would both
+# give it a member row: its case row is what they wait on. A join locks the rows of the cases it
+# involves that are in no cluster, then their clusters; a recomputation the rows of the cases it was
+# given, then their clusters; reading a lone case's cluster its row. Each lowest id first.
 
 NO_FORCE = ""  # cluster_force's key for cases given no police force
 
@@ -235,11 +242,26 @@ _SET_FORCE_TOTALS = (
 )
 
 
+_LOCK_CASES = (
+    sa.select(_CASES.c.id)
+    .where(_CASES.c.id.in_(sa.bindparam("cases", expanding=True)))
+    .order_by(_CASES.c.id)
+    .with_for_update(key_share=True)  # FOR NO KEY UPDATE: rows referring to the case may still be added
+)
+
+
+def _lock_cases(connection, case_ids) -> None:
+    """These cases' rows locked, lowest id first: PostgreSQL only, SQLite's writers take turns."""
+    if case_ids and connection.dialect.name == "postgresql":
+        connection.execute(_LOCK_CASES, {"cases": sorted(case_ids)})
+
+
 def _lock_clusters(session: Session, involved: list[int]) -> tuple[dict[int, dict], dict]:
-    """The member rows of these cases and their clusters, locked (lowest id first, so two joins never wait
-    on each other in a circle); the members are read after locking, as a merge committed meanwhile may
-    have moved them."""
+    """The member rows of these cases and their clusters, locked (the cases' rows first, then the
+    clusters, each lowest id first, so two joins never wait on each other in a circle); the members are
+    read after locking, as a merge committed meanwhile may have moved them."""
     connection = session.connection()
+    _lock_cases(connection, involved)
     locked = {row.id: row for row in connection.execute(_LOCK_CLUSTERS_OF, {"involved": involved})}
     for _ in range(4):
         members = {row["case_id"]: row for row in connection.execute(_MEMBERS_OF, {"involved": involved}).mappings()}
@@ -263,6 +285,38 @@ _LOCK_CLUSTERS_OF_CASE = (
     .order_by(_CLUSTERS.c.id)
     .with_for_update()
 )
+
+
+def _lock_lone_cases_and_clusters_of_case():
+    """PostgreSQL: in one statement, the rows of the involved cases in no cluster (`lone` true: their id),
+    then the involved clusters (`lone` false: the cluster row), each locked lowest id first. A CTE with
+    a locking clause is run once, whole, when the UNION ALL reaches it: the cases first."""
+    involved = sa.union(*_NEIGHBOURS_OF_ONE, sa.select(_CASE_ID.label("id"))).cte("involved")
+    in_no_cluster = ~sa.select(_MEMBERS.c.case_id).where(_MEMBERS.c.case_id == _CASES.c.id).exists()
+    lone = (
+        sa.select(_CASES.c.id)
+        .where(_CASES.c.id.in_(sa.select(involved.c.id)), in_no_cluster)
+        .order_by(_CASES.c.id)
+        .with_for_update(key_share=True)
+        .cte("lone")
+    )
+    clusters = (
+        sa.select(_CLUSTERS)
+        .where(
+            _CLUSTERS.c.id.in_(sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(sa.select(involved.c.id))))
+        )
+        .order_by(_CLUSTERS.c.id)
+        .with_for_update()
+        .cte("clusters")
+    )
+    empty = [sa.cast(sa.null(), column.type).label(column.name) for column in _CLUSTERS.c if column.name != "id"]
+    return sa.union_all(
+        sa.select(sa.true().label("lone"), lone.c.id, *empty),
+        sa.select(sa.false().label("lone"), *clusters.c),
+    )
+
+
+_LOCK_LONE_CASES_AND_CLUSTERS_OF_CASE = _lock_lone_cases_and_clusters_of_case()
 
 
 def _involved_statement():
@@ -311,16 +365,31 @@ class _Involved:
 
 def _lock_clusters_of_case(session: Session, case_id: int, max_image_distance: int) -> _Involved:
     """As _lock_clusters, for one case and the cases it links to, found in the same statements (two
-    round trips when no merge moved anything meanwhile)."""
+    round trips when nothing moved meanwhile)."""
     connection = session.connection()
     parameters = {"case_id": case_id, "max_distance": max_image_distance}
-    locked = {row.id: row for row in connection.execute(_LOCK_CLUSTERS_OF_CASE, parameters)}
+    on_postgresql = connection.dialect.name == "postgresql"
+    held: set[int] = set()  # cases in no cluster, their rows locked
+    locked: dict[int, object] = {}
+    if on_postgresql:
+        for row in connection.execute(_LOCK_LONE_CASES_AND_CLUSTERS_OF_CASE, parameters):
+            if row.lone:
+                held.add(row.id)
+            else:
+                locked[row.id] = row
+    else:
+        locked = {row.id: row for row in connection.execute(_LOCK_CLUSTERS_OF_CASE, parameters)}
     for _ in range(4):
         rows = connection.execute(_INVOLVED_CASES, parameters).mappings().all()
         unlocked = {row["cluster_id"] for row in rows if row["cluster_id"] is not None} - locked.keys()
-        if not unlocked:
+        # in no cluster, not locked: one a cluster lost since (a split), or a link committed since
+        unheld = {row["case_id"] for row in rows if row["cluster_id"] is None} - held if on_postgresql else set()
+        if not unlocked and not unheld:
             break
-        locked |= {row.id: row for row in connection.execute(_LOCK_CLUSTERS, {"clusters": sorted(unlocked)})}
+        _lock_cases(connection, unheld)
+        held |= unheld
+        if unlocked:
+            locked |= {row.id: row for row in connection.execute(_LOCK_CLUSTERS, {"clusters": sorted(unlocked)})}
     members, unclustered = {}, []
     for row in rows:
         if row["cluster_id"] is not None:
@@ -343,7 +412,7 @@ _MEMBER_COLUMNS = tuple(column.name for column in _MEMBER_FACTS)
 
 @dataclass(frozen=True)
 class ClusterJoin:
-    cluster_id: int
+    cluster_id: int | None  # None: the case links to no other case and is in no cluster
     joined: bool  # the case is now linked to cases it was not linked to before
 
 
@@ -356,14 +425,17 @@ def join_clusters(
     alert_policy: ClusterAlertPolicy | None = None,
 ) -> ClusterJoin:
     """Put a case in the cluster of every case it links to, merging their clusters if it bridges
-    several (the caller commits). Five round trips when a case joins one cluster, whatever its size:
-    the clusters locked, the cases read, their force totals read, the member row and the totals
-    written; a merge moves the members of the smaller clusters into the largest and adds up their
-    stored totals. Every statement takes the one case id, so each is prepared once per connection."""
+    several (the caller commits); a case linked to none is left in none. Five round trips when a case
+    joins one cluster, whatever its size: the clusters (and cases in none) locked, the cases read,
+    their force totals read, the member row and the totals written; a merge moves the members of
+    the smaller clusters into the largest and adds up their stored totals. Every statement takes the one
+    case id, so each is prepared once per connection."""
     connection = session.connection()
     involved = _lock_clusters_of_case(session, case_id, max_image_distance)
     members, clusters = involved.members, involved.clusters
     others = involved.references.keys() - {case_id}
+    if not clusters and not others:  # linked to no other case: no cluster, no rows
+        return ClusterJoin(None, joined=False)
     if clusters:
         survivor = min(clusters, key=lambda cluster: (-clusters[cluster].size, cluster))
     else:
@@ -637,6 +709,9 @@ def recluster(session: Session, case_ids: list[int], *, now: datetime, max_image
     components = sorted(connected_components(existing, edges), key=lambda component: (-len(component), min(component)))
     result: list[int] = []
     for component, kept in zip(components, ids_kept_after_split(components, cluster_of), strict=True):
+        if kept is None and len(component) == 1:  # linked to no other case now: in no cluster
+            session.execute(sa.delete(_MEMBERS).where(_MEMBERS.c.case_id.in_(sorted(component))))
+            continue
         cluster_id = kept
         if cluster_id is None:
             cluster_id = session.execute(
@@ -664,7 +739,8 @@ def recluster(session: Session, case_ids: list[int], *, now: datetime, max_image
 
 def rebuild_clusters(session: Session, *, now: datetime, max_image_distance: int) -> int:
     """Every cluster worked out again from the links (after links are corrected, or for cases that
-    predate clusters). Returns the number of clusters of two or more cases."""
+    predate clusters); a case linked to no other is left in none, as intake leaves it. Returns the
+    number of clusters (of two or more cases)."""
     case_ids = list(session.execute(sa.select(_CASES.c.id)).scalars())
     edges = neighbours_of(session, case_ids, max_image_distance) if case_ids else set()
     session.execute(sa.delete(_MEMBERS))
@@ -673,6 +749,8 @@ def rebuild_clusters(session: Session, *, now: datetime, max_image_distance: int
     linked = 0
     per_cluster: dict[int, dict[str, ClusterTotals]] = {}
     for component in connected_components(case_ids, edges):
+        if len(component) < 2:
+            continue
         cluster_id = session.execute(
             sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id),
             {"size": len(component), "created_at": now, "updated_at": now},
@@ -683,7 +761,7 @@ def rebuild_clusters(session: Session, *, now: datetime, max_image_distance: int
         for row in rows:
             force, totals = _member_totals(row)
             by_force.setdefault(force, ClusterTotals()).add(totals)
-        linked += len(component) > 1
+        linked += 1
     _write_totals(session, per_cluster, now)
     return linked
 
@@ -775,11 +853,16 @@ def list_clusters(
     return _views(session, rows, forces)
 
 
-def cluster_of_case(session: Session, case_id: int, forces: tuple[str, ...] | None) -> ClusterView | None:
-    """The case's cluster as the key sees it (the key may see the case itself)."""
-    member = session.execute(sa.select(*_MEMBER_FACTS).where(_MEMBERS.c.case_id == case_id)).mappings().first()
+_MEMBER_OF_CASE = sa.select(*_MEMBER_FACTS).where(_MEMBERS.c.case_id == sa.bindparam("case_id"))
+
+
+def cluster_of_case(session: Session, case_id: int, forces: tuple[str, ...] | None, *, now: datetime) -> ClusterView:
+    """The case's cluster as the key sees it (the key may see the case itself). A case in none, linked to
+    no other case, is given its cluster of one now, in the caller's transaction: the id answered stays
+    the cluster's when the case is linked later (a join keeps the largest cluster's id, and the oldest)."""
+    member = session.execute(_MEMBER_OF_CASE, {"case_id": case_id}).mappings().first()
     if member is None:
-        return None
+        member = _cluster_of_one(session, case_id, now)
     rows = session.execute(_page(forces, only=member["cluster_id"])).all()
     if rows:
         return _views(session, rows, forces)[0]
@@ -795,6 +878,25 @@ def cluster_of_case(session: Session, case_id: int, forces: tuple[str, ...] | No
         money=alone.money,
         forces=[force] if force else [],
     )
+
+
+def _cluster_of_one(session: Session, case_id: int, now: datetime):
+    """The case's member row, made with a cluster of one unless a join or another reader made it first:
+    they write it holding the case's row (join_clusters), so it is read again once that is held."""
+    connection = session.connection()
+    if connection.dialect.name == "sqlite":  # the write lock now (one writer at a time), as hold_case
+        connection.execute(sa.update(_CASES).where(_CASES.c.id == case_id).values(id=_CASES.c.id))
+    else:
+        _lock_cases(connection, [case_id])
+    member = connection.execute(_MEMBER_OF_CASE, {"case_id": case_id}).mappings().first()
+    if member is not None:
+        return member
+    cluster_id = connection.execute(
+        sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 1, "created_at": now, "updated_at": now}
+    ).scalar_one()
+    (member,) = _member_rows(session, [case_id], cluster_id)
+    connection.execute(sa.insert(_MEMBERS), member)
+    return member
 
 
 def member_cases(session: Session, cluster_id: int, forces: tuple[str, ...] | None) -> list[Case]:

@@ -3,7 +3,8 @@
 On PostgreSQL a case that repeats no earlier identifier is kept by one statement (`keep_new_case`):
 one round trip, its own transaction. Every other case is kept by `keep_case` in an explicit transaction.
 The statement writes what the rest of the service would write for such a case (flag rows, identifiers,
-audit row, alert, idempotency record, a cluster of its own): tests/api run every path on both databases.
+audit row, alert, idempotency record; no cluster rows, as a case linked to no other case is in no cluster:
+service.storage.clusters): tests/api run every path on both databases.
 """
 
 from __future__ import annotations
@@ -46,7 +47,6 @@ class CaseToKeep:
     evidence_rows: list[dict]  # column → value for "evidence", less case_id
     audit_row: dict  # column → value for "audit_event", less case_id
     alert_payload: dict | None  # queued with the case when it is urgent and alerts are on
-    money_paid: dict  # currency → amount, as its cluster membership adds it up
     submitted_by_live_key: str | None  # the key must still be live when the case is written
 
 
@@ -103,15 +103,8 @@ WITH shared AS (
          AS kept(type, value, normalized, platform, handle)
 ), audit AS (
     INSERT INTO audit_event (at, actor, action, case_id, request_id, client_request_id)
-    SELECT $7::timestamptz, $20::text, $21::text, new_case.id, $22::text, $27::text FROM new_case
-){alert}, cluster AS (
-    -- linked to no other case, it is a cluster of its own (service.storage.clusters.join_clusters)
-    INSERT INTO cluster (size, created_at, updated_at) SELECT 1, $7::timestamptz, $7::timestamptz FROM new_case
-    RETURNING id
-), member AS (
-    INSERT INTO cluster_member (case_id, cluster_id, police_force, child_victim, money, reported_at)
-    SELECT new_case.id, cluster.id, $11::text, $25::boolean, $26::jsonb, $7::timestamptz FROM new_case, cluster
-)
+    SELECT $7::timestamptz, $20::text, $21::text, new_case.id, $22::text, $26::text FROM new_case
+){alert}
 SELECT (SELECT id FROM new_case) AS case_id,
        EXISTS (SELECT 1 FROM shared) AS repeats_identifiers,
        EXISTS (SELECT 1 FROM live) AS key_live
@@ -189,7 +182,6 @@ async def keep_new_case(
         URGENT_EVENT,
         _json(case.alert_payload) if case.alert_payload is not None else None,
         row["victim_was_under_18"],
-        _json(case.money_paid),
         audit["client_request_id"],
     )
     found = await driver.fetchrow(statement, *(arguments[index] for index in taken))

@@ -306,7 +306,8 @@ class Cluster(SQLModel, table=True):
     """An offender network: a connected component of cases linked by identifiers or images. Kept up to
     date as cases, identifiers, evidence and corrections arrive, in their transaction
     (service.storage.clusters). A cluster of two or more cases also keeps what it adds up to over all
-    its cases (here) and per police force (ClusterForce); a cluster of one is its one member row."""
+    its cases (here) and per police force (ClusterForce); a cluster of one is its one member row. A case
+    linked to no other case is in none until its cluster is asked for (no rows for nine cases in ten)."""
 
     __tablename__ = "cluster"
     __table_args__ = (

@@ -16,7 +16,7 @@ from service.domain.clusters import money_sum
 from service.settings import Settings
 from service.storage.clusters import list_clusters, rebuild_clusters
 from service.storage.database import session_scope
-from service.storage.models import ClusterMember, WebhookDelivery, utc_now
+from service.storage.models import Case, Cluster, ClusterMember, WebhookDelivery, utc_now
 from service.storage.retention import Expired, erase_case
 from tests.support.apps import BACKENDS, app_client, fresh_database_url
 from tests.support.cases import MINIMAL_CASE, unique_force, unique_mtcn
@@ -95,6 +95,71 @@ def test_a_case_that_bridges_two_clusters_merges_them_keeping_the_larger_ones_id
     merged = case_cluster(client, keys.analyst, d["reference"])["cluster"]
     assert merged["id"] == larger and merged["cases"] == 6
     assert {item["normalized"] for item in merged["joining_identifiers"]} == {left, right}
+
+
+def cluster_rows_of(app, reference: str) -> tuple[list[int], int]:
+    """The case's member rows' clusters, and how many clusters have no member at all."""
+    with session_scope(app.state.engine) as session:
+        case_id = session.exec(sa.select(Case.id).where(Case.reference == reference)).scalar_one()
+        clusters = list(session.exec(sa.select(ClusterMember.cluster_id).where(ClusterMember.case_id == case_id)))
+        orphans = session.exec(
+            sa.select(sa.func.count())
+            .select_from(Cluster)
+            .where(~sa.exists().where(ClusterMember.cluster_id == Cluster.id))
+        ).scalar_one()
+    return [row[0] for row in clusters], orphans
+
+
+def test_a_case_linked_to_no_other_case_is_kept_with_no_cluster_rows_on_every_intake_path(client, keys, new_case):
+    by_json = new_case(identifiers=[{"type": "mtcn", "value": unique_mtcn()}])  # PostgreSQL: the one statement
+    with_a_file = client.post(  # a report with files: the explicit transaction, and its join
+        "/v1/cases",
+        headers=bearer(keys.submitter),
+        data={"reporter.relationship": "self", "account": "Synthetic report with a screenshot"},
+        files=[
+            ("evidence", ("bait.jpg", encoded(synthetic_picture(random.SystemRandom().randrange(10**9))), "image/jpeg"))
+        ],
+    )
+    assert with_a_file.status_code == 201, with_a_file.text
+    later_identifier = new_case()
+    added = client.post(  # an identifier no other case holds: a join that finds nothing
+        f"/v1/cases/{later_identifier['reference']}/identifiers",
+        headers=bearer(later_identifier["reporter_token"]),
+        json={"type": "mtcn", "value": unique_mtcn()},
+    )
+    assert added.status_code == 201, added.text
+    for case in (by_json, with_a_file.json(), later_identifier):
+        assert cluster_rows_of(client.app, case["reference"]) == ([], 0)
+
+
+def test_a_lone_cases_cluster_of_one_is_answered_as_before_and_keeps_its_id_when_the_case_is_linked(
+    client, keys, new_case
+):
+    mtcn = unique_mtcn()
+    lone = new_case(
+        identifiers=[{"type": "mtcn", "value": mtcn}],
+        victim={"age": 15},
+        payments=[{"amount": "40", "currency": "GBP"}],
+    )
+    answer = case_cluster(client, keys.analyst, lone["reference"])
+    cluster = answer["cluster"]
+    assert isinstance(cluster["id"], int) and cluster["id"] > 0
+    assert (cluster["cases"], cluster["hidden_cases"], cluster["victims"], cluster["child_victims"]) == (1, 0, 1, 1)
+    assert cluster["money"] == {"GBP": "40"} and cluster["first_seen"] == cluster["last_seen"]
+    assert cluster["joining_identifiers"] == [] and cluster["image_links"] == 0
+    assert [case["reference"] for case in answer["cases"]] == [lone["reference"]] and answer["links"] == []
+    assert cluster_rows_of(client.app, lone["reference"]) == ([cluster["id"]], 0)  # made by the first read
+    assert case_cluster(client, keys.analyst, lone["reference"]) == answer
+    listed = client.get("/v1/clusters", params={"limit": 200}, headers=bearer(keys.analyst)).json()["clusters"]
+    assert cluster["id"] not in {c["id"] for c in listed}  # a cluster of one is never listed
+
+    new_case(identifiers=[{"type": "mtcn", "value": mtcn}])
+    joined = case_cluster(client, keys.analyst, lone["reference"])["cluster"]
+    assert (joined["id"], joined["cases"], joined["victims"], joined["child_victims"]) == (cluster["id"], 2, 2, 1)
+    assert cluster["id"] in {
+        c["id"]
+        for c in client.get("/v1/clusters", params={"limit": 200}, headers=bearer(keys.analyst)).json()["clusters"]
+    }
 
 
 def test_clusters_are_listed_most_harm_first_and_paged(client, keys, new_case):
