@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from service.domain.sharing import SharedCase, SharedIdentifier
 from service.storage.export import stream_cases
-from service.storage.models import Case, ClusterMember, Identifier
+from service.storage.models import Case, Cluster, ClusterMember, Identifier
 from service.storage.search import CaseFilters
 
 _BATCH = 500
@@ -16,7 +16,8 @@ _BATCH = 500
 
 def shareable_cases(session: Session, filters: CaseFilters, *, without_consent: bool = False) -> list[SharedCase]:
     """Matching cases with consent_to_share (every matching case given `without_consent`), oldest first,
-    with their identifiers and cluster."""
+    with their identifiers and cluster: of two or more cases, as a case linked to no other is in none
+    (a cluster of one may still be stored for it, service.storage.clusters)."""
     references = [
         case["reference"]
         for case in stream_cases(session, filters)
@@ -28,7 +29,7 @@ def shareable_cases(session: Session, filters: CaseFilters, *, without_consent: 
         rows = session.execute(
             sa.select(
                 Case.reference,
-                ClusterMember.cluster_id,
+                sa.case((Cluster.size >= 2, ClusterMember.cluster_id)),
                 Identifier.type,
                 Identifier.normalized,
                 Identifier.platform,
@@ -36,6 +37,7 @@ def shareable_cases(session: Session, filters: CaseFilters, *, without_consent: 
             )
             .select_from(Case)
             .outerjoin(ClusterMember, ClusterMember.case_id == Case.id)
+            .outerjoin(Cluster, Cluster.id == ClusterMember.cluster_id)
             .outerjoin(Identifier, Identifier.case_id == Case.id)
             .where(Case.reference.in_(batch))
             .order_by(Identifier.id)

@@ -77,6 +77,25 @@ def test_a_stix_bundle_holds_the_consenting_cases_identifiers_grouped_by_network
     assert event["detail"]["cases"] == [first["reference"], second["reference"]]  # only the shared ones
 
 
+def test_a_case_linked_to_no_other_is_a_grouping_of_its_own_report_whether_or_not_its_cluster_was_read(
+    client, keys, new_case
+):
+    force = unique_force()
+    never_read = new_case(
+        police_force=force, consent_to_share=True, identifiers=[{"type": "mtcn", "value": unique_mtcn()}]
+    )
+    read = new_case(police_force=force, consent_to_share=True, identifiers=[{"type": "mtcn", "value": unique_mtcn()}])
+    seen = client.get(f"/v1/cases/{read['reference']}/cluster", headers=bearer(keys.analyst))  # its cluster of one
+    assert seen.status_code == 200 and seen.json()["cluster"]["cases"] == 1
+
+    response = export(client, keys.analyst, format="stix", force=force)
+    assert response.status_code == 200, response.text
+    groupings = [obj for obj in stix2.parse(response.text, allow_custom=True).objects if obj["type"] == "grouping"]
+    assert sorted(grouping["name"] for grouping in groupings) == sorted(
+        f"Report {case['reference']}" for case in (never_read, read)
+    )
+
+
 def test_ndjson_version_2_has_json_arrays_and_version_1_announces_its_sunset(client, keys, new_case):
     force, mtcn = unique_force(), unique_mtcn()
     created = new_case(
