@@ -425,9 +425,10 @@ def join_clusters(
     alert_policy: ClusterAlertPolicy | None = None,
 ) -> ClusterJoin:
     """Put a case in the cluster of every case it links to, merging their clusters if it bridges
-    several (the caller commits); a case linked to none is left in none. Five round trips when a case
-    joins one cluster, whatever its size: the clusters (and cases in none) locked, the cases read,
-    their force totals read, the member row and the totals written; a merge moves the members of
+    several (the caller commits); a case linked to none is left in none. Four round trips on PostgreSQL
+    when a case joins one cluster, whatever its size, or makes one with cases in none: the clusters (and
+    cases in none) locked, the cases read, their force totals read, the member rows, the totals (and the
+    new cluster) written; a merge moves the members of
     the smaller clusters into the largest and adds up their stored totals. Every statement takes the one
     case id, so each is prepared once per connection."""
     connection = session.connection()
@@ -436,12 +437,7 @@ def join_clusters(
     others = involved.references.keys() - {case_id}
     if not clusters and not others:  # linked to no other case: no cluster, no rows
         return ClusterJoin(None, joined=False)
-    if clusters:
-        survivor = min(clusters, key=lambda cluster: (-clusters[cluster].size, cluster))
-    else:
-        survivor = connection.execute(
-            sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 0, "created_at": now, "updated_at": now}
-        ).scalar_one()
+    survivor = _surviving_cluster(connection, clusters, now)
     absorbed = [cluster for cluster in clusters if cluster != survivor]
     missing = [{**row, "cluster_id": survivor} for row in involved.unclustered]
     joined = (
@@ -476,7 +472,7 @@ def join_clusters(
         force_rows = _force_total_rows(survivor, survivor_rows, by_force)
         forces = (survivor_rows.keys() | by_force.keys()) - {NO_FORCE}
     totals = {"target": survivor, "size": base.cases, "updated_at": now, **_columns(base)}
-    _write_join(connection, missing, force_rows, totals)
+    survivor = _write_join(connection, missing, force_rows, totals)
     if (
         joined
         and alert_policy is not None
@@ -497,6 +493,18 @@ def join_clusters(
             },
         )
     return ClusterJoin(survivor, joined=joined)
+
+
+def _surviving_cluster(connection, clusters: dict, now: datetime) -> int | None:
+    """The largest cluster (the oldest of the largest); with none, a new one (on PostgreSQL None: the
+    join's write makes it, in the same round trip)."""
+    if clusters:
+        return min(clusters, key=lambda cluster: (-clusters[cluster].size, cluster))
+    if connection.dialect.name == "postgresql":
+        return None
+    return connection.execute(
+        sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 0, "created_at": now, "updated_at": now}
+    ).scalar_one()
 
 
 def _taken_over(
@@ -554,31 +562,42 @@ def _typed(names: tuple[str, ...], kind) -> list:
     return [sa.bindparam(name, type_=kind) for name in names]
 
 
-# PostgreSQL: what a join writes (the new member rows, the force totals, the cluster's totals) in one
-# statement, one round trip, not three. JSON goes as text: None stays SQL NULL, never JSON null.
+# PostgreSQL: what a join writes (the new member rows, the force totals, the cluster's totals; the
+# cluster itself when the cases joined were in none, `:target` NULL) in one statement, one round trip,
+# not three or four. A row inserted by one part is not seen by another's UPDATE: a new cluster is
+# inserted with its totals. JSON goes as text: None stays SQL NULL, never JSON null.
 _WRITE_JOIN_ON_POSTGRESQL = sa.text("""
-WITH members AS (
+WITH made AS (
+    INSERT INTO cluster (size, victims, child_victims, money, first_seen, last_seen, created_at, updated_at)
+    SELECT :size, :victims, :child_victims, CAST(:money AS jsonb), :first_seen, :last_seen, :updated_at, :updated_at
+    WHERE CAST(:target AS integer) IS NULL
+    RETURNING id
+), target AS (
+    SELECT id FROM made UNION ALL SELECT CAST(:target AS integer) WHERE CAST(:target AS integer) IS NOT NULL
+), members AS (
     INSERT INTO cluster_member (case_id, cluster_id, police_force, child_victim, money, reported_at, duplicate)
-    SELECT kept.case_id, kept.cluster_id, kept.police_force, kept.child_victim, kept.money::jsonb, kept.reported_at,
+    SELECT kept.case_id, target.id, kept.police_force, kept.child_victim, kept.money::jsonb, kept.reported_at,
            kept.duplicate
-    FROM unnest(:member_cases, :member_clusters, :member_forces, :member_children, :member_money,
-                :member_reported_at, :member_duplicates)
-         AS kept(case_id, cluster_id, police_force, child_victim, money, reported_at, duplicate)
+    FROM target, unnest(:member_cases, :member_forces, :member_children, :member_money, :member_reported_at,
+                        :member_duplicates) AS kept(case_id, police_force, child_victim, money, reported_at, duplicate)
 ), forces AS (
     INSERT INTO cluster_force (cluster_id, police_force, cases, victims, child_victims, money, first_seen, last_seen)
-    SELECT :target, kept.police_force, kept.cases, kept.victims, kept.child_victims, kept.money::jsonb,
+    SELECT target.id, kept.police_force, kept.cases, kept.victims, kept.child_victims, kept.money::jsonb,
            kept.first_seen, kept.last_seen
-    FROM unnest(:force_names, :force_cases, :force_victims, :force_children, :force_money, :force_first_seen,
-                :force_last_seen) AS kept(police_force, cases, victims, child_victims, money, first_seen, last_seen)
+    FROM target, unnest(:force_names, :force_cases, :force_victims, :force_children, :force_money,
+                        :force_first_seen, :force_last_seen)
+         AS kept(police_force, cases, victims, child_victims, money, first_seen, last_seen)
     ON CONFLICT (cluster_id, police_force) DO UPDATE
     SET cases = excluded.cases, victims = excluded.victims, child_victims = excluded.child_victims,
         money = excluded.money, first_seen = excluded.first_seen, last_seen = excluded.last_seen
+), updated AS (
+    UPDATE cluster SET size = :size, victims = :victims, child_victims = :child_victims, money = CAST(:money AS jsonb),
+                       first_seen = :first_seen, last_seen = :last_seen, updated_at = :updated_at
+    WHERE id = :target
 )
-UPDATE cluster SET size = :size, victims = :victims, child_victims = :child_victims, money = CAST(:money AS jsonb),
-                   first_seen = :first_seen, last_seen = :last_seen, updated_at = :updated_at
-WHERE id = :target
+SELECT id FROM target
 """).bindparams(
-    *_typed(("member_cases", "member_clusters"), postgresql.ARRAY(sa.Integer)),
+    *_typed(("member_cases",), postgresql.ARRAY(sa.Integer)),
     *_typed(("member_forces", "member_money", "force_names", "force_money"), postgresql.ARRAY(sa.Text)),
     *_typed(("member_children", "member_duplicates"), postgresql.ARRAY(sa.Boolean)),
     *_typed(
@@ -591,14 +610,14 @@ WHERE id = :target
 )
 
 
-def _write_join(connection, members: list[dict], force_rows: list[dict], totals: dict) -> None:
-    """The new member rows, the force totals (each upserted) and the cluster's totals."""
+def _write_join(connection, members: list[dict], force_rows: list[dict], totals: dict) -> int:
+    """The new member rows, the force totals (each upserted) and the cluster's totals; on PostgreSQL the
+    cluster too when `totals["target"]` is None. Returns the cluster's id."""
     if connection.dialect.name == "postgresql":
-        connection.execute(
+        return connection.execute(
             _WRITE_JOIN_ON_POSTGRESQL,
             {
                 "member_cases": [row["case_id"] for row in members],
-                "member_clusters": [row["cluster_id"] for row in members],
                 "member_forces": [row["police_force"] for row in members],
                 "member_children": [row["child_victim"] for row in members],
                 "member_money": [_json(row["money"]) for row in members],
@@ -615,14 +634,14 @@ def _write_join(connection, members: list[dict], force_rows: list[dict], totals:
                 **{name: totals[name] for name in ("first_seen", "last_seen", "updated_at")},
                 "money": _json(totals["money"]),
             },
-        )
-        return
+        ).scalar_one()
     if members:
         connection.execute(sa.insert(_MEMBERS), members)
     if force_rows:
         upsert = _UPSERT_FORCE_TOTALS[connection.dialect.name]
         connection.execute(upsert, force_rows[0] if len(force_rows) == 1 else force_rows)
     connection.execute(_SET_CLUSTER_TOTALS, totals)
+    return totals["target"]
 
 
 def _json(value: object) -> str:

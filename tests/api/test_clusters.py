@@ -162,6 +162,25 @@ def test_a_lone_cases_cluster_of_one_is_answered_as_before_and_keeps_its_id_when
     }
 
 
+def test_an_identifier_linking_two_lone_cases_makes_their_cluster_with_its_harm_added_up(client, keys, new_case):
+    mtcn = unique_mtcn()
+    first = new_case(identifiers=[{"type": "mtcn", "value": mtcn}], payments=[{"amount": "30", "currency": "GBP"}])
+    second = new_case(victim={"age": 14}, payments=[{"amount": "12", "currency": "GBP"}])
+    added = client.post(
+        f"/v1/cases/{second['reference']}/identifiers",
+        headers=bearer(second["reporter_token"]),
+        json={"type": "mtcn", "value": mtcn},
+    )
+    assert added.status_code == 201, added.text
+    (cluster_id,), orphans = cluster_rows_of(client.app, first["reference"])
+    assert cluster_rows_of(client.app, second["reference"]) == ([cluster_id], 0) and orphans == 0
+    cluster = case_cluster(client, keys.analyst, second["reference"])["cluster"]
+    assert (cluster["id"], cluster["cases"], cluster["victims"], cluster["child_victims"]) == (cluster_id, 2, 2, 1)
+    assert cluster["money"] == {"GBP": "42"}
+    listed = client.get("/v1/clusters", params={"limit": 200}, headers=bearer(keys.analyst)).json()["clusters"]
+    assert cluster_id in {c["id"] for c in listed}
+
+
 def test_clusters_are_listed_most_harm_first_and_paged(client, keys, new_case):
     mtcn = unique_mtcn()
     for age in (14, 30):
