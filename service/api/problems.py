@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from service.api.paths import documented_path
-from service.storage.database import DatabaseUnreachable
+from service.storage.database import DatabaseBusy, DatabaseUnreachable
 from service.storage.evidence import EvidenceRefused
 from service.storage.objects import ObjectStoreUnavailable
 
@@ -238,6 +238,16 @@ def install_problem_handlers(app: FastAPI) -> None:  # noqa: C901 - each handler
     async def _client_gone(_: Request, __: ClientDisconnect) -> JSONResponse:
         # Nobody is listening; the answer only keeps the logs and metrics honest (not a 500).
         return problem_response(400, "The request body was cut off before it was complete.", kind="incomplete-body")
+
+    @app.exception_handler(DatabaseBusy)
+    async def _database_busy(request: Request, _: DatabaseBusy) -> JSONResponse:
+        _log_outage("database_busy", request)
+        return problem_response(
+            503,
+            "Other changes to the same cases got in the way, more than once. Please try again; nothing was saved.",
+            kind="database-busy",
+            headers={"Retry-After": "1"},
+        )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeoutError)

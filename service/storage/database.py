@@ -234,6 +234,11 @@ class DatabaseUnreachable(Exception):
     """The database did not answer on a fresh connection either."""
 
 
+class DatabaseBusy(DatabaseUnreachable):
+    """PostgreSQL ended the transaction to settle a conflict with another, every time it was run: nothing
+    it did was kept, and the caller may send it again (met where an outage is, the form's page too)."""
+
+
 # What the asyncio drivers raise when a connection is dead or cannot be had (the server restarted, is
 # starting up or shutting down, the network dropped), raw or wrapped by SQLAlchemy.
 def _causes(error: BaseException | None) -> Iterator[BaseException]:
@@ -314,7 +319,9 @@ async def on_driver_retrying_once_on_disconnect(
 _TRANSACTION_CONFLICT_ATTEMPTS = 3
 
 
-def _is_transaction_conflict(error: BaseException | None) -> bool:
+def is_transaction_conflict(error: BaseException | None) -> bool:
+    """A deadlock or serialization failure PostgreSQL settled by ending this transaction (asyncpg's, as
+    SQLAlchemy wraps it; psycopg's are OperationalError, answered as an outage)."""
     return any(isinstance(cause, asyncpg.exceptions.TransactionRollbackError) for cause in _causes(error))
 
 
@@ -322,13 +329,15 @@ async def retrying_on_conflict(database: AsyncDatabase, work: Callable[[AsyncCon
     """As `retrying_once_on_disconnect`, and `work` runs again (up to three times in all) when PostgreSQL
     ended its transaction to settle a conflict with another: concurrent reports that link the same cases
     and merge the same clusters take row locks in an order no one statement can fix, and the loser of a
-    deadlock would otherwise be a 500 for a report that is perfectly good."""
+    deadlock would otherwise be a 500 for a report that is perfectly good. Ended every time: DatabaseBusy."""
     for attempt in range(1, _TRANSACTION_CONFLICT_ATTEMPTS + 1):
         try:
             return await retrying_once_on_disconnect(database, work)
         except Exception as error:  # noqa: BLE001 - sorted below: only a transaction conflict is retried
-            if attempt == _TRANSACTION_CONFLICT_ATTEMPTS or not _is_transaction_conflict(error):
+            if not is_transaction_conflict(error):
                 raise
+            if attempt == _TRANSACTION_CONFLICT_ATTEMPTS:
+                raise DatabaseBusy() from error
     raise AssertionError("unreachable")
 
 
