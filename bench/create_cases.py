@@ -9,7 +9,7 @@ running it twice on one database measures the same thing twice; repeat cases com
 Rates and latencies move with whatever else the machine is doing; CPU milliseconds per case, read from
 /proc for the app's process and for every PostgreSQL process, do not, and are the figures to compare.
 
-    .venv/bin/python bench/create_cases.py [--seconds 10] [--connections 32] [--quick]
+    .venv/bin/python bench/create_cases.py [--seconds 10] [--connections 32] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from urllib.parse import urlencode
 
@@ -90,6 +91,13 @@ class Measured:
 def options(argv: list[str] | None) -> argparse.Namespace:
     parser = load_parser()  # --connections is the high concurrency; the low one is 4
     parser.add_argument("--seed", type=int, default=1, help="seeds wrk's Lua random (which requests repeat)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="every row this many times, interleaved; each ratio is taken against the floor of its own round, "
+        "and the median of each figure is printed",
+    )
     parser.add_argument("--quick", action="store_true", help="only JSON at the high concurrency, and the floor")
     parser.add_argument(
         "--repeat-pool",
@@ -158,10 +166,17 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 return Measured(result, connections, app_ms, None)
             return Measured(result, connections, app_ms, sum(db_split.values()), db_split)
 
+        def new_earlier_cases(first: int) -> int:
+            for number in range(first, first + args.repeat_pool):
+                body = CASE_TEMPLATE.replace("{N}", f"{number % 10**10:010d}")
+                httpx.post(intake_base + "/v1/cases", content=body, headers={**JSON_HEADERS, **auth}).raise_for_status()
+            return first
+
         high, low = args.connections, 4
         cases_url = intake_base + "/v1/cases"
+        json_auth = {**JSON_HEADERS, **auth}
+
         try:
-            json_auth = {**JSON_HEADERS, **auth}
             warm_up(
                 args,
                 run_base,
@@ -170,73 +185,123 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 json_auth,
                 lambda: (analyze(environment["INTAKE_DATABASE_URL"]), analyze(floor_url)),
             )
-            rows: dict[str, Measured] = {}
-            levels = (high,) if args.quick or args.only else (low, high)
-            rows["echo"] = measure(
-                "bare FastAPI POST echo",
-                echo,
-                echo_base + "/echo",
-                high,
-                headers=JSON_HEADERS,
-                template=CASE_TEMPLATE,
-                database=False,
-            )
-            for connections in levels:
-                rows[f"floor c{connections}"] = measure(
-                    "floor: one INSERT+COMMIT, async psycopg",
-                    floor,
-                    floor_base + "/floor",
-                    connections,
-                    headers=JSON_HEADERS,
-                    template=CASE_TEMPLATE,
-                )
-                rows[f"json c{connections}"] = measure(
-                    "POST /v1/cases JSON", intake, cases_url, connections, headers=json_auth, template=CASE_TEMPLATE
-                )
-                if args.quick or args.only:
-                    continue
-                rows[f"idempotent c{connections}"] = measure(
-                    "POST /v1/cases JSON, Idempotency-Key",
-                    intake,
-                    cases_url,
-                    connections,
-                    headers=json_auth,
-                    template=CASE_TEMPLATE,
-                    numbered=numbering(idempotent=True),
-                )
-            if not args.quick:
-                rows[f"repeats c{high}"] = measure(
-                    "POST /v1/cases JSON, 10% repeat cases",
-                    intake,
-                    cases_url,
-                    high,
-                    headers=json_auth,
-                    template=CASE_TEMPLATE,
-                    numbered=numbering(repeat_fraction=0.10),
-                )
-            if not args.quick and not args.only:
-                rows[f"form c{high}"] = measure(
-                    "POST /v1/cases urlencoded form",
-                    intake,
-                    cases_url,
-                    high,
-                    headers={**FORM_HEADERS, **auth},
-                    template=FORM_TEMPLATE,
-                )
-                rows[f"multipart c{high}"] = measure(
-                    "POST /v1/cases multipart, no files",
-                    intake,
-                    cases_url,
-                    high,
-                    headers={**MULTIPART_HEADERS, **auth},
-                    template=MULTIPART_TEMPLATE,
-                )
+            processes = (echo, echo_base, floor, floor_base, intake, cases_url)
+            servers = Servers(measure, numbering, new_earlier_cases, run_base, auth, processes)
+            every_round = [one_round(round_index, args, servers) for round_index in range(args.rounds)]
         finally:
             for process in (echo, floor, intake):
                 process.terminate()
                 process.wait()
 
-    return report(rows, args, high, low)
+    return report(every_round, args, high, low)
+
+
+@dataclass(frozen=True)
+class Servers:
+    """What a round measures with: main's measuring, numbering and servers."""
+
+    measure: Callable[..., Measured]
+    numbering: Callable[..., Numbering]
+    new_earlier_cases: Callable[[int], int]
+    first_pool: int  # the earlier cases the warm-up made for the first round's repeats
+    auth: dict
+    processes: tuple
+
+
+def one_round(round_index: int, args: argparse.Namespace, servers: Servers) -> dict[str, Measured]:
+    """Every row once: the floor beside the rows measured against it."""
+    measure, numbering, auth = servers.measure, servers.numbering, servers.auth
+    echo, echo_base, floor, floor_base, intake, cases_url = servers.processes
+    high, low = args.connections, 4
+    json_auth = {**JSON_HEADERS, **auth}
+    rows: dict[str, Measured] = {}
+    levels = (high,) if args.quick or args.only else (low, high)
+    rows["echo"] = measure(
+        "bare FastAPI POST echo",
+        echo,
+        echo_base + "/echo",
+        high,
+        headers=JSON_HEADERS,
+        template=CASE_TEMPLATE,
+        database=False,
+    )
+    for connections in levels:
+        rows[f"floor c{connections}"] = measure(
+            "floor: one INSERT+COMMIT, async psycopg",
+            floor,
+            floor_base + "/floor",
+            connections,
+            headers=JSON_HEADERS,
+            template=CASE_TEMPLATE,
+        )
+        rows[f"json c{connections}"] = measure(
+            "POST /v1/cases JSON", intake, cases_url, connections, headers=json_auth, template=CASE_TEMPLATE
+        )
+        if args.quick or args.only:
+            continue
+        rows[f"idempotent c{connections}"] = measure(
+            "POST /v1/cases JSON, Idempotency-Key",
+            intake,
+            cases_url,
+            connections,
+            headers=json_auth,
+            template=CASE_TEMPLATE,
+            numbered=numbering(idempotent=True),
+        )
+    if not args.quick:
+        # Earlier cases of the round's own, so its repeats flag unflagged cases as the first round's do.
+        pool_first = servers.first_pool if round_index == 0 else servers.new_earlier_cases(numbering().first)
+        rows[f"repeats c{high}"] = measure(
+            "POST /v1/cases JSON, 10% repeat cases",
+            intake,
+            cases_url,
+            high,
+            headers=json_auth,
+            template=CASE_TEMPLATE,
+            numbered=replace(numbering(repeat_fraction=0.10), repeat_first=pool_first),
+        )
+    if not args.quick and not args.only:
+        rows[f"form c{high}"] = measure(
+            "POST /v1/cases urlencoded form",
+            intake,
+            cases_url,
+            high,
+            headers={**FORM_HEADERS, **auth},
+            template=FORM_TEMPLATE,
+        )
+        rows[f"multipart c{high}"] = measure(
+            "POST /v1/cases multipart, no files",
+            intake,
+            cases_url,
+            high,
+            headers={**MULTIPART_HEADERS, **auth},
+            template=MULTIPART_TEMPLATE,
+        )
+    return rows
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _median_row(measured: list[Measured]) -> Measured:
+    """Each figure's median over the rounds (requests and errors added up)."""
+    first = measured[0]
+    result = Result(
+        first.result.name,
+        _median([m.result.per_second for m in measured]),
+        _median([m.result.p50_ms for m in measured]),
+        _median([m.result.p99_ms for m in measured]),
+        sum(m.result.requests for m in measured),
+        sum(m.result.errors for m in measured),
+    )
+    db_cpu = None if first.db_cpu_ms is None else _median([m.db_cpu_ms for m in measured])
+    split = None
+    if first.db_split_ms is not None:
+        split = {kind: _median([m.db_split_ms[kind] for m in measured]) for kind in first.db_split_ms}
+    return Measured(result, first.connections, _median([m.app_cpu_ms for m in measured]), db_cpu, split)
 
 
 def warm_up(args: argparse.Namespace, run_base: int, numbering, urls: tuple[str, str], auth: dict, analyzed) -> None:
@@ -288,10 +353,17 @@ def wait_until_idle(pid: int, seconds: float = 10.0) -> None:
             return
 
 
-def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: int) -> list[Target]:
-    def ratio(key: str) -> float:
-        floor = rows[f"floor c{rows[key].connections}"].result.per_second
-        return rows[key].result.per_second / floor
+def report(every_round: list[dict[str, Measured]], args: argparse.Namespace, high: int, low: int) -> list[Target]:
+    # A ratio is taken within its round (against the floor measured beside it), then the median over the
+    # rounds: the machine's speed drifts over a run, and a floor from minutes before flatters or wrongs it.
+    def round_ratio(rows: dict[str, Measured], key: str, baseline: str | None = None) -> float:
+        baseline = baseline or f"floor c{rows[key].connections}"
+        return rows[key].result.per_second / rows[baseline].result.per_second
+
+    rows = {key: _median_row([one[key] for one in every_round]) for key in every_round[0]}
+
+    def ratio(key: str, baseline: str | None = None) -> float:
+        return _median([round_ratio(one, key, baseline) for one in every_round])
 
     table = [
         (
@@ -325,7 +397,10 @@ def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: 
                 str(result.errors),
             )
         )
-    print(f"wrk, {args.seconds}s each, one uvicorn worker per server, PostgreSQL fsync on; CPU per request from /proc")
+    print(
+        f"wrk, {args.seconds}s each, {args.rounds} interleaved rounds (medians), one uvicorn worker per server,"
+        " PostgreSQL fsync on; CPU per request from /proc"
+    )
     print(
         "PG CPU ms = backends (the connections' statements) + av (autovacuum workers: far more often on a"
         " bench's young database than on a deployment's) + bg (WAL writer, checkpointer, ended processes)"
@@ -345,7 +420,6 @@ def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: 
     if args.only == "repeats":
         targets.append(Target("create_cases", f"10% repeat cases ÷ floor, c{high}", ratio(f"repeats c{high}"), 0.30))
     elif not args.quick:
-        json_rate = json_high.result.per_second
         targets += [
             Target("create_cases", f"with Idempotency-Key ÷ floor, c{high}", ratio(f"idempotent c{high}"), 0.30),
             Target("create_cases", f"10% repeat cases ÷ floor, c{high}", ratio(f"repeats c{high}"), 0.30),
@@ -357,11 +431,11 @@ def report(rows: dict[str, Measured], args: argparse.Namespace, high: int, low: 
                 higher_is_better=False,
                 unit=" ms",
             ),
-            Target("create_cases", "urlencoded form ÷ JSON", rows[f"form c{high}"].result.per_second / json_rate, 0.8),
+            Target("create_cases", "urlencoded form ÷ JSON", ratio(f"form c{high}", f"json c{high}"), 0.8),
             Target(
                 "create_cases",
                 "multipart, no files ÷ JSON",
-                rows[f"multipart c{high}"].result.per_second / json_rate,
+                ratio(f"multipart c{high}", f"json c{high}"),
                 0.8,
             ),
         ]
