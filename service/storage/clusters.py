@@ -275,23 +275,30 @@ def _lock_clusters(session: Session, involved: list[int]) -> tuple[dict[int, dic
 
 
 _CASE_ID = sa.bindparam("case_id", type_=sa.Integer)
-_INVOLVED = sa.union(*_NEIGHBOURS_OF_ONE, sa.select(_CASE_ID.label("id"))).subquery("involved")
-# The clusters of a case and of every case it links to, locked lowest id first.
-_LOCK_CLUSTERS_OF_CASE = (
-    sa.select(_CLUSTERS)
-    .where(
-        _CLUSTERS.c.id.in_(sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(sa.select(_INVOLVED.c.id))))
+_INVOLVED_IDS = sa.union(*_NEIGHBOURS_OF_ONE, sa.select(_CASE_ID.label("id")))  # a case and those it links to
+_INVOLVED = _INVOLVED_IDS.subquery("involved")
+
+
+def _locked_clusters_of(involved):
+    """The clusters of these cases, locked lowest id first."""
+    return (
+        sa.select(_CLUSTERS)
+        .where(
+            _CLUSTERS.c.id.in_(sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(sa.select(involved.c.id))))
+        )
+        .order_by(_CLUSTERS.c.id)
+        .with_for_update()
     )
-    .order_by(_CLUSTERS.c.id)
-    .with_for_update()
-)
+
+
+_LOCK_CLUSTERS_OF_CASE = _locked_clusters_of(_INVOLVED)
 
 
 def _lock_lone_cases_and_clusters_of_case():
     """PostgreSQL: in one statement, the rows of the involved cases in no cluster (`lone` true: their id),
     then the involved clusters (`lone` false: the cluster row), each locked lowest id first. A CTE with
     a locking clause is run once, whole, when the UNION ALL reaches it: the cases first."""
-    involved = sa.union(*_NEIGHBOURS_OF_ONE, sa.select(_CASE_ID.label("id"))).cte("involved")
+    involved = _INVOLVED_IDS.cte("involved")
     in_no_cluster = ~sa.select(_MEMBERS.c.case_id).where(_MEMBERS.c.case_id == _CASES.c.id).exists()
     lone = (
         sa.select(_CASES.c.id)
@@ -300,15 +307,7 @@ def _lock_lone_cases_and_clusters_of_case():
         .with_for_update(key_share=True)
         .cte("lone")
     )
-    clusters = (
-        sa.select(_CLUSTERS)
-        .where(
-            _CLUSTERS.c.id.in_(sa.select(_MEMBERS.c.cluster_id).where(_MEMBERS.c.case_id.in_(sa.select(involved.c.id))))
-        )
-        .order_by(_CLUSTERS.c.id)
-        .with_for_update()
-        .cte("clusters")
-    )
+    clusters = _locked_clusters_of(involved).cte("clusters")
     empty = [sa.cast(sa.null(), column.type).label(column.name) for column in _CLUSTERS.c if column.name != "id"]
     return sa.union_all(
         sa.select(sa.true().label("lone"), lone.c.id, *empty),
@@ -495,6 +494,13 @@ def join_clusters(
     return ClusterJoin(survivor, joined=joined)
 
 
+def _new_cluster(connection, *, size: int, now: datetime) -> int:
+    """A new cluster row (its totals written by whoever fills it); its id."""
+    return connection.execute(
+        sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": size, "created_at": now, "updated_at": now}
+    ).scalar_one()
+
+
 def _surviving_cluster(connection, clusters: dict, now: datetime) -> int | None:
     """The largest cluster (the oldest of the largest); with none, a new one (on PostgreSQL None: the
     join's write makes it, in the same round trip)."""
@@ -502,9 +508,7 @@ def _surviving_cluster(connection, clusters: dict, now: datetime) -> int | None:
         return min(clusters, key=lambda cluster: (-clusters[cluster].size, cluster))
     if connection.dialect.name == "postgresql":
         return None
-    return connection.execute(
-        sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 0, "created_at": now, "updated_at": now}
-    ).scalar_one()
+    return _new_cluster(connection, size=0, now=now)
 
 
 def _taken_over(
@@ -733,9 +737,7 @@ def recluster(session: Session, case_ids: list[int], *, now: datetime, max_image
             continue
         cluster_id = kept
         if cluster_id is None:
-            cluster_id = session.execute(
-                sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 0, "created_at": now, "updated_at": now}
-            ).scalar_one()
+            cluster_id = _new_cluster(session, size=0, now=now)
         moving = sorted(case for case in component if case in cluster_of and cluster_of[case] != cluster_id)
         if moving:
             session.execute(sa.update(_MEMBERS).where(_MEMBERS.c.case_id.in_(moving)).values(cluster_id=cluster_id))
@@ -770,10 +772,7 @@ def rebuild_clusters(session: Session, *, now: datetime, max_image_distance: int
     for component in connected_components(case_ids, edges):
         if len(component) < 2:
             continue
-        cluster_id = session.execute(
-            sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id),
-            {"size": len(component), "created_at": now, "updated_at": now},
-        ).scalar_one()
+        cluster_id = _new_cluster(session, size=len(component), now=now)
         rows = _member_rows(session, sorted(component), cluster_id)
         session.execute(sa.insert(_MEMBERS), rows)
         by_force = per_cluster.setdefault(cluster_id, {})
@@ -910,9 +909,7 @@ def _cluster_of_one(session: Session, case_id: int, now: datetime):
     member = connection.execute(_MEMBER_OF_CASE, {"case_id": case_id}).mappings().first()
     if member is not None:
         return member
-    cluster_id = connection.execute(
-        sa.insert(_CLUSTERS).returning(_CLUSTERS.c.id), {"size": 1, "created_at": now, "updated_at": now}
-    ).scalar_one()
+    cluster_id = _new_cluster(connection, size=1, now=now)
     (member,) = _member_rows(session, [case_id], cluster_id)
     connection.execute(sa.insert(_MEMBERS), member)
     return member
