@@ -166,12 +166,6 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 return Measured(result, connections, app_ms, None)
             return Measured(result, connections, app_ms, sum(db_split.values()), db_split)
 
-        def new_earlier_cases(first: int) -> int:
-            for number in range(first, first + args.repeat_pool):
-                body = CASE_TEMPLATE.replace("{N}", f"{number % 10**10:010d}")
-                httpx.post(intake_base + "/v1/cases", content=body, headers={**JSON_HEADERS, **auth}).raise_for_status()
-            return first
-
         high, low = args.connections, 4
         cases_url = intake_base + "/v1/cases"
         json_auth = {**JSON_HEADERS, **auth}
@@ -186,7 +180,7 @@ def main(argv: list[str] | None = None) -> list[Target]:
                 lambda: (analyze(environment["INTAKE_DATABASE_URL"]), analyze(floor_url)),
             )
             processes = (echo, echo_base, floor, floor_base, intake, cases_url)
-            servers = Servers(measure, numbering, new_earlier_cases, run_base, auth, processes)
+            servers = Servers(measure, numbering, run_base, auth, processes)
             every_round = [one_round(round_index, args, servers) for round_index in range(args.rounds)]
         finally:
             for process in (echo, floor, intake):
@@ -202,7 +196,6 @@ class Servers:
 
     measure: Callable[..., Measured]
     numbering: Callable[..., Numbering]
-    new_earlier_cases: Callable[[int], int]
     first_pool: int  # the earlier cases the warm-up made for the first round's repeats
     auth: dict
     processes: tuple
@@ -250,7 +243,10 @@ def one_round(round_index: int, args: argparse.Namespace, servers: Servers) -> d
         )
     if not args.quick:
         # Earlier cases of the round's own, so its repeats flag unflagged cases as the first round's do.
-        pool_first = servers.first_pool if round_index == 0 else servers.new_earlier_cases(numbering().first)
+        pool_first = servers.first_pool
+        if round_index > 0:
+            pool_first = numbering().first
+            report_cases(cases_url, json_auth, range(pool_first, pool_first + args.repeat_pool))
         rows[f"repeats c{high}"] = measure(
             "POST /v1/cases JSON, 10% repeat cases",
             intake,
@@ -304,6 +300,13 @@ def _median_row(measured: list[Measured]) -> Measured:
     return Measured(result, first.connections, _median([m.app_cpu_ms for m in measured]), db_cpu, split)
 
 
+def report_cases(cases_url: str, headers: dict, numbers: range) -> None:
+    """One JSON case per number, one after another: the earlier cases a repeat mix repeats."""
+    for number in numbers:
+        body = CASE_TEMPLATE.replace("{N}", f"{number % 10**10:010d}")
+        httpx.post(cases_url, content=body, headers=headers).raise_for_status()
+
+
 def warm_up(args: argparse.Namespace, run_base: int, numbering, urls: tuple[str, str], auth: dict, analyzed) -> None:
     """The earlier cases the repeat mix repeats, then steady state, as a running service is: every pooled
     connection open, its statements prepared and its types read (asyncpg does that once per connection),
@@ -317,9 +320,7 @@ def warm_up(args: argparse.Namespace, run_base: int, numbering, urls: tuple[str,
     away, and a second, shorter pass makes them again."""
     floor_url, cases_url = urls
     warm_up_pool = run_base + args.repeat_pool
-    for number in range(run_base, warm_up_pool + args.repeat_pool):
-        body = CASE_TEMPLATE.replace("{N}", f"{number % 10**10:010d}")
-        httpx.post(cases_url, content=body, headers=auth).raise_for_status()
+    report_cases(cases_url, auth, range(run_base, warm_up_pool + args.repeat_pool))
     for seconds in (2, 1):
         repeating = replace(numbering(), repeat_fraction=0.5, repeat_first=warm_up_pool)
         for url, headers, numbered in (
