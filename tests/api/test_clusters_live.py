@@ -68,8 +68,7 @@ def test_cases_joining_and_merging_the_same_clusters_through_two_processes_at_on
         for sender in senders:
             sender.join(120)
 
-    logs = {name: (tmp_path / name / "server.log").read_text(errors="replace") for name in ("a", "b")}
-    troubles = "\n".join(f"--- server {name}:\n{_troubles(log)}" for name, log in logs.items())
+    troubles = _servers_troubles(tmp_path)
     assert statuses == [201] * SENDERS * CASES_PER_SENDER, troubles
     assert "Traceback" not in troubles, troubles
     engine = create_database_engine(database_url)
@@ -124,8 +123,7 @@ def test_reports_and_reads_meeting_on_one_lone_case_through_two_processes_end_in
             else:
                 meeting.at_once(reads + links)
 
-    logs = {name: (tmp_path / name / "server.log").read_text(errors="replace") for name in ("a", "b")}
-    troubles = "\n".join(f"--- server {name}:\n{_troubles(log)}" for name, log in logs.items())
+    troubles = _servers_troubles(tmp_path)
     expected = sorted([200] * LONE_CASES * READERS + [201] * LONE_CASES * LINKERS)
     assert sorted(meeting.outcomes, key=str) == expected, troubles
     engine = create_database_engine(database_url)
@@ -209,6 +207,12 @@ def _one_cluster_of_every_holder(session, mtcn: str) -> int:
     ).one()
     assert tuple(totals) == (1 + LINKERS, 1 + LINKERS, 1, {"GBP": str(10 * LINKERS)})
     return cluster_id
+
+
+def _servers_troubles(tmp_path) -> str:
+    """Both servers' troubles (their logs are in tmp_path/a and tmp_path/b), for a failure message."""
+    logs = {name: (tmp_path / name / "server.log").read_text(errors="replace") for name in ("a", "b")}
+    return "\n".join(f"--- server {name}:\n{_troubles(log)}" for name, log in logs.items())
 
 
 def _troubles(log: str) -> str:
